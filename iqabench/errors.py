@@ -1,0 +1,38 @@
+"""Exceptions whose messages are meant for the person at the terminal.
+
+Each says what is wrong and what to do about it; the CLI prints them without a
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class IQABenchError(Exception):
+    """Base class of every error the CLI reports as a plain message."""
+
+
+class UnknownNameError(IQABenchError, KeyError):
+    """A model, dataset, trainer or option name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DuplicateNameError(IQABenchError):
+    """Two plugins registered the same name."""
+
+
+class SuiteError(IQABenchError):
+    """A suite file that does not follow the schema."""
+
+
+class DatasetNotFoundError(IQABenchError):
+    """A dataset root or label file that is missing."""
+
+
+class ImageLoadError(IQABenchError):
+    """An image that cannot be read or decoded."""
+
+
+class CheckpointError(IQABenchError):
+    """A checkpoint folder that is missing, incomplete or of the wrong kind."""

@@ -1,0 +1,112 @@
+"""The contract every IQA model plugin fulfils.
+
+A model turns decoded images into scores. Scoring is split in two so that the
+runner can do the expensive part of input preparation (decode, resize, crop)
+in worker processes while the model keeps the device busy:
+
+* :meth:`Model.preprocessor` returns a picklable callable, run in the workers,
+  that maps a decoded RGB ``PIL.Image`` to whatever the model consumes;
+* :meth:`Model.score_batch` scores a list of such prepared inputs.
+
+:meth:`Model.score` chains both for callers that hold PIL images.
+
+A model that cannot score an image returns :meth:`Score.failure` for it. It
+never substitutes a default, random or mean value: failures are counted and
+shown in the leaderboards.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from PIL import Image
+
+Preprocessing = Literal["full-resolution", "resize", "crop", "pad"]
+
+
+@dataclass(frozen=True)
+class Score:
+    """One image's outcome: a value, or the reason there is none."""
+
+    value: float | None
+    error: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def ok(cls, value: float, text: str | None = None) -> Score:
+        return cls(value=float(value), error=None, text=text)
+
+    @classmethod
+    def failure(cls, error: str, text: str | None = None) -> Score:
+        return cls(value=None, error=error, text=text)
+
+    @property
+    def failed(self) -> bool:
+        return self.value is None
+
+
+def identity(image: Image.Image) -> Image.Image:
+    return image
+
+
+class Model(ABC):
+    """Base class of IQA models.
+
+    Subclasses set the class attributes below and take their parameters as
+    explicit keyword arguments of ``__init__`` (with the paper's defaults), plus
+    ``device`` and ``dtype`` which every model accepts.
+    """
+
+    #: registry name, e.g. ``"niqe"``
+    name: ClassVar[str]
+    #: full-reference models need a reference image; iqabench benchmarks no-reference IQA
+    needs_reference: ClassVar[bool] = False
+    #: True when a lower score means better quality (NIQE, BRISQUE)
+    lower_better: ClassVar[bool] = False
+    #: the range of the model's own scores, as documented by its authors
+    score_range: ClassVar[tuple[float, float]]
+    #: what the model does to an image before it sees it
+    preprocessing: ClassVar[Preprocessing] = "full-resolution"
+    #: name of the trainer that writes checkpoints this model loads, if any
+    trainer: ClassVar[str | None] = None
+    #: True for models that write text (reasoning MLLMs)
+    generative: ClassVar[bool] = False
+
+    def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
+        self.device = device
+        self.dtype = dtype
+
+    def preprocessor(self) -> Callable[[Image.Image], Any]:
+        """A picklable callable run in decode workers; by default the PIL image itself."""
+        return identity
+
+    @abstractmethod
+    def score_batch(self, items: Sequence[Any]) -> list[Score]:
+        """Score prepared inputs; one :class:`Score` per input, in order."""
+
+    def score(self, images: Sequence[Image.Image]) -> list[Score]:
+        """Score decoded RGB images."""
+        prepare = self.preprocessor()
+        return self.score_batch([prepare(image) for image in images])
+
+    def num_parameters(self) -> int:
+        """Number of parameters (learned or fitted) the model carries."""
+        return 0
+
+    def input_resolution(self) -> str:
+        """What resolution the model actually sees, for the efficiency table."""
+        return "full" if self.preprocessing == "full-resolution" else "model-defined"
+
+    def config(self) -> dict[str, Any]:
+        """The settings that determine this model's scores, recorded with every result."""
+        return {"device": self.device, "dtype": self.dtype}
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so timings measure it."""
+        if str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()

@@ -1,0 +1,59 @@
+"""The contract every trainer plugin fulfils.
+
+A trainer takes a model's options and the training records of one or more
+datasets, writes a checkpoint folder, and returns the model options that load
+it (typically ``{"checkpoint": "<folder>"}``). The runner writes into a
+temporary folder and renames it when :meth:`Trainer.train` returns, so an
+interrupted training never leaves a folder a resume would trust.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from iqabench.dataset import Record
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The training records of one dataset and where its images are."""
+
+    name: str
+    root: Path
+    records: Sequence[Record]
+
+    def image_paths(self) -> list[Path]:
+        return [self.root / r.image for r in self.records]
+
+
+class Trainer(ABC):
+    """Base class of trainers. Hyper-parameters are keyword arguments of ``__init__``."""
+
+    #: registry name, e.g. ``"rali"``
+    name: ClassVar[str]
+    #: the model this trainer's checkpoints are for
+    model: ClassVar[str]
+
+    @abstractmethod
+    def train(
+        self,
+        model_options: dict[str, Any],
+        datasets: Sequence[TrainingSet],
+        out_dir: Path,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> dict[str, Any]:
+        """Train, write the checkpoint into ``out_dir`` and return the options that load it.
+
+        Returned paths may be absolute or relative to ``out_dir``; the runner
+        rewrites ``out_dir`` to its final location after the rename.
+        """
+
+    def config(self) -> dict[str, Any]:
+        """Hyper-parameters, recorded in the checkpoint's provenance."""
+        return {}

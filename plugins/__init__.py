@@ -1,0 +1,1 @@
+"""iqabench's built-in plugins, each registered through the ``iqabench`` entry-point group."""

@@ -1,0 +1,1 @@
+"""iqabench plugin: brisque (work in progress)."""

@@ -1,0 +1,1 @@
+"""iqabench plugin: clipiqa (work in progress)."""

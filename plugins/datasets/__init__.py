@@ -1,0 +1,1 @@
+"""iqabench plugin: datasets (work in progress)."""

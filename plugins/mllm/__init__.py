@@ -1,0 +1,1 @@
+"""iqabench plugin: mllm (work in progress)."""

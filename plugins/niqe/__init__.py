@@ -1,0 +1,1 @@
+"""iqabench plugin: niqe (work in progress)."""

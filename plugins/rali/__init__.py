@@ -1,0 +1,1 @@
+"""iqabench plugin: rali (work in progress)."""

@@ -1,0 +1,1 @@
+"""iqabench plugin: rl (work in progress)."""

@@ -1,0 +1,1 @@
+"""iqabench plugin: synthetic (work in progress)."""
