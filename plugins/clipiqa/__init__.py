@@ -1,1 +1,18 @@
-"""iqabench plugin: clipiqa (work in progress)."""
+"""iqabench plugin: CLIP-IQA (zero-shot) and CLIP-IQA+ (CoOp prompt learning), with the ``coop`` trainer.
+
+open_clip is imported only when a model is built, so listing plugins stays fast.
+"""
+
+from iqabench import hookimpl
+from iqabench_plugins.clipiqa.models import ClipIQA, ClipIQAPlus
+from iqabench_plugins.clipiqa.trainer import CoOpTrainer
+
+
+@hookimpl
+def iqabench_models():
+    return [ClipIQA, ClipIQAPlus]
+
+
+@hookimpl
+def iqabench_trainers():
+    return [CoOpTrainer]

@@ -1,1 +1,23 @@
-"""iqabench plugin: datasets (work in progress)."""
+"""iqabench plugin: the eight IQA datasets of the RALI paper, plus any DeQA-Score meta file.
+
+Each dataset reads its official release as distributed, or the DeQA-Score meta
+files that Q-Insight, DeQA-Score and RALI evaluate on; see docs/datasets.md.
+"""
+
+from iqabench import hookimpl
+from iqabench_plugins.datasets.agiqa3k import AGIQA3k
+from iqabench_plugins.datasets.csiq import CSIQ
+from iqabench_plugins.datasets.deqa_meta import DeqaMetaDataset
+from iqabench_plugins.datasets.kadid10k import KADID10k
+from iqabench_plugins.datasets.koniq10k import KonIQ10k
+from iqabench_plugins.datasets.livew import LiveWild
+from iqabench_plugins.datasets.pipal import PIPAL
+from iqabench_plugins.datasets.spaq import SPAQ
+from iqabench_plugins.datasets.tid2013 import TID2013
+
+DATASETS = (KonIQ10k, SPAQ, LiveWild, KADID10k, CSIQ, TID2013, PIPAL, AGIQA3k, DeqaMetaDataset)
+
+
+@hookimpl
+def iqabench_datasets() -> list[type]:
+    return list(DATASETS)

@@ -1,0 +1,54 @@
+"""An example third-party iqabench plugin: sharpness as the variance of the Laplacian.
+
+A classic focus measure (Pech-Pacheco et al., 2000): blur removes high
+frequencies, so the Laplacian of a blurred image varies less. It is a crude
+quality score, but a real one, and small enough to read in a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from iqabench import Model, Score, hookimpl
+
+
+def grey(image: Image.Image) -> np.ndarray:
+    """Luma in [0, 255] as float64 (runs in the decode workers)."""
+    return np.asarray(image.convert("L"), dtype=np.float64)
+
+
+class LaplacianSharpness(Model):
+    """Sharpness: log10 of the variance of the Laplacian of the grey image (higher is sharper)."""
+
+    name = "sharpness"
+    score_range = (0.0, 5.0)
+    preprocessing = "full-resolution"
+
+    def __init__(self, *, min_side: int = 8, device: str = "cpu", dtype: str = "float32") -> None:
+        super().__init__(device=device, dtype=dtype)
+        self.min_side = min_side
+
+    def preprocessor(self):
+        return grey
+
+    def score_batch(self, items: Sequence[np.ndarray]) -> list[Score]:
+        scores = []
+        for array in items:
+            if min(array.shape) < self.min_side:
+                scores.append(Score.failure(f"image smaller than {self.min_side} px on a side"))
+                continue
+            variance = float(ndimage.laplace(array).var())
+            scores.append(Score.ok(np.log10(1.0 + variance)))
+        return scores
+
+    def config(self) -> dict:
+        return {**super().config(), "min_side": self.min_side}
+
+
+@hookimpl
+def iqabench_models():
+    return [LaplacianSharpness]

@@ -1,0 +1,52 @@
+"""``iqabench list``: what the installed plugins provide."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tabulate import tabulate
+
+NAME = "list"
+HELP = "list registered models, datasets, trainers and converters"
+KINDS = {"models": "model", "datasets": "dataset", "trainers": "trainer", "converters": "converter"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="?", choices=sorted(KINDS), help="one kind (default: all)")
+    parser.add_argument("--json", action="store_true", help="a JSON list of objects with at least name and kind")
+
+
+def _describe(entry) -> dict:
+    info = entry.describe()
+    cls = entry.cls
+    if entry.kind == "model":
+        info.update(
+            lower_better=cls.lower_better,
+            score_range=list(getattr(cls, "score_range", ())),
+            preprocessing=cls.preprocessing,
+            generative=cls.generative,
+            trainer=cls.trainer,
+        )
+    elif entry.kind == "dataset":
+        info.update(title=cls.title, folder=cls.default_dir, official_count=cls.official_count)
+    elif entry.kind == "trainer":
+        info.update(model=getattr(cls, "model", None))
+    return info
+
+
+def run(args: argparse.Namespace) -> int:
+    from iqabench.registry import default_registry
+
+    registry = default_registry()
+    kinds = [KINDS[args.what]] if args.what else list(KINDS.values())
+    items = [_describe(entry) for kind in kinds for entry in registry.entries(kind)]
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    for kind in kinds:
+        rows = [[i["name"], i["plugin"], i["summary"]] for i in items if i["kind"] == kind]
+        print(f"{kind}s:")
+        print(tabulate(rows, headers=["name", "plugin", "summary"], tablefmt="simple") if rows else "  (none)")
+        print()
+    return 0

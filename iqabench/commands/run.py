@@ -1,0 +1,44 @@
+"""``iqabench run SUITE``: train, score, measure and write the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "run"
+HELP = "run a suite (train where asked, score, metrics, efficiency, leaderboard); re-runs resume"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", help="suite YAML file, e.g. suites/quickstart.yaml")
+    parser.add_argument("--data-root", help="folder holding the datasets (overrides the suite and $IQABENCH_DATA)")
+    parser.add_argument("--out", help="output folder (default: runs/<suite name>)")
+    parser.add_argument("--force", action="store_true", help="redo finished training and predictions")
+    parser.add_argument("--models", help="comma-separated model names or labels to run (default: all)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the suite)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from iqabench.runner import Runner
+    from iqabench.suite import load_suite
+
+    suite, digest = load_suite(args.suite)
+    out = Path(args.out) if args.out else Path("runs") / suite.name
+    runner = Runner(
+        suite,
+        Path(args.suite),
+        digest,
+        out,
+        data_root=args.data_root,
+        force=args.force,
+        only_models=[m.strip() for m in args.models.split(",")] if args.models else None,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    results = runner.run()
+    failed = [p for p in results["results"] if p["status"] != "ok"]
+    print(f"wrote {out / 'leaderboard.md'} and {out / 'results.json'}")
+    if failed:
+        print(f"{len(failed)} (model, test set) pair(s) did not finish; see {out / 'failures'} and {out / 'run.log'}")
+    return 1 if failed else 0

@@ -1,0 +1,266 @@
+"""Markdown leaderboards in the layout of the paper's tables.
+
+Accuracy: one row per model, one column per test set plus AVG, cells
+``PLCC / SRCC`` with the best in bold and the second underlined, as in Tables 2
+and 3 (cross-domain runs get in-domain and out-of-domain groups, each with its
+AVG). Cells say when a pair failed or when images went unscored. Efficiency,
+reported numbers (labelled "reported") and measured-minus-reported follow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tabulate import tabulate
+
+GROUP_TITLES = {"test": "", "in_domain": "In-domain", "out_of_domain": "Out-of-domain"}
+
+
+def _value(pair: dict[str, Any] | None, metric: str) -> float | None:
+    if not pair or pair.get("status") != "ok":
+        return None
+    entry = pair["metrics"][metric]
+    if entry.get("flag") or entry["value"] is None or not math.isfinite(entry["value"]):
+        return None
+    return float(entry["value"])
+
+
+def _rank_marks(values: list[float | None]) -> list[str]:
+    """'best', 'second' or '' for each value (ties share a mark)."""
+    present = sorted({v for v in values if v is not None}, reverse=True)
+    marks = []
+    for v in values:
+        if v is None or not present:
+            marks.append("")
+        elif v == present[0]:
+            marks.append("best")
+        elif len(present) > 1 and v == present[1]:
+            marks.append("second")
+        else:
+            marks.append("")
+    return marks
+
+
+def _fmt(value: float | None, mark: str) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.3f}"
+    if mark == "best":
+        return f"**{text}**"
+    if mark == "second":
+        return f"<u>{text}</u>"
+    return text
+
+
+def _columns(results: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(group, header, test key or None for AVG) in table order."""
+    columns = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for test in results["test_sets"]:
+        groups.setdefault(test["group"], []).append(test)
+    for group, tests in groups.items():
+        prefix = f"{GROUP_TITLES.get(group, group)}: " if GROUP_TITLES.get(group) else ""
+        for test in tests:
+            columns.append((group, prefix + test["label"], test["key"]))
+        if len(tests) > 1:
+            columns.append((group, prefix + "AVG", None))
+    return columns
+
+
+def _accuracy_table(results: dict[str, Any]) -> str:
+    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
+    models = results["models"]
+    columns = _columns(results)
+    grid: dict[tuple[str, int], tuple[float | None, float | None, str]] = {}
+    for model in models:
+        for col, (group, _, test_key) in enumerate(columns):
+            if test_key is not None:
+                pair = pairs.get((model["key"], test_key))
+                note = ""
+                if pair is None or pair["status"] == "missing":
+                    note = "not run"
+                elif pair["status"] == "failed":
+                    note = "failed (see failures/)"
+                else:
+                    if pair["unscored"]:
+                        note = f"{pair['unscored']} unscored"
+                    flags = {pair["metrics"][m].get("flag") for m in ("plcc", "srcc")} - {None}
+                    if flags:
+                        note = "; ".join(sorted(flags)) + (f"; {note}" if note else "")
+                grid[(model["key"], col)] = (_value(pair, "plcc"), _value(pair, "srcc"), note)
+            else:
+                members = [c for c, (g, _, k) in enumerate(columns) if g == group and k is not None]
+                cells = [grid[(model["key"], c)] for c in members]
+                if all(c[0] is not None and c[1] is not None for c in cells):
+                    grid[(model["key"], col)] = (
+                        sum(c[0] for c in cells) / len(cells),
+                        sum(c[1] for c in cells) / len(cells),
+                        "",
+                    )
+                else:
+                    grid[(model["key"], col)] = (None, None, "incomplete")
+    rows = []
+    marks: dict[tuple[str, int], tuple[str, str]] = {}
+    for col in range(len(columns)):
+        plcc_marks = _rank_marks([grid[(m["key"], col)][0] for m in models])
+        srcc_marks = _rank_marks([grid[(m["key"], col)][1] for m in models])
+        for model, pm, sm in zip(models, plcc_marks, srcc_marks):
+            marks[(model["key"], col)] = (pm, sm)
+    for model in models:
+        row = [model["label"]]
+        for col in range(len(columns)):
+            plcc, srcc, note = grid[(model["key"], col)]
+            pm, sm = marks[(model["key"], col)]
+            if plcc is None and srcc is None:
+                cell = note or "—"
+            else:
+                cell = f"{_fmt(plcc, pm)} / {_fmt(srcc, sm)}"
+                if note:
+                    cell += f" ({note})"
+            row.append(cell)
+        rows.append(row)
+    return tabulate(rows, headers=["Model"] + [c[1] for c in columns], tablefmt="github")
+
+
+def _efficiency_table(results: dict[str, Any]) -> str | None:
+    rows = []
+    for model in results["models"]:
+        eff = model.get("efficiency")
+        if not eff:
+            continue
+        memory = "—" if eff.get("peak_memory_mib") is None else f"{eff['peak_memory_mib']:.0f}"
+        rows.append(
+            [
+                model["label"],
+                f"{eff['parameters'] / 1e6:.2f} M" if eff["parameters"] >= 1e4 else str(eff["parameters"]),
+                eff["batch_size"],
+                f"{eff['ms_per_image']:.2f}",
+                f"{eff['images_per_second']:.1f}",
+                memory,
+                eff["input_resolution"],
+                f"{eff['device_name']} / {eff['dtype']}",
+            ]
+        )
+    if not rows:
+        return None
+    methods = sorted({m["efficiency"]["memory_method"] for m in results["models"] if m.get("efficiency")})
+    table = tabulate(
+        rows,
+        headers=["Model", "Params", "Batch", "ms / image", "images / s", "Peak memory (MiB)", "Input", "Device / dtype"],
+        tablefmt="github",
+    )
+    return (
+        table
+        + "\n\nLatency: model time only (inputs decoded beforehand), warm-up excluded, median over repeats, "
+        + f"device synchronised. Memory: {'; '.join(methods)}."
+    )
+
+
+def _reference_tables(results: dict[str, Any]) -> list[str]:
+    reference = results.get("reference")
+    if not reference:
+        return []
+    by_dataset = {}
+    for test in results["test_sets"]:
+        by_dataset.setdefault(test["dataset"], test["key"])
+    columns = [(t["key"], t["label"]) for t in results["test_sets"]]
+    reported: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+    sources = set()
+    for row in reference["rows"]:
+        key = by_dataset.get(row["dataset"])
+        if key is None:
+            continue
+        reported.setdefault(row["model"], {})[key] = (row["plcc"], row["srcc"])
+        if row.get("source"):
+            sources.add(row["source"])
+    if not reported:
+        return []
+
+    def cell(pair: tuple[float | None, float | None] | None) -> str:
+        if not pair:
+            return "—"
+        return " / ".join("—" if v is None else f"{v:.3f}" for v in pair)
+
+    rows = [[name] + [cell(values.get(k)) for k, _ in columns] for name, values in reported.items()]
+    out = [
+        "## Reported numbers (from the papers, not measured here)\n\n"
+        + f"Source: {'; '.join(sorted(sources)) or reference['file']}.\n\n"
+        + tabulate(rows, headers=["Model (reported)"] + [label for _, label in columns], tablefmt="github")
+    ]
+    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
+    diff_rows = []
+    for model in results["models"]:
+        name = model.get("reference")
+        if not name or name not in reported:
+            continue
+        row = [f"{model['label']} − {name} (reported)"]
+        for key, _ in columns:
+            measured = pairs.get((model["key"], key))
+            rep = reported[name].get(key)
+            mp, ms = _value(measured, "plcc"), _value(measured, "srcc")
+            if rep is None or mp is None or ms is None or rep[0] is None or rep[1] is None:
+                row.append("—")
+            else:
+                row.append(f"{mp - rep[0]:+.3f} / {ms - rep[1]:+.3f}")
+        diff_rows.append(row)
+    if diff_rows:
+        out.append(
+            "## Measured minus reported\n\n"
+            + tabulate(diff_rows, headers=["Model"] + [label for _, label in columns], tablefmt="github")
+        )
+    return out
+
+
+def _failures(results: dict[str, Any]) -> str | None:
+    lines = []
+    labels = {m["key"]: m["label"] for m in results["models"]}
+    tests = {t["key"]: t["label"] for t in results["test_sets"]}
+    for pair in results["results"]:
+        label = f"{labels.get(pair['model'], pair['model'])} on {tests.get(pair['test_set'], pair['test_set'])}"
+        if pair["status"] == "failed":
+            lines.append(f"- {label}: failed: {pair.get('error')} (traceback: `{pair.get('traceback')}`)")
+        elif pair["status"] == "ok" and pair["unscored"]:
+            reasons = "; ".join(f"{n}× {reason}" for reason, n in pair["failure_reasons"].items())
+            lines.append(f"- {label}: {pair['unscored']} of {pair['count']} images unscored ({reasons})")
+    for model in results["models"]:
+        training = model.get("training") or {}
+        if training.get("status") == "failed":
+            lines.append(f"- {model['label']}: training failed: {training.get('error')}")
+    return "\n".join(lines) if lines else None
+
+
+def render_leaderboard(results: dict[str, Any]) -> str:
+    suite = results["suite"]
+    prov = results["provenance"]
+    fit = {"none": "PLCC on raw predictions (no fitting)", "logistic4": "PLCC after a VQEG 4-parameter logistic fit"}
+    parts = [f"# {suite['name']}"]
+    if suite.get("description"):
+        parts.append(suite["description"].strip())
+    if suite.get("notes"):
+        parts.append(f"> **Note:** {suite['notes'].strip()}")
+    counts = ", ".join(f"{t['label']} {t['split']} ({t['count']} images)" for t in results["test_sets"])
+    parts.append(
+        f"Protocol: `{suite['protocol']}`. Cells are PLCC / SRCC; best **bold**, second <u>underlined</u>. "
+        f"{fit.get(suite['correlation'], suite['correlation'])}; SRCC on ranks. Lower-is-better models are negated "
+        f"before correlating. Test sets: {counts}. 95% bootstrap intervals ({suite['bootstrap']} resamples) are in "
+        "`results.json`."
+    )
+    parts.append("## Accuracy\n\n" + _accuracy_table(results))
+    efficiency = _efficiency_table(results)
+    if efficiency:
+        parts.append("## Efficiency\n\n" + efficiency)
+    parts.extend(_reference_tables(results))
+    failures = _failures(results)
+    if failures:
+        parts.append("## Failures and unscored images\n\n" + failures)
+    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v)
+    parts.append(
+        "## Provenance\n\n"
+        f"- Command: `{prov['command']}`\n"
+        f"- Suite: `{suite['file']}` (sha256 {suite['sha256'][:16]}…), seed {suite['seed']}, "
+        f"device {suite['device']}, dtype {suite['dtype']}, batch size {suite['batch_size']}\n"
+        f"- Git commit: {prov.get('git_commit') or 'unknown'}; created {prov['created']}\n"
+        f"- {prov['platform']}, Python {prov['python']}; {versions}"
+    )
+    return "\n\n".join(parts) + "\n"

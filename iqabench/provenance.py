@@ -1,0 +1,64 @@
+"""What produced a result: versions, commit, machine, command.
+
+Every results file carries this so a number can be traced back and rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("iqabench", "torch", "torchvision", "transformers", "open_clip_torch", "trl", "peft", "numpy", "scipy",
+            "scikit-learn", "pillow", "pandas")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(directory: Path | None = None) -> str | None:
+    """The commit of the repository holding ``directory`` (default: this package), with ``-dirty`` if modified."""
+    where = directory or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def fingerprint(value: Any) -> str:
+    """A short stable hash of JSON-serialisable settings."""
+    blob = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def run_provenance(command: list[str] | None = None) -> dict[str, Any]:
+    import torch
+
+    return {
+        "command": " ".join(command if command is not None else sys.argv),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "versions": package_versions(),
+    }

@@ -1,0 +1,190 @@
+"""Suites: benchmark protocols as validated data.
+
+A suite YAML says what to train on, what to test on, which models to compare
+and how to compute the numbers. It is read with ``yaml.safe_load`` and checked
+against the schema below; an error names the file, the field and what was
+expected (with a "did you mean" for misspelled fields).
+
+Two protocols, as in the paper:
+
+* ``single_domain`` (Table 2): train on one dataset's train split, test on a list;
+* ``cross_domain`` (Table 3): train on several; test sets grouped into
+  ``in_domain`` and ``out_of_domain``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from iqabench.errors import SuiteError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Preprocessing(_Strict):
+    """Resize applied to every image before the model's own preprocessing (none by default)."""
+
+    shorter_side: int | None = Field(default=None, gt=0)
+    max_side: int | None = Field(default=None, gt=0)
+
+
+class DatasetRef(_Strict):
+    """A dataset split. In YAML, a bare name (``koniq10k``) is short for ``{dataset: koniq10k}``."""
+
+    dataset: str
+    #: the split; default "train" for training sets and the dataset's own default for test sets
+    split: str | None = None
+    #: column label in the leaderboard; default the dataset's title
+    label: str | None = None
+    #: this dataset's folder, overriding ``<data root>/<default dir>``
+    root: str | None = None
+    #: keyword options of the dataset plugin (e.g. split_source: deqa)
+    options: dict[str, Any] = Field(default_factory=dict)
+    preprocessing: Preprocessing | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"dataset": value} if isinstance(value, str) else value
+
+
+class TrainSpec(_Strict):
+    datasets: list[DatasetRef] = Field(min_length=1)
+
+
+class CrossDomainTest(_Strict):
+    in_domain: list[DatasetRef] = Field(min_length=1)
+    out_of_domain: list[DatasetRef] = Field(default_factory=list)
+
+
+class ModelEntry(_Strict):
+    """One row of the leaderboard: a registered model with its options."""
+
+    name: str
+    #: row label; default the model name. Labels must be unique within a suite.
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: train with the suite's train datasets before scoring
+    train: bool = False
+    #: trainer name; default the model's own ``trainer``
+    trainer: str | None = None
+    trainer_options: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int | None = Field(default=None, gt=0)
+    #: the model's row name in the reference table, to show measured minus reported
+    reference: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class EfficiencySpec(_Strict):
+    enabled: bool = True
+    warmup: int = Field(default=1, ge=0)
+    repeats: int = Field(default=5, ge=1)
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    protocol: Literal["single_domain", "cross_domain"]
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = Field(default=8, gt=0)
+    num_workers: int = Field(default=2, ge=0)
+    #: ``none``: PLCC on raw predictions (pyiqa); ``logistic4``: after the VQEG logistic fit (DeQA-Score)
+    correlation: Literal["none", "logistic4"] = "none"
+    #: bootstrap resamples for 95% intervals; 0 disables
+    bootstrap: int = Field(default=1000, ge=0)
+    data_root: str | None = None
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    train: TrainSpec | None = None
+    test: list[DatasetRef] | CrossDomainTest
+    models: list[ModelEntry] = Field(min_length=1)
+    #: CSV of reported numbers, relative to the suite file (see leaderboards/reference/)
+    reference: str | None = None
+    efficiency: EfficiencySpec = Field(default_factory=EfficiencySpec)
+    #: shown at the top of the leaderboard
+    notes: str = ""
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps|auto", value):
+            raise ValueError("expected cpu, cuda, cuda:N, mps or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _protocol(self) -> Suite:
+        if self.protocol == "single_domain":
+            if not isinstance(self.test, list):
+                raise ValueError("single_domain expects `test` to be a list of datasets")
+            if self.train and len(self.train.datasets) != 1:
+                raise ValueError("single_domain trains on exactly one dataset; use cross_domain for several")
+        elif isinstance(self.test, list):
+            raise ValueError("cross_domain expects `test` with `in_domain` and `out_of_domain` lists")
+        labels = [m.display for m in self.models]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"model labels must be unique; give `label:` to tell apart: {duplicates}")
+        if any(m.train for m in self.models) and self.train is None:
+            raise ValueError("a model has `train: true` but the suite has no `train:` datasets")
+        return self
+
+    def test_groups(self) -> dict[str, list[DatasetRef]]:
+        """Test sets by group: ``{"test": [...]}`` or ``{"in_domain": [...], "out_of_domain": [...]}``."""
+        if isinstance(self.test, list):
+            return {"test": self.test}
+        return {"in_domain": self.test.in_domain, "out_of_domain": self.test.out_of_domain}
+
+
+def _all_field_names() -> list[str]:
+    names: set[str] = set()
+    for model in (Suite, ModelEntry, DatasetRef, TrainSpec, CrossDomainTest, EfficiencySpec, Preprocessing):
+        names.update(model.model_fields)
+    return sorted(names)
+
+
+def _format_error(path: Path, error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "list[", "CrossDomain")))
+    location = location or "(top level)"
+    if error["type"] == "extra_forbidden":
+        field = str(error["loc"][-1])
+        close = difflib.get_close_matches(field, _all_field_names(), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{path}: field `{location}` is not a suite field{hint}"
+    if error["type"] == "missing":
+        return f"{path}: field `{location}` is required but missing"
+    return f"{path}: field `{location}`: {error['msg']} (got {error.get('input')!r})"
+
+
+def load_suite(path: str | Path) -> tuple[Suite, str]:
+    """Read and validate a suite file; return it with the SHA-256 of its bytes (for provenance)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"suite file not found: {path}. The bundled suites are in the repository's suites/ folder.")
+    raw = path.read_bytes()
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: expected a mapping of suite fields (name, protocol, test, models, ...)")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # a union (list | CrossDomainTest) reports every branch; keep the most specific messages
+        messages = list(dict.fromkeys(_format_error(path, e) for e in errors))
+        raise SuiteError("\n".join(messages[:8])) from None
+    return suite, hashlib.sha256(raw).hexdigest()

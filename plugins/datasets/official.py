@@ -1,0 +1,269 @@
+"""What the eight dataset plugins share: root finding, split choice, DeQA metas, image checks.
+
+A dataset plugin only parses its official label file(s) into :class:`Labels`
+(file names, raw scores, references, the official split if any); this base
+class turns them into an index:
+
+- the split source is chosen (``split_source="auto"``: DeQA-Score metas when
+  present, else the dataset's own default: KonIQ's official split, a seeded
+  reference-disjoint split for training sets, the whole set for
+  out-of-domain-only sets);
+- the images are found with one directory listing per folder;
+- the raw labels are rescaled to [1, 5] over the whole dataset
+  (:func:`iqabench.dataset.build_index`), DMOS flipped;
+- missing images are listed in a warning and kept in the index.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from iqabench.dataset import Dataset, DatasetIndex, Direction, build_index, resolve_data_root
+from iqabench.errors import DatasetNotFoundError, IQABenchError
+
+from iqabench_plugins.datasets.deqa_meta import META_SUBDIR, compare_with_deqa_norm, find_meta_files, rows_from_metas
+from iqabench_plugins.datasets.files import ImageFinder
+from iqabench_plugins.datasets.missing import MissingImagesWarning, describe_missing
+from iqabench_plugins.datasets.splits import split_by_reference
+
+SPLIT_SOURCES = ("auto", "official", "deqa", "random", "all")
+
+
+@dataclass
+class Label:
+    """One row of an official label file."""
+
+    #: the image's file name as the label file gives it
+    name: str
+    mos_raw: float
+    #: folder (relative to the root) where the image is expected, used when it is missing
+    folder: str
+    std_raw: float | None = None
+    reference: str | None = None
+    #: the official split, for datasets that publish one
+    split: str | None = None
+
+
+@dataclass
+class Labels:
+    """The parsed official label file(s) of a dataset."""
+
+    labels: list[Label]
+    files: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+class OfficialDataset(Dataset):
+    """Base of the dataset plugins that read an official release (and optionally DeQA metas).
+
+    Parameters (shared by every subclass)
+    -------------------------------------
+    root:
+        The dataset's folder; default ``<data root>/<default_dir>``.
+    split_source:
+        ``"auto"`` (default), ``"official"`` (KonIQ only), ``"deqa"`` (the
+        DeQA-Score meta files), ``"random"`` (seeded, reference-disjoint where
+        the dataset has references) or ``"all"`` (every image in split "all",
+        for out-of-domain tests).
+    meta_dir:
+        Folder of the DeQA-Score meta files; default ``<root>/metas``
+        (relative paths are taken from ``root``).
+    seed, test_fraction:
+        The seeded split: the fraction of references (or images) that go to
+        the test set. pyiqa's convention is seed 123 and 8:2.
+    """
+
+    #: the scale as documented
+    nominal_range: ClassVar[tuple[float, float] | None] = None
+    direction: ClassVar[Direction] = "higher_better"
+    #: the dataset's word in DeQA meta file names (``test_<key>_2k.json``)
+    meta_key: ClassVar[str]
+    #: what ``split_source="auto"`` means when there are no DeQA metas
+    auto_split: ClassVar[str] = "random"
+    #: files (relative to the root) whose presence marks the dataset's folder
+    marker_files: ClassVar[tuple[str, ...]] = ()
+    #: sub-folders an unpacked archive may add (``kadid10k/kadid10k/dmos.csv``)
+    nested_dirs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        split_source: str = "auto",
+        meta_dir: str | os.PathLike | None = None,
+        seed: int = 123,
+        test_fraction: float = 0.2,
+    ) -> None:
+        super().__init__(root)
+        if split_source not in SPLIT_SOURCES:
+            raise IQABenchError(f"split_source must be one of {', '.join(SPLIT_SOURCES)}, not {split_source!r}.")
+        if split_source == "official" and self.auto_split != "official":
+            raise IQABenchError(
+                f"{self.title} publishes no official train/test split; use split_source deqa, random or all."
+            )
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise IQABenchError(f"test_fraction must be between 0 and 1, not {test_fraction}.")
+        self.split_source = split_source
+        self.meta_dir = meta_dir
+        self.seed = int(seed)
+        self.test_fraction = float(test_fraction)
+        #: relative paths of the images the last :meth:`load` did not find
+        self.missing_images: list[str] = []
+
+    # -- what a subclass provides -------------------------------------------------------------
+    @abstractmethod
+    def read_labels(self, root: Path) -> Labels | None:
+        """Parse the official label file(s) under ``root``; None when they are not there."""
+
+    @abstractmethod
+    def image_folders(self, root: Path) -> list[str]:
+        """Folders (relative to ``root``) that may hold the images, most likely first."""
+
+    # -- the shared pipeline ------------------------------------------------------------------
+    def locate_root(self) -> Path:
+        """The dataset folder, descending into an archive's extra top folder when needed."""
+        if self.root is None:
+            data_root = resolve_data_root(None, None)
+            if data_root is None:
+                files = "\n  ".join(self.expected_files)
+                raise DatasetNotFoundError(
+                    f"{self.title} ({self.name}): no dataset folder given. Pass --root DIR (the folder holding "
+                    f"these files), or set --data-root / the IQABENCH_DATA environment variable to the folder "
+                    f"holding `{self.default_dir}/`.\nExpected files:\n  {files}\n"
+                    f"The dataset is published at {self.homepage}."
+                )
+            self.root = data_root / self.default_dir
+        if not self.root.is_dir():
+            raise self.missing_error(f"the folder {self.root} does not exist")
+        if not self._marked(self.root):
+            for nested in self.nested_dirs:
+                if self._marked(self.root / nested):
+                    self.root = self.root / nested
+                    break
+        return self.root
+
+    def _marked(self, folder: Path) -> bool:
+        return (folder / META_SUBDIR).is_dir() or any((folder / m).is_file() for m in self.marker_files)
+
+    def meta_files(self, root: Path) -> list[Path]:
+        meta_dir = Path(os.path.expanduser(self.meta_dir)) if self.meta_dir else Path(META_SUBDIR)
+        if not meta_dir.is_absolute():
+            meta_dir = root / meta_dir
+        return find_meta_files(meta_dir, self.meta_key)
+
+    def load(self) -> DatasetIndex:
+        root = self.locate_root()
+        finder = ImageFinder(root, [*self.image_folders(root), "images"])
+        metas = self.meta_files(root)
+        labels = self.read_labels(root)
+        source = self.split_source
+        if source == "auto":
+            source = "deqa" if metas else self.default_split_source(labels)
+        if source == "deqa":
+            if not metas:
+                raise self.missing_error(
+                    f"split_source='deqa' but no DeQA-Score meta files (<split>_{self.meta_key}_*.json) were found "
+                    f"in {Path(self.meta_dir) if self.meta_dir else root / META_SUBDIR}; set meta_dir or download "
+                    "the metas from https://huggingface.co/datasets/zhiyuanyou/Data-DeQA-Score"
+                )
+            rows, notes, rescale_range = self._rows_from_metas(metas, finder, labels)
+            label_files = [str(p) for p in metas] + (labels.files if labels else [])
+        else:
+            if labels is None:
+                raise self.missing_error("the label file(s) were not found (nor DeQA-Score metas under metas/)")
+            rows = [self._row(label, finder) for label in labels.labels]
+            notes = list(labels.notes)
+            rescale_range = None
+            label_files = labels.files
+            notes.append(self._assign_splits(rows, labels, source))
+        index = build_index(
+            self.name,
+            root,
+            rows,
+            label_files=label_files,
+            nominal_range=self.nominal_range,
+            direction=self.direction,
+            split_source=source if source != "random" else f"random(seed={self.seed}, test_fraction={self.test_fraction})",
+            official_count=self.expected_count(),
+            notes=notes,
+            rescale_range=rescale_range,
+        )
+        if source == "deqa":
+            agreement = compare_with_deqa_norm(index, rows)
+            if agreement:
+                index.provenance.notes.append(agreement)
+        self.missing_images = [r.image for r in index.records if not finder.exists(r.image)]
+        if self.missing_images:
+            message = describe_missing(self.title, root, self.missing_images, len(index.records))
+            index.provenance.notes.append(message)
+            warnings.warn(message, MissingImagesWarning, stacklevel=2)
+        return index
+
+    def default_split_source(self, labels: Labels | None) -> str:
+        """What ``split_source="auto"`` means when there are no DeQA metas."""
+        return self.auto_split
+
+    def expected_count(self) -> int | None:
+        """The official count of the records this configuration yields (LIVE-W overrides it)."""
+        return self.official_count
+
+    @staticmethod
+    def _row(label: Label, finder: ImageFinder) -> dict[str, Any]:
+        return {
+            "image": finder.find(label.name) or (label.name if label.folder == "." else f"{label.folder}/{label.name}"),
+            "mos_raw": label.mos_raw,
+            "std_raw": label.std_raw,
+            "reference": label.reference,
+            "split": label.split,
+        }
+
+    def _assign_splits(self, rows: list[dict[str, Any]], labels: Labels, source: str) -> str:
+        if source == "official":
+            if any(row["split"] is None for row in rows):
+                raise self.missing_error(
+                    "split_source='official' needs the label file that carries the official split"
+                )
+            return f"official split from {', '.join(labels.files)}"
+        if source == "all":
+            for row in rows:
+                row["split"] = "all"
+            return "no split: the whole dataset is the test set (out-of-domain use)"
+        splits = split_by_reference(rows, seed=self.seed, test_fraction=self.test_fraction)
+        for row, split in zip(rows, splits):
+            row["split"] = split
+        unit = "references" if any(row.get("reference") for row in rows) else "images"
+        return f"seeded random split by {unit}: seed {self.seed}, test fraction {self.test_fraction}"
+
+    def _rows_from_metas(
+        self, metas: list[Path], finder: ImageFinder, labels: Labels | None
+    ) -> tuple[list[dict[str, Any]], list[str], tuple[float, float] | None]:
+        """Rows from the metas; rescaled over the official whole-dataset range when it is on disk."""
+        rows, notes = rows_from_metas(metas, finder)
+        meta_values = [row["mos_raw"] for row in rows]
+        if labels is None:
+            notes.append("official label files not found: rescaled over the range of all the metas together")
+            return rows, notes, None
+        official = {label.name.lower(): label.mos_raw for label in labels.labels}
+        lo, hi = min(official.values()), max(official.values())
+        matched = [(row["mos_raw"], official.get(row["image"].rpartition("/")[2].lower())) for row in rows]
+        matched = [(mine, theirs) for mine, theirs in matched if theirs is not None]
+        equal = sum(math.isclose(m, t, rel_tol=1e-4, abs_tol=1e-4) for m, t in matched)
+        notes.append(
+            f"meta gt_score equals the official label for {equal} of {len(matched)} images found in both "
+            f"({len(rows) - len(matched)} meta images not in the official labels)"
+        )
+        tolerance = 1e-6 * max(abs(hi - lo), 1.0)
+        if min(meta_values) >= lo - tolerance and max(meta_values) <= hi + tolerance:
+            notes.append(f"rescaled over the official labels' whole-dataset range [{lo:g}, {hi:g}]")
+            return rows, notes, (lo, hi)
+        notes.append(
+            f"meta gt_score values [{min(meta_values):g}, {max(meta_values):g}] fall outside the official range "
+            f"[{lo:g}, {hi:g}] (another scale?): rescaled over the metas' own range"
+        )
+        return rows, notes, None

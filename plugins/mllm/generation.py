@@ -1,0 +1,458 @@
+"""Loading a Qwen2.5-VL-family checkpoint and generating from it in batches.
+
+Shared by every MLLM scorer and by the RL trainers: one loader that accepts a
+Hugging Face hub id (with a subfolder, as ``ByteDance/Q-Insight`` needs), a
+local folder, or ``tiny-random`` (the tiny model of :mod:`.tiny`), and one
+batched generator with left padding.
+
+Why the pieces are here:
+
+* the pixel budget (``min_pixels``/``max_pixels``) decides how many visual
+  tokens an image becomes, hence accuracy, latency and memory; it is fixed at
+  load time and recorded;
+* a CUDA out-of-memory error on a batch halves the batch and retries (and
+  says so) instead of losing the run;
+* images smaller than one 28-pixel vision patch are scaled up with a warning,
+  because older processors reject them;
+* vLLM is an optional, faster backend; tests never need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from PIL import Image
+
+from iqabench.errors import CheckpointError, IQABenchError
+from iqabench_plugins.mllm.tiny import TINY_CHECKPOINT, build_tiny_qwen25vl
+
+logger = logging.getLogger(__name__)
+
+#: Qwen2.5-VL sees 14-pixel patches merged 2x2: an image side must cover at least 28 pixels
+VISION_FACTOR = 28
+#: Qwen2.5-VL's own defaults (preprocessor_config.json of Qwen/Qwen2.5-VL-7B-Instruct), also Q-Insight's training cap
+DEFAULT_MIN_PIXELS = 4 * 28 * 28
+DEFAULT_MAX_PIXELS = 16384 * 28 * 28
+
+CONFIG_FILES = ("config.json",)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+# --------------------------------------------------------------------------------------------- decoding
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How completions are drawn; recorded with every result because scores depend on it.
+
+    Greedy (``do_sample=False``) is the benchmark default: it is reproducible
+    and needs one completion per image. Sampling draws ``num_samples``
+    completions per image at ``temperature``/``top_p``/``top_k``; the scorer
+    averages the ratings it can parse.
+    """
+
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 50
+    num_samples: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise IQABenchError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.num_samples < 1:
+            raise IQABenchError(f"num_samples must be at least 1, got {self.num_samples}.")
+        if self.num_samples > 1 and not self.do_sample:
+            raise IQABenchError(
+                f"num_samples={self.num_samples} with greedy decoding would repeat one completion; "
+                "pass -o do_sample=true to average sampled ratings, or keep num_samples=1."
+            )
+        if self.do_sample and self.temperature <= 0:
+            raise IQABenchError(f"temperature must be positive when sampling, got {self.temperature}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        if not self.do_sample:  # these do not act in greedy decoding; recording them would mislead
+            for key in ("temperature", "top_p", "top_k"):
+                record[key] = None
+        record["mode"] = "sampling" if self.do_sample else "greedy"
+        return record
+
+
+# --------------------------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class FitForVisionTower:
+    """Preprocessor (picklable, run in decode workers): RGB, and sides of at least 28 pixels.
+
+    Qwen2.5-VL cuts images into 28x28 merged patches; an image with a side below
+    that is scaled up (aspect ratio kept, bicubic) with a warning rather than
+    crashing the processor. The ``max_pixels`` cap itself is applied by the
+    processor's ``smart_resize``.
+    """
+
+    min_side: int = VISION_FACTOR
+    max_aspect_ratio: float = 200.0
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        width, height = image.size
+        if max(width, height) / max(1, min(width, height)) > self.max_aspect_ratio:
+            raise ValueError(
+                f"image of {width}x{height} pixels has an aspect ratio above {self.max_aspect_ratio:g}, which "
+                "Qwen2.5-VL cannot patch; crop it or pad it before scoring."
+            )
+        if min(width, height) >= self.min_side:
+            return image
+        scale = self.min_side / min(width, height)
+        size = (max(self.min_side, math.ceil(width * scale)), max(self.min_side, math.ceil(height * scale)))
+        logger.warning(
+            "image of %dx%d pixels is smaller than the vision tower's %d-pixel patch; resized up to %dx%d",
+            width,
+            height,
+            self.min_side,
+            *size,
+        )
+        return image.resize(size, Image.BICUBIC)
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """``auto`` is bfloat16 on CUDA (what the authors run) and float32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype not in table:
+        raise IQABenchError(f"dtype {dtype!r} is not one of auto, {', '.join(table)}.")
+    return table[dtype]
+
+
+def _looks_like_path(checkpoint: str) -> bool:
+    """Hub ids are ``owner/name``; anything else that names a place on disk is a path."""
+    return (
+        checkpoint.startswith(("/", ".", "~"))
+        or os.sep in checkpoint.replace("/", "", 1)
+        or checkpoint.count("/") != 1
+        or Path(checkpoint).exists()
+    )
+
+
+def check_checkpoint_folder(folder: Path) -> None:
+    """Raise :class:`CheckpointError` naming the folder and the files a loadable checkpoint has."""
+    expected = (
+        f"  {' | '.join(CONFIG_FILES)}\n  {' | '.join(WEIGHT_FILES)} (or sharded model-*.safetensors)\n"
+        f"  {' | '.join(PROCESSOR_FILES)}\n  {' | '.join(TOKENIZER_FILES)}"
+    )
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"checkpoint folder not found: {folder}. A Qwen2.5-VL checkpoint folder holds:\n{expected}\n"
+            "Pass an existing folder with -o checkpoint=DIR, or a hub id such as ByteDance/Q-Insight."
+        )
+    names = {path.name for path in folder.iterdir()}
+    missing = []
+    if not names & set(CONFIG_FILES):
+        missing.append(" | ".join(CONFIG_FILES))
+    if not names & set(WEIGHT_FILES) and not any(n.endswith(".safetensors") for n in names):
+        missing.append(" | ".join(WEIGHT_FILES))
+    if not names & set(PROCESSOR_FILES):
+        missing.append(" | ".join(PROCESSOR_FILES))
+    if not names & set(TOKENIZER_FILES):
+        missing.append(" | ".join(TOKENIZER_FILES))
+    if missing:
+        nested = sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / "config.json").exists())
+        hint = f" It has checkpoint subfolders: {', '.join(nested)}; pass -o subfolder=NAME." if nested else ""
+        raise CheckpointError(
+            f"incomplete checkpoint folder {folder}: missing {'; '.join(missing)}. A Qwen2.5-VL checkpoint folder "
+            f"holds:\n{expected}\n(save_pretrained of the model and of its processor writes them).{hint}"
+        )
+
+
+@dataclass
+class CheckpointSource:
+    """Where weights come from, resolved once and recorded in ``config()``."""
+
+    checkpoint: str
+    subfolder: str | None
+    #: a local folder (subfolder applied), or None for a hub id
+    folder: Path | None
+    random_weights: bool
+
+    @classmethod
+    def resolve(cls, checkpoint: str, subfolder: str | None) -> CheckpointSource:
+        if checkpoint == TINY_CHECKPOINT:
+            return cls(checkpoint, None, None, random_weights=True)
+        if _looks_like_path(checkpoint):
+            folder = Path(os.path.expanduser(checkpoint))
+            folder = folder / subfolder if subfolder else folder
+            check_checkpoint_folder(folder)
+            return cls(checkpoint, subfolder, folder, random_weights=False)
+        return cls(checkpoint, subfolder, None, random_weights=False)
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.checkpoint == TINY_CHECKPOINT
+
+    def pretrained_args(self) -> tuple[str, dict[str, Any]]:
+        """``(name_or_path, kwargs)`` for ``from_pretrained``."""
+        if self.folder is not None:
+            return str(self.folder), {}
+        return self.checkpoint, ({"subfolder": self.subfolder} if self.subfolder else {})
+
+    def fetch_error(self, exc: Exception) -> CheckpointError:
+        where = f"{self.checkpoint}" + (f" (subfolder {self.subfolder})" if self.subfolder else "")
+        include = f" --include '{self.subfolder}/*'" if self.subfolder else ""
+        local = "DIR/" + self.subfolder if self.subfolder else "DIR"
+        return CheckpointError(
+            f"could not load the weights of {where}: {type(exc).__name__}: {exc}\n"
+            f"Without internet access (or with HF_HUB_OFFLINE=1) hub weights cannot be fetched. Download them "
+            f"elsewhere with `huggingface-cli download {self.checkpoint}{include} --local-dir DIR` and pass "
+            f"-o checkpoint={local}."
+        )
+
+    def local_path(self) -> str:
+        """A folder on disk, downloading a hub snapshot if needed (for backends that want paths, e.g. vLLM)."""
+        if self.folder is not None:
+            return str(self.folder)
+        from huggingface_hub import snapshot_download
+
+        try:
+            root = snapshot_download(self.checkpoint, allow_patterns=[f"{self.subfolder}/*"] if self.subfolder else None)
+        except Exception as exc:  # network, auth, offline mode
+            raise self.fetch_error(exc) from None
+        return str(Path(root) / self.subfolder) if self.subfolder else root
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "subfolder": self.subfolder,
+            "random_weights": self.random_weights,
+        }
+
+
+def load_processor(source: CheckpointSource, *, min_pixels: int, max_pixels: int):
+    """The checkpoint's processor with the pixel budget applied and left padding for batched generation."""
+    if source.is_tiny:
+        from iqabench_plugins.mllm.tiny import build_tiny_processor
+
+        processor = build_tiny_processor(min_pixels=min_pixels, max_pixels=max_pixels)
+    else:
+        from transformers import AutoProcessor
+
+        name, kwargs = source.pretrained_args()
+        try:
+            processor = AutoProcessor.from_pretrained(name, min_pixels=min_pixels, max_pixels=max_pixels, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise source.fetch_error(exc) from None
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_vlm(
+    source: CheckpointSource,
+    *,
+    device: str,
+    dtype: torch.dtype,
+    attn_implementation: str,
+    min_pixels: int,
+    max_pixels: int,
+):
+    """``(model, processor)``: a Qwen2.5-VL-compatible image-text-to-text model in eval mode on ``device``."""
+    processor = load_processor(source, min_pixels=min_pixels, max_pixels=max_pixels)
+    if source.is_tiny:
+        model, _ = build_tiny_qwen25vl(seed=0)
+        if hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(attn_implementation)
+    else:
+        from transformers import AutoModelForImageTextToText
+
+        name, kwargs = source.pretrained_args()
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(
+                name, dtype=dtype, attn_implementation=attn_implementation, **kwargs
+            )
+        except (OSError, ValueError) as exc:
+            raise source.fetch_error(exc) from None
+    model = model.to(device=device, dtype=dtype).eval()
+    return model, processor
+
+
+# --------------------------------------------------------------------------------------------- OOM back-off
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+
+
+class OomBackoff:
+    """Runs a batch function, halving the batch on CUDA out-of-memory and remembering the size that fits."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.limit: int | None = None
+
+    def __call__(self, run: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
+        size = len(items) if self.limit is None else min(self.limit, len(items))
+        results: list[R] = []
+        start = 0
+        while start < len(items):
+            chunk = items[start : start + size]
+            try:
+                results.extend(run(chunk))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                if len(chunk) == 1:
+                    raise IQABenchError(
+                        f"out of memory during {self.what} even at batch size 1. Lower -o max_pixels (fewer visual "
+                        "tokens), -o max_new_tokens, use dtype bfloat16, or a larger GPU."
+                    ) from exc
+                size = max(1, len(chunk) // 2)
+                self.limit = size
+                logger.warning(
+                    "out of memory during %s on a batch of %d; retrying with batch size %d", self.what, len(chunk), size
+                )
+                continue
+            start += len(chunk)
+        return results
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+
+class TransformersGenerator:
+    """Batched ``generate`` with left padding; returns ``num_samples`` completions per conversation."""
+
+    def __init__(self, model, processor, decoding: Decoding, chat_template_kwargs: dict[str, Any] | None = None):
+        self.model = model
+        self.processor = processor
+        self.decoding = decoding
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.backoff = OomBackoff("generation")
+        #: non-padding tokens generated so far, for tokens/s measurements
+        self.generated_tokens = 0
+
+    def prompt_texts(self, conversations: Sequence[list[dict]]) -> list[str]:
+        return [
+            self.processor.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+            )
+            for conversation in conversations
+        ]
+
+    def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
+        pairs = list(zip(conversations, images))
+        return self.backoff(self._generate_batch, pairs)
+
+    def _generation_config(self):
+        from transformers import GenerationConfig
+
+        own = self.model.generation_config
+        d = self.decoding
+        sampling = {"temperature": d.temperature, "top_p": d.top_p, "top_k": d.top_k} if d.do_sample else {}
+        return GenerationConfig(
+            max_new_tokens=d.max_new_tokens,
+            do_sample=d.do_sample,
+            num_return_sequences=d.num_samples,
+            eos_token_id=own.eos_token_id,
+            pad_token_id=own.pad_token_id if own.pad_token_id is not None else self.processor.tokenizer.pad_token_id,
+            bos_token_id=own.bos_token_id,
+            **sampling,
+        )
+
+    @torch.inference_mode()
+    def _generate_batch(self, pairs: Sequence[tuple[list[dict], Image.Image]]) -> list[list[str]]:
+        texts = self.prompt_texts([conversation for conversation, _ in pairs])
+        inputs = self.processor(text=texts, images=[image for _, image in pairs], padding=True, return_tensors="pt")
+        inputs = inputs.to(self.model.device)
+        output = self.model.generate(**inputs, generation_config=self._generation_config())
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        pad = self._generation_config().pad_token_id
+        self.generated_tokens += int((new_tokens != pad).sum()) if pad is not None else new_tokens.numel()
+        completions = self.decode(new_tokens)
+        n = self.decoding.num_samples
+        return [completions[i * n : (i + 1) * n] for i in range(len(pairs))]
+
+    def decode(self, new_tokens: torch.Tensor) -> list[str]:
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+class VllmGenerator:
+    """The same interface on vLLM (``pip install vllm``); the sampling seed follows torch's RNG for reproducibility."""
+
+    def __init__(
+        self,
+        source: CheckpointSource,
+        processor,
+        decoding: Decoding,
+        *,
+        dtype: torch.dtype,
+        min_pixels: int,
+        max_pixels: int,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise IQABenchError(
+                "backend=vllm needs vLLM, which is not installed. Install it with `pip install 'iqabench[vllm]'` "
+                "(a CUDA machine), or use the default -o backend=transformers."
+            ) from None
+        path = source.local_path()
+        if source.is_tiny:
+            from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
+
+            path = str(save_tiny_qwen25vl(tempfile.mkdtemp(prefix="iqabench-tiny-qwen25vl-")))
+        self.processor = processor
+        self.decoding = decoding
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.generated_tokens = 0
+        self.llm = LLM(
+            model=path,
+            dtype=str(dtype).replace("torch.", ""),
+            limit_mm_per_prompt={"image": 1},
+            mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
+        )
+
+    def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        d = self.decoding
+        params = SamplingParams(
+            n=d.num_samples,
+            max_tokens=d.max_new_tokens,
+            temperature=d.temperature if d.do_sample else 0.0,
+            top_p=d.top_p if d.do_sample else 1.0,
+            top_k=d.top_k if d.do_sample else -1,
+            seed=int(torch.randint(0, 2**31 - 1, (1,))),
+        )
+        prompts = [
+            {
+                "prompt": self.processor.apply_chat_template(
+                    conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+                ),
+                "multi_modal_data": {"image": image},
+            }
+            for conversation, image in zip(conversations, images)
+        ]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        self.generated_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        return [[c.text for c in o.outputs] for o in outputs]

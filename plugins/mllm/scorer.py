@@ -1,0 +1,167 @@
+"""The base of reasoning scorers: prompt, generate, parse, one Score per image.
+
+Q-Insight, RACT and VisualQuality-R1 differ only in their checkpoint, prompt,
+parser and defaults; everything else (loading, the pixel budget, batched
+generation, sampling and averaging, failure handling, the recorded config)
+lives here once.
+
+With ``num_samples`` > 1 the score is the mean of the ratings that parse; the
+image fails only when none of its samples parses (the error then quotes the
+first sample's reason). Averaging what parsed keeps one malformed sample from
+discarding N-1 good ones; the failures stay visible in the text of the first
+unparseable sample only when all fail, so prefer greedy decoding for benchmarks.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from statistics import fmean
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from iqabench.errors import IQABenchError
+from iqabench.model import Model, Score
+from iqabench_plugins.mllm.generation import (
+    CheckpointSource,
+    Decoding,
+    FitForVisionTower,
+    TransformersGenerator,
+    VllmGenerator,
+    load_processor,
+    load_vlm,
+    resolve_dtype,
+)
+from iqabench_plugins.mllm.parsing import ParsedAnswer
+
+BACKENDS = ("transformers", "vllm")
+
+
+class ReasoningScorer(Model):
+    """A Qwen2.5-VL-family model that reasons in text and writes a rating."""
+
+    generative = True
+    score_range = (1.0, 5.0)
+    preprocessing = "resize"
+    #: hub id used when ``checkpoint`` is not given (None: the option is required)
+    default_checkpoint: ClassVar[str | None] = None
+    #: subfolder of the default hub checkpoint that holds the weights
+    default_subfolder: ClassVar[str | None] = None
+    #: extra arguments of ``apply_chat_template`` (VisualQuality-R1 numbers its images)
+    chat_template_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str | None,
+        subfolder: str | None,
+        max_new_tokens: int,
+        do_sample: bool,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        num_samples: int,
+        max_pixels: int,
+        min_pixels: int,
+        backend: str,
+        attn_implementation: str,
+        device: str,
+        dtype: str,
+    ) -> None:
+        super().__init__(device=device, dtype=dtype)
+        if checkpoint is None:
+            raise IQABenchError(
+                f"model {self.name!r} needs a checkpoint: pass -o checkpoint=DIR (a folder written by "
+                f"`iqabench train {self.trainer}` or save_pretrained), or -o checkpoint=tiny-random for a smoke test."
+            )
+        if backend not in BACKENDS:
+            raise IQABenchError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}.")
+        if min_pixels > max_pixels:
+            raise IQABenchError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels}).")
+        if subfolder is None and checkpoint == self.default_checkpoint:
+            subfolder = self.default_subfolder
+        self.decoding = Decoding(
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            num_samples=num_samples,
+        )
+        self.min_pixels = min_pixels
+        self.max_pixels = max_pixels
+        self.backend = backend
+        self.attn_implementation = attn_implementation
+        self.torch_dtype = resolve_dtype(dtype, device)
+        self.source = CheckpointSource.resolve(checkpoint, subfolder)
+        if backend == "vllm":
+            self.model = None
+            self.processor = load_processor(self.source, min_pixels=min_pixels, max_pixels=max_pixels)
+            self.generator = VllmGenerator(
+                self.source,
+                self.processor,
+                self.decoding,
+                dtype=self.torch_dtype,
+                min_pixels=min_pixels,
+                max_pixels=max_pixels,
+                chat_template_kwargs=self.chat_template_kwargs,
+            )
+        else:
+            self.model, self.processor = load_vlm(
+                self.source,
+                device=device,
+                dtype=self.torch_dtype,
+                attn_implementation=attn_implementation,
+                min_pixels=min_pixels,
+                max_pixels=max_pixels,
+            )
+            self.generator = TransformersGenerator(
+                self.model, self.processor, self.decoding, chat_template_kwargs=self.chat_template_kwargs
+            )
+
+    @abstractmethod
+    def messages(self, image: Image.Image) -> list[dict]:
+        """The chat conversation that asks for this image's rating."""
+
+    @abstractmethod
+    def parse(self, text: str) -> ParsedAnswer:
+        """Read the rating out of one completion."""
+
+    def preprocessor(self) -> FitForVisionTower:
+        return FitForVisionTower()
+
+    def score_batch(self, items: Sequence[Image.Image]) -> list[Score]:
+        completions = self.generator.generate([self.messages(image) for image in items], items)
+        return [self.score_from(samples) for samples in completions]
+
+    def score_from(self, samples: Sequence[str]) -> Score:
+        """One image's Score from its sampled completions (one when greedy)."""
+        parsed = [self.parse(text) for text in samples]
+        good = [p for p in parsed if p.ok]
+        if not good:
+            reason = parsed[0].error
+            if len(parsed) > 1:
+                reason = f"{reason} (none of {len(parsed)} samples parsed)"
+            return Score.failure(f"unparseable answer: {reason}", text=samples[0])
+        return Score.ok(fmean(p.score for p in good), text=good[0].reasoning)
+
+    def num_parameters(self) -> int:
+        if self.model is None:
+            return 0
+        return sum(p.numel() for p in self.model.parameters())
+
+    def input_resolution(self) -> str:
+        return f"Qwen2.5-VL smart_resize to multiples of 28 within {self.min_pixels}..{self.max_pixels} pixels"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "dtype": str(self.torch_dtype).replace("torch.", ""),
+            **self.source.to_dict(),
+            "backend": self.backend,
+            "attn_implementation": self.attn_implementation,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "decoding": self.decoding.to_dict(),
+        }

@@ -1,0 +1,143 @@
+"""A tiny, randomly initialised Qwen2.5-VL built entirely in code.
+
+Tests, the offline smoke suite and the speed benchmarks need a Qwen2.5-VL that
+runs in milliseconds on a CPU without downloading anything. This module builds
+one: a byte-level tokenizer (256 byte tokens plus Qwen's special tokens, no
+merges, so it never needs files and never produces an unknown token), a
+Qwen2.5-VL processor around it, and a 2-layer model of about 0.3 M parameters.
+
+It is the same architecture, processor class and chat format as the real
+7B checkpoints, so every plugin runs its real code path on it; only the weights
+differ. Its outputs are random bytes: scores parsed from them are meaningless,
+and the plugins flag the checkpoint ``tiny-random`` as random weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+#: the checkpoint value that means "build the tiny random model" instead of loading one
+TINY_CHECKPOINT = "tiny-random"
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# A simplified Qwen2-VL chat template: same markers and default system message as
+# the real one, so prompts have the real structure.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' or 'image' in part %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_tokenizer():
+    """A byte-level fast tokenizer with Qwen's special tokens; left padding for batched generation."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: index for index, char in enumerate(sorted(ByteLevel.alphabet()))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def build_tiny_processor(min_pixels: int = 56 * 56, max_pixels: int = 64 * 64):
+    """A Qwen2.5-VL processor around the byte-level tokenizer."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    image_processor = Qwen2VLImageProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=build_tiny_tokenizer(),
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_tiny_qwen25vl(seed: int = 0):
+    """``(model, processor)``: a randomly initialised 2-layer Qwen2.5-VL, in eval mode, float32."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    processor = build_tiny_processor()
+    tokenizer = processor.tokenizer
+    token_id = tokenizer.convert_tokens_to_ids
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            # mrope sections sum to head_dim / 2 = 64 / 4 / 2 = 8
+            rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]},
+            bos_token_id=None,
+            eos_token_id=token_id("<|im_end|>"),
+            pad_token_id=token_id("<|endoftext|>"),
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=4,
+            out_hidden_size=64,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        ),
+        image_token_id=token_id("<|image_pad|>"),
+        video_token_id=token_id("<|video_pad|>"),
+        vision_start_token_id=token_id("<|vision_start|>"),
+        vision_end_token_id=token_id("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = token_id("<|im_end|>")
+    model.generation_config.pad_token_id = token_id("<|endoftext|>")
+    model.generation_config.bos_token_id = None
+    model.eval()
+    return model, processor
+
+
+def save_tiny_qwen25vl(directory: str | Path, seed: int = 0) -> Path:
+    """Write the tiny model and processor as a checkpoint folder that ``from_pretrained`` loads."""
+    directory = Path(directory)
+    model, processor = build_tiny_qwen25vl(seed=seed)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory

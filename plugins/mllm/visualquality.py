@@ -1,0 +1,77 @@
+"""VisualQuality-R1: Qwen2.5-VL-7B tuned with GRPO and a ranking reward.
+
+Apache-2.0, TianheWu/VisualQuality-R1. One user turn (image, then question),
+no system prompt, images numbered (``add_vision_id=True``); the question ends
+with a thinking suffix (reason in ``<think>``, then one score in ``<answer>``)
+or, with ``thinking=False``, a suffix that asks for the answer only.
+
+Defaults: greedy decoding (the README samples with top_k 50, top_p 1,
+temperature 1, the sampling defaults here), 512 new tokens (the README's
+batch setting), Qwen2.5-VL's pixel budget 3136..12,845,056 (the stock
+qwen-vl-utils cap its scripts use).
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from iqabench_plugins.mllm.generation import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from iqabench_plugins.mllm.parsing import ParsedAnswer, parse_visualquality
+from iqabench_plugins.mllm.prompts import visualquality_messages
+from iqabench_plugins.mllm.scorer import ReasoningScorer
+
+
+class VisualQualityR1(ReasoningScorer):
+    """VisualQuality-R1: the first number of the last ``<answer>``."""
+
+    name = "visualquality-r1"
+    trainer = "grpo"
+    default_checkpoint = "TianheWu/VisualQuality-R1-7B"
+    chat_template_kwargs = {"add_vision_id": True}
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str | None = "TianheWu/VisualQuality-R1-7B",
+        subfolder: str | None = None,
+        thinking: bool = True,
+        max_new_tokens: int = 512,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 50,
+        num_samples: int = 1,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_pixels: int = DEFAULT_MIN_PIXELS,
+        backend: str = "transformers",
+        attn_implementation: str = "sdpa",
+        device: str = "cpu",
+        dtype: str = "auto",
+    ) -> None:
+        self.thinking = bool(thinking)
+        super().__init__(
+            checkpoint=checkpoint,
+            subfolder=subfolder,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            num_samples=num_samples,
+            max_pixels=max_pixels,
+            min_pixels=min_pixels,
+            backend=backend,
+            attn_implementation=attn_implementation,
+            device=device,
+            dtype=dtype,
+        )
+
+    def messages(self, image: Image.Image) -> list[dict]:
+        return visualquality_messages(image, thinking=self.thinking)
+
+    def parse(self, text: str) -> ParsedAnswer:
+        return parse_visualquality(text, self.score_range)
+
+    def config(self) -> dict:
+        prompt = "visualquality-r1 " + ("thinking" if self.thinking else "non-thinking")
+        return {**super().config(), "thinking": self.thinking, "prompt": prompt, "parser": "last answer, first number"}

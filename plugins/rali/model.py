@@ -1,0 +1,117 @@
+"""The ``rali`` model: one encoder forward, then one small matmul (paper section 4, Eq. 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.model import Model, Score
+from iqabench_plugins.rali.checkpoint import load_checkpoint
+from iqabench_plugins.rali.encoders import random_encoder
+from iqabench_plugins.rali.head import PrototypeHead
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class RALI(Model):
+    """Reasoning-Aligned Lightweight IQA: CLIP features -> PCA -> prototype softmax -> score on [1, 5].
+
+    Options: ``checkpoint`` (an iqabench RALI folder or the official release),
+    ``trust_pickle`` (allow unpickling the official ``pca.pkl``/``ckpt.pt``),
+    ``random_init`` (timing only: the real architecture of ``encoder`` /
+    ``backbone`` with random weights and a random head; its scores mean
+    nothing), ``pca_dim`` / ``num_prototypes`` (shape of the random head).
+    """
+
+    name = "rali"
+    score_range = (1.0, 5.0)
+    preprocessing = "crop"
+    trainer = "rali"
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str | None = None,
+        trust_pickle: bool = False,
+        random_init: bool = False,
+        encoder: str = "hf-clip",
+        backbone: str | None = None,
+        pca_dim: int = 512,
+        num_prototypes: int = 250,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(device=device, dtype=dtype)
+        if dtype not in DTYPES:
+            raise IQABenchError(f"rali: dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
+        if dtype == "float16" and not str(device).startswith("cuda"):
+            raise IQABenchError("rali: float16 needs a CUDA device; on CPU use dtype=bfloat16 or float32.")
+        self.checkpoint = checkpoint
+        self.trust_pickle = trust_pickle
+        self.random_init = random_init
+        if checkpoint is not None:
+            loaded = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
+            self.encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
+            self.checkpoint_config = loaded.config
+        elif random_init:
+            self.encoder = random_encoder(encoder, backbone)
+            head = _random_head(self.encoder.feature_dim, pca_dim, num_prototypes)
+            self.layout, self.checkpoint_config = "random weights: timing only", {"encoder": self.encoder.spec()}
+        else:
+            raise CheckpointError(
+                "rali needs a fitted checkpoint: pass -o checkpoint=DIR (an iqabench RALI checkpoint or the official "
+                "release, ByteDance/Q-Insight RALI/), or train one in a suite with `train: true`. "
+                "(-o random_init=true builds random weights for timing only.)"
+            )
+        self.head = head
+        self.fused = head.fused().to(device)
+        self.encoder.to(device=device, dtype=DTYPES[dtype]).eval()
+        self.encoder.requires_grad_(False)
+
+    def preprocessor(self) -> Callable[[Image.Image], Any]:
+        return self.encoder.image_transform()
+
+    @torch.inference_mode()
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode_image(pixels.to(self.device, DTYPES[self.dtype]))
+
+    @torch.inference_mode()
+    def score_batch(self, items: Sequence[Any]) -> list[Score]:
+        if not items:
+            return []
+        values = self.fused(self.features(torch.stack(list(items))).float()).cpu().tolist()
+        return [Score.ok(v) if v == v and abs(v) != float("inf") else Score.failure("non-finite score") for v in values]
+
+    def num_parameters(self) -> int:
+        return self.encoder.num_vision_parameters() + sum(t.numel() for t in self.head.tensors().values())
+
+    def input_resolution(self) -> str:
+        transform = self.encoder.image_transform()
+        probe = transform(Image.new("RGB", (640, 480)))
+        return f"{probe.shape[-1]}x{probe.shape[-2]} (resize + centre crop)"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "checkpoint": self.checkpoint,
+            "layout": self.layout,
+            "encoder": self.encoder.spec(),
+            "pca_dim": self.head.pca_dim,
+            "num_prototypes": self.head.num_prototypes,
+            "tau": self.head.tau,
+        }
+
+
+def _random_head(feature_dim: int, pca_dim: int, num_prototypes: int) -> PrototypeHead:
+    generator = torch.Generator().manual_seed(0)
+    pca_dim = min(pca_dim, feature_dim)
+    components = torch.linalg.qr(torch.randn(feature_dim, pca_dim, generator=generator))[0].T
+    return PrototypeHead(
+        torch.zeros(feature_dim), torch.ones(feature_dim), components,
+        torch.randn(num_prototypes, pca_dim, generator=generator),
+        1 + 4 * torch.rand(num_prototypes, generator=generator), 1 / 0.07,
+    )

@@ -1,0 +1,121 @@
+"""Small plugins for testing the harness itself: a dataset written on the fly and simple models."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from iqabench import Dataset, Model, Score, hookimpl
+from iqabench.dataset import build_index
+from iqabench.registry import PluginRegistry
+
+
+def write_graded_images(root: Path, count: int = 12, seed: int = 0) -> list[tuple[str, float]]:
+    """Images whose brightness rises with a known label; returns (relative path, label)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        label = 1.0 + 4.0 * i / (count - 1)
+        level = int(20 + 200 * (label - 1) / 4)
+        pixels = np.clip(level + rng.integers(-10, 10, (32, 40, 3)), 0, 255).astype(np.uint8)
+        name = f"img{i:02d}.png"
+        Image.fromarray(pixels).save(root / name)
+        rows.append((name, label))
+    return rows
+
+
+class GradedSet(Dataset):
+    """Brightness-graded images: even indices train, odd indices test."""
+
+    name = "graded"
+    title = "Graded"
+    default_dir = "graded"
+    expected_files = ("labels.csv",)
+
+    def load(self):
+        labels = self.root / "labels.csv" if self.root else None
+        if labels is None or not labels.exists():
+            raise self.missing_error("labels.csv not found")
+        rows = []
+        for i, line in enumerate(labels.read_text().splitlines()):
+            name, value = line.split(",")
+            rows.append({"image": name, "mos_raw": float(value), "split": "train" if i % 2 == 0 else "test"})
+        return build_index(self.name, self.root, rows, label_files=["labels.csv"], nominal_range=(1, 5),
+                           direction="higher_better", split_source="even/odd", official_count=None)
+
+
+def make_graded_root(root: Path, count: int = 12) -> Path:
+    rows = write_graded_images(root, count)
+    (root / "labels.csv").write_text("\n".join(f"{name},{label}" for name, label in rows) + "\n")
+    return root
+
+
+def brightness(image: Image.Image) -> float:
+    return float(np.asarray(image, dtype=np.float64).mean())
+
+
+class Brightness(Model):
+    """Mean pixel value: on the graded set it ranks images exactly like the labels."""
+
+    name = "brightness"
+    score_range = (0.0, 255.0)
+
+    def __init__(self, *, offset: float = 0.0, device: str = "cpu", dtype: str = "float32") -> None:
+        super().__init__(device=device, dtype=dtype)
+        self.offset = offset
+        self.calls = 0
+
+    def preprocessor(self):
+        return brightness
+
+    def score_batch(self, items: Sequence[float]) -> list[Score]:
+        self.calls += 1
+        return [Score.ok(v + self.offset) for v in items]
+
+
+class Darkness(Brightness):
+    """Lower is better: the negated brightness, to check sign handling."""
+
+    name = "darkness"
+    lower_better = True
+
+    def score_batch(self, items):
+        return [Score.ok(255.0 - v) for v in items]
+
+
+class Broken(Model):
+    """Raises on every batch, as a crashing third-party model would."""
+
+    name = "broken"
+    score_range = (0.0, 1.0)
+
+    def score_batch(self, items):
+        raise RuntimeError("model exploded")
+
+
+class Picky(Model):
+    """Fails on images darker than a threshold, scores the rest."""
+
+    name = "picky"
+    score_range = (0.0, 255.0)
+
+    def preprocessor(self):
+        return brightness
+
+    def score_batch(self, items):
+        return [Score.ok(v) if v > 60 else Score.failure("too dark for this model") for v in items]
+
+
+def registry_with(*models: type, datasets: Sequence[type] = (GradedSet,)) -> PluginRegistry:
+    plugin = types.SimpleNamespace(
+        iqabench_models=hookimpl(lambda: list(models)),
+        iqabench_datasets=hookimpl(lambda: list(datasets)),
+    )
+    registry = PluginRegistry(load_entry_points=False)
+    registry.register(plugin, name="test-plugin")
+    return registry

@@ -1,0 +1,101 @@
+"""Rewards against hand-computed values (formulas of Q-Insight and VisualQuality-R1, anchors 3.3 and 3.4)."""
+
+import math
+
+import pytest
+from scipy.stats import norm
+
+from iqabench.errors import DuplicateNameError, UnknownNameError
+from iqabench_plugins.rl import rewards
+from iqabench_plugins.rl.rewards import (
+    get_reward,
+    q_insight_format,
+    q_insight_score,
+    register_reward,
+    visualquality_fidelity,
+    visualquality_format,
+)
+
+
+def q_answer(rating: str) -> str:
+    return f'<think>\nsharp, well exposed\n</think>\n<answer>\n{{"rating": {rating}}}\n</answer>'
+
+
+def vq_answer(score: str) -> str:
+    return f"<think>fine detail</think><answer>{score}</answer>"
+
+
+def test_q_insight_score_threshold_is_inclusive_and_configurable():
+    texts = [q_answer("3.30"), q_answer("3.50"), q_answer("3.60"), "no answer at all", q_answer("2.70")]
+    labels = [3.0, 3.0, 3.0, 3.0, 3.0]
+    groups = ["a"] * 5
+    # |0.30| in, |0.50| out, |0.60| out, unparsable 0, |0.30| in
+    assert q_insight_score(texts, labels, groups) == [1.0, 0.0, 0.0, 0.0, 1.0]
+    # exactly on the threshold counts (|3.25 - 3.0| = 0.25, representable exactly)
+    assert q_insight_score([q_answer("3.25")], [3.0], ["a"], threshold=0.25) == [1.0]
+    assert q_insight_score([q_answer("3.30")], [3.0], ["a"], threshold=0.25) == [0.0]
+
+
+def test_q_insight_format_needs_the_whole_layout():
+    good = q_answer("4.10")
+    assert q_insight_format([good], [1.0], ["a"]) == [1.0]
+    bad = [
+        '<think>x</think><answer>{"rating": 4}</answer>',  # no newlines
+        good + " trailing",  # not a full match
+        '<think>\nx\n</think>\n<answer>\n{"a": {"rating": 4}}\n</answer>',  # nested braces
+        "<think>\nx\n</think>\n<answer>\n4.1\n</answer>",  # no JSON object
+    ]
+    assert q_insight_format(bad, [1.0] * 4, ["a"] * 4) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_visualquality_format():
+    texts = [vq_answer("3"), "<think>a</think>\n\n<answer>3</answer>", "<answer>3</answer>", vq_answer("3") + "x"]
+    assert visualquality_format(texts, [1.0] * 4, ["a"] * 4) == [1.0, 1.0, 0.0, 0.0]
+
+
+def fidelity(prediction, mean_other, var_self, var_other, target, eps=1e-6):
+    p = norm.cdf((prediction - mean_other) / math.sqrt(var_self + var_other + eps))
+    return math.sqrt(p * target + eps) + math.sqrt((1 - p) * (1 - target) + eps)
+
+
+def test_visualquality_fidelity_hand_computed():
+    # image A (MOS 4) predicted 4 and 3: mean 3.5, unbiased variance 0.5
+    # image B (MOS 2) predicted 2 and 2: mean 2, variance 0
+    # image C (MOS 2, ties B) predicted 3 and an unparsable answer: mean 3, variance 0 (one prediction)
+    texts = [vq_answer("4"), vq_answer("3"), vq_answer("2"), vq_answer("2"), vq_answer("3"), "garbage"]
+    labels = [4.0, 4.0, 2.0, 2.0, 2.0, 2.0]
+    groups = ["A", "A", "B", "B", "C", "C"]
+    expected = [
+        (fidelity(4, 2.0, 0.5, 0.0, 1.0) + fidelity(4, 3.0, 0.5, 0.0, 1.0)) / 2,
+        (fidelity(3, 2.0, 0.5, 0.0, 1.0) + fidelity(3, 3.0, 0.5, 0.0, 1.0)) / 2,
+        (fidelity(2, 3.5, 0.0, 0.5, 0.0) + fidelity(2, 3.0, 0.0, 0.0, 0.5)) / 2,
+        (fidelity(2, 3.5, 0.0, 0.5, 0.0) + fidelity(2, 3.0, 0.0, 0.0, 0.5)) / 2,
+        (fidelity(3, 3.5, 0.0, 0.5, 0.0) + fidelity(3, 2.0, 0.0, 0.0, 0.5)) / 2,
+        0.0,
+    ]
+    assert visualquality_fidelity(texts, labels, groups) == pytest.approx(expected, abs=1e-12)
+    # a spot value worked by hand: A's "4" against B alone is sqrt(Φ(2/sqrt(0.5)) + 1e-6) + sqrt(1e-6)
+    assert fidelity(4, 2.0, 0.5, 0.0, 1.0) == pytest.approx(0.99983037, abs=1e-7)
+
+
+def test_visualquality_fidelity_without_another_image_is_zero():
+    assert visualquality_fidelity([vq_answer("4"), vq_answer("3")], [4.0, 4.0], ["A", "A"]) == [0.0, 0.0]
+
+
+def test_unknown_reward_names_the_close_and_available_ones():
+    with pytest.raises(UnknownNameError) as info:
+        get_reward("q_insight_scor")
+    message = str(info.value)
+    assert "'q_insight_score'" in message and "visualquality_fidelity" in message
+
+
+def test_register_reward_adds_a_third_party_reward(monkeypatch):
+    monkeypatch.setattr(rewards, "_REGISTERED", {})
+
+    def length_reward(texts, mos, groups):
+        return [float(len(t)) for t in texts]
+
+    register_reward("length", length_reward)
+    assert get_reward("length")(["abc"], [1.0], ["a"]) == [3.0]
+    with pytest.raises(DuplicateNameError):
+        register_reward("q_insight_format", length_reward)
