@@ -130,6 +130,8 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
         if not eff:
             continue
         memory = "—" if eff.get("peak_memory_mib") is None else f"{eff['peak_memory_mib']:.0f}"
+        if eff.get("peak_memory_mib") is not None and eff.get("baseline_memory_mib") is not None:
+            memory += f" (+{max(0.0, eff['peak_memory_mib'] - eff['baseline_memory_mib']):.0f})"
         rows.append(
             [
                 model["label"],
@@ -153,7 +155,8 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
     return (
         table
         + "\n\nLatency: model time only (inputs decoded beforehand), warm-up excluded, median over repeats, "
-        + f"device synchronised. Memory: {'; '.join(methods)}."
+        + f"device synchronised. Memory: {'; '.join(methods)}; in brackets the rise over the memory held "
+        + "before the measured calls (weights already loaded)."
     )
 
 

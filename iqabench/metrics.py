@@ -50,13 +50,24 @@ def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.n
     return (b1 - b2) / (1.0 + np.exp(z)) + b2
 
 
+def _logistic4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    # Analytic, because finite differences relative to a parameter near 0 (b3 starts at the mean
+    # prediction, often ~0) take a zero step and freeze that parameter.
+    scale = abs(b4) + 1e-12
+    s = 1.0 / (1.0 + np.exp(np.clip(-(x - b3) / scale, -500, 500)))
+    slope = (b1 - b2) * s * (1.0 - s)
+    return np.stack([s, 1.0 - s, -slope / scale, -slope * (x - b3) * np.sign(b4 or 1.0) / scale**2], axis=1)
+
+
 def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Predictions mapped through the logistic fitted to ``gt``; the identity if the fit fails."""
     start = [float(np.max(gt)), float(np.min(gt)), float(np.mean(pred)), float(np.std(pred)) / 4.0 or 1.0]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            params, _ = optimize.curve_fit(logistic4, pred, gt, p0=start, maxfev=10000)
+            params, _ = optimize.curve_fit(
+                logistic4, pred, gt, p0=start, jac=_logistic4_jacobian, maxfev=10000
+            )
     except (RuntimeError, ValueError, optimize.OptimizeWarning):
         return pred
     return logistic4(pred, *params)

@@ -49,7 +49,7 @@ def test_rgb2gray_matches_matlab_weights_and_rounding():
 
 def test_gaussian_window_is_fspecial():
     window = gaussian_window()
-    expected = np.exp(-np.arange(-3, 4) ** 2 / (2 * (7 / 6) ** 2))
+    expected = np.exp(-(np.arange(-3, 4) ** 2) / (2 * (7 / 6) ** 2))
     np.testing.assert_allclose(window, expected / expected.sum())
     assert np.outer(window, window).sum() == pytest.approx(1.0)
 

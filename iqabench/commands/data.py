@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--root",
         help="the DATA root that holds every dataset's folder (koniq10k/, spaq/, ...); default: $IQABENCH_DATA",
     )
+    check.add_argument("names", nargs="*", metavar="NAME", help="only these datasets (default: every registered one)")
     check.add_argument("--json", action="store_true", help="one JSON object per dataset instead of a table")
 
 
@@ -104,6 +105,9 @@ def check_datasets(
     text, empty when the dataset is complete.
     """
     registry = registry or default_registry()
+    if names is not None:
+        for name in names:
+            registry.get("dataset", name)  # an unknown name raises with the close matches
     data_root = Path(data_root) if data_root is not None else None
     rows = []
     for entry in registry.entries("dataset"):
@@ -145,7 +149,7 @@ def check_datasets(
 
 def _check(args: argparse.Namespace) -> int:
     data_root = resolve_data_root(args.root, None)
-    rows = check_datasets(data_root)
+    rows = check_datasets(data_root, args.names or None)
     if args.json:
         for row in rows:
             print(json.dumps(row))

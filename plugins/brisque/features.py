@@ -23,12 +23,13 @@ FEATURES = 36
 
 
 def _scale_features(image: NDArray[np.float64]) -> list[float]:
-    coefficients, _ = mscn(image, border="zero")
+    coefficients = mscn(image, border="zero")
     features = list(fit_ggd(coefficients))
     for shift in PAIR_SHIFTS:
         products = pair_products(coefficients, shift).reshape(1, -1)
         shape, left_std, right_std = (float(value[0]) for value in fit_aggd(products))
-        mean = (right_std - left_std) * gamma(2 / shape) / gamma(1 / shape) * np.sqrt(gamma(1 / shape) / gamma(3 / shape))
+        to_beta = np.sqrt(gamma(1 / shape) / gamma(3 / shape))
+        mean = (right_std - left_std) * gamma(2 / shape) / gamma(1 / shape) * to_beta
         features += [shape, mean, left_std**2, right_std**2]
     return features
 

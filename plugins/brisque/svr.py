@@ -44,7 +44,9 @@ class RbfSvr:
         with source.open("rb") as handle, np.load(handle, allow_pickle=False) as arrays:
             missing = {"sv", "sv_coef", "gamma", "rho", "feat_min", "feat_range"} - set(arrays.files)
             if missing:
-                raise ValueError(f"{source} lacks {sorted(missing)}; see plugins/brisque/MODEL-NOTICE.txt for the format")
+                raise ValueError(
+                    f"{source} lacks {sorted(missing)}; see plugins/brisque/MODEL-NOTICE.txt for the format"
+                )
             return cls(
                 support_vectors=arrays["sv"].astype(np.float64),
                 coefficients=arrays["sv_coef"].astype(np.float64).ravel(),
@@ -57,7 +59,8 @@ class RbfSvr:
     @property
     def num_parameters(self) -> int:
         """Support-vector entries, their coefficients, gamma, rho and the 2 x 36 scaling numbers."""
-        return int(self.support_vectors.size + self.coefficients.size + 2 + self.feature_min.size + self.feature_range.size)
+        scaling = self.feature_min.size + self.feature_range.size
+        return int(self.support_vectors.size + self.coefficients.size + 2 + scaling)
 
     def scale(self, features: NDArray[np.float64]) -> NDArray[np.float64]:
         return -1.0 + 2.0 * (features - self.feature_min) / self.feature_range

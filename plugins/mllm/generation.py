@@ -254,7 +254,9 @@ def load_processor(source: CheckpointSource, *, min_pixels: int, max_pixels: int
 
         name, kwargs = source.pretrained_args()
         try:
-            processor = AutoProcessor.from_pretrained(name, min_pixels=min_pixels, max_pixels=max_pixels, **kwargs)
+            processor = AutoProcessor.from_pretrained(
+                name, size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **kwargs
+            )
         except (OSError, ValueError) as exc:
             raise source.fetch_error(exc) from None
     processor.tokenizer.padding_side = "left"

@@ -22,7 +22,7 @@ FEATURES_PER_SCALE = 18
 
 
 def _blocks(image: NDArray[np.float64], size: int) -> NDArray[np.float64]:
-    """Non-overlapping ``size`` x ``size`` blocks as a (n_blocks, size * size) array, row-major grid."""
+    """Non-overlapping ``size`` x ``size`` blocks as a (n_blocks, size, size) array, row-major grid."""
     rows, cols = image.shape[0] // size, image.shape[1] // size
     return image.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(rows * cols, size, size)
 
@@ -59,7 +59,7 @@ def niqe_features(gray: NDArray, block_size: int = 96) -> NDArray[np.float64]:
     image = image[: rows * block_size, : cols * block_size]
     per_scale = []
     for scale in range(1, SCALES + 1):
-        coefficients, _ = mscn(image, border="replicate")
+        coefficients = mscn(image, border="replicate")
         per_scale.append(_scale_features(coefficients, block_size // scale))
         if scale < SCALES:
             image = imresize(image, 0.5)

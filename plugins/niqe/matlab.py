@@ -64,17 +64,13 @@ def _contributions(in_length: int, scale: float) -> tuple[NDArray[np.float64], N
     reflects indices that fall off the image (symmetric, edge repeated).
     """
     out_length = int(np.ceil(in_length * scale))
-    kernel_width = 4.0
-    if scale < 1:
-        kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
-        kernel_width /= scale
-    else:
-        kernel = _cubic
+    stretch = min(scale, 1.0)  # antialiasing: a shrinking kernel is widened by 1/scale
+    kernel_width = 4.0 / stretch
     u = np.arange(1, out_length + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
     left = np.floor(u - kernel_width / 2)
     taps = int(np.ceil(kernel_width)) + 2
     indices = left[:, None] + np.arange(taps)[None, :]
-    weights = kernel(u[:, None] - indices)
+    weights = stretch * _cubic(stretch * (u[:, None] - indices))
     weights /= weights.sum(axis=1, keepdims=True)
     mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
     zero_based = mirror[np.mod(indices.astype(np.intp) - 1, 2 * in_length)]

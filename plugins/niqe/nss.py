@@ -34,8 +34,8 @@ PAIR_SHIFTS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 def mscn(
     image: NDArray[np.floating], border: Literal["replicate", "zero"], stabiliser: float = 1.0
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Mean-subtracted contrast-normalised coefficients ``(I - mu) / (sigma + C)`` and sigma.
+) -> NDArray[np.float64]:
+    """Mean-subtracted contrast-normalised coefficients ``(I - mu) / (sigma + C)``.
 
     mu and sigma come from the 7x7 Gaussian window (sigma 7/6). NIQE filters
     with ``imfilter(..., 'replicate')``, BRISQUE with ``filter2(..., 'same')``
@@ -51,7 +51,7 @@ def mscn(
     image = np.asarray(image, dtype=np.float64)
     mu = smooth(image)
     sigma = np.sqrt(np.abs(smooth(image * image) - mu * mu))
-    return (image - mu) / (sigma + stabiliser), sigma
+    return (image - mu) / (sigma + stabiliser)
 
 
 def _nearest_on_grid(increasing_table: NDArray[np.float64], values: NDArray[np.float64]) -> NDArray[np.intp]:

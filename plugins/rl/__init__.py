@@ -1,1 +1,20 @@
-"""iqabench plugin: rl (work in progress)."""
+"""iqabench plugin: reinforcement-learning trainers for reasoning IQA models.
+
+* ``grpo`` (:mod:`.grpo`): GRPO of a Qwen2.5-VL model with Q-Insight's rewards
+  (or VisualQuality-R1's), through trl; checkpoints load in the ``q-insight`` model.
+* ``ract`` (:mod:`.ract`): the paper's Reasoning-Aligned Cross-domain Training;
+  checkpoints load in the ``ract`` model.
+
+Rewards are a registry of their own (:mod:`.rewards`), open to plugins through
+the ``iqabench.rewards`` entry-point group. docs/training.md has the formulas,
+defaults and the multi-GPU launch command.
+"""
+
+from iqabench import hookimpl
+from iqabench_plugins.rl.grpo import GRPO
+from iqabench_plugins.rl.ract import RACT
+
+
+@hookimpl
+def iqabench_trainers():
+    return [GRPO, RACT]

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import IQABenchError
+from iqabench.errors import CheckpointError, IQABenchError
 from iqabench.images import load_image
 from iqabench.trainer import Trainer, TrainingSet
 from iqabench_plugins.mllm.prompts import (
@@ -37,6 +37,7 @@ from iqabench_plugins.rl.checkpoints import (
     check_qwen_vl_checkpoint,
     write_provenance,
 )
+from iqabench_plugins.rl.hf_trainer import with_iqabench_schedule_and_resume
 from iqabench_plugins.rl.rewards import RewardFunction, get_reward
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,13 @@ def training_prompt(style: str) -> list[dict[str, str]]:
     raise IQABenchError(f"unknown prompt {style!r}; choose one of {', '.join(PROMPTS)}.")
 
 
+def deepspeed_config_file(deepspeed: str | None) -> str | None:
+    """``zero2``/``zero3`` name a config shipped with this plugin; anything else is a path."""
+    if deepspeed is None:
+        return None
+    return str(DEEPSPEED_CONFIGS.get(deepspeed, deepspeed))
+
+
 def check_training_sets(datasets: Sequence[TrainingSet]) -> None:
     if not datasets:
         raise IQABenchError("no training dataset given; name at least one dataset with a train split.")
@@ -75,6 +83,15 @@ def resolve_base_checkpoint(model_options: dict[str, Any], out_dir: Path, seed: 
     written once into ``out_dir/base``.
     """
     checkpoint = str(model_options.get("checkpoint") or DEFAULT_BASE_CHECKPOINT)
+    subfolder = model_options.get("subfolder")
+    if subfolder:
+        if not Path(checkpoint).expanduser().is_dir():
+            raise CheckpointError(
+                f"training starts from a local folder or a hub id without subfolder; download {checkpoint!r} "
+                f"(`huggingface-cli download {checkpoint} --include '{subfolder}/*' --local-dir DIR`) and pass "
+                f"checkpoint: DIR/{subfolder}."
+            )
+        checkpoint = str(Path(checkpoint).expanduser() / subfolder)
     if checkpoint == TINY_CHECKPOINT:
         base = out_dir / "base"
         if not (base / "config.json").is_file():
@@ -279,7 +296,7 @@ class GRPO(Trainer):
             use_cpu=on_cpu,
             gradient_checkpointing=self.gradient_checkpointing,
             model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},
-            deepspeed=str(DEEPSPEED_CONFIGS.get(self.deepspeed, self.deepspeed)) if self.deepspeed else None,
+            deepspeed=deepspeed_config_file(self.deepspeed),
             save_strategy="steps",
             save_steps=self.save_steps,
             save_total_limit=self.save_total_limit,
@@ -309,7 +326,7 @@ class GRPO(Trainer):
                 if state.is_world_process_zero:
                     write_provenance(Path(args.output_dir) / f"checkpoint-{state.global_step}", provenance)
 
-        trainer_cls = _linear_to_floor_trainer(GRPOTrainer, self.min_learning_rate)
+        trainer_cls = with_iqabench_schedule_and_resume(GRPOTrainer, self.min_learning_rate)
         return trainer_cls(
             model=base,
             reward_funcs=[_trl_reward(n, f, self.reward_options.get(n, {})) for n, f in rewards],
@@ -337,32 +354,3 @@ def _bf16_supported() -> bool:
     import torch
 
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def _linear_to_floor_trainer(base_cls: type, min_learning_rate: float) -> type:
-    """``base_cls`` with the paper's schedule: linear decay from the learning rate to ``min_learning_rate``.
-
-    transformers' ``linear`` schedule ends at 0 and its warmup-stable-decay
-    schedule needs the step count in advance, so the scheduler is built here,
-    once the trainer knows the number of optimiser steps; it is transformers'
-    WSD schedule with no warmup, no stable phase and a linear decay to the floor.
-    """
-    from transformers.optimization import get_wsd_schedule
-
-    class LinearToFloor(base_cls):
-        def create_scheduler(self, num_training_steps: int, optimizer=None):
-            if self.lr_scheduler is None:
-                self.lr_scheduler = get_wsd_schedule(
-                    optimizer if optimizer is not None else self.optimizer,
-                    num_warmup_steps=0,
-                    num_decay_steps=num_training_steps,
-                    num_stable_steps=0,
-                    decay_type="linear",
-                    min_lr_ratio=min_learning_rate / self.args.learning_rate,
-                )
-                self._created_lr_scheduler = True
-            return self.lr_scheduler
-
-    LinearToFloor.__name__ = f"{base_cls.__name__}LinearToFloor"
-    return LinearToFloor
-

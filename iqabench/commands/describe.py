@@ -1,0 +1,92 @@
+"""``iqabench describe MODEL``: export a reasoning model's texts for images or a dataset.
+
+Writes the reasoning-texts file (:mod:`iqabench.texts`) that the RALI and RACT
+trainers read: one line per (image, seed) with the reasoning, the parsed score
+and the ground truth. Re-running the same command resumes: pairs already in
+the file are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "describe"
+HELP = "write a reasoning model's texts for images or a dataset (the file RALI/RACT train on)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a generative model, e.g. q-insight (see `iqabench list models`)")
+    parser.add_argument("images", nargs="*", help="image files (or use --dataset)")
+    parser.add_argument("--dataset", help="describe a dataset's images instead of files")
+    parser.add_argument("--split", default=None, help="split of --dataset (default: all records)")
+    parser.add_argument("--root", help="folder of the dataset (default: DATA_ROOT/<dataset folder>)")
+    parser.add_argument("--data-root", help="folder holding the datasets (default: $IQABENCH_DATA)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, one text per image and seed (default 0)")
+    parser.add_argument("--out", required=True, help="the texts file (JSON lines); appended to and resumed")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="model option")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--dtype", default="float32", help="float32, float16, bfloat16 (or auto where the model has it)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--num-workers", type=int, default=0, help="image decode worker processes")
+
+
+def parse_seeds(text: str) -> list[int]:
+    from iqabench.errors import IQABenchError
+
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise IQABenchError(f"--seeds {text!r} is not a comma-separated list of integers, e.g. --seeds 0,1,2.") from None
+    if not seeds:
+        raise IQABenchError("--seeds is empty; give at least one seed, e.g. --seeds 0.")
+    return list(dict.fromkeys(seeds))
+
+
+def images_to_describe(args: argparse.Namespace):
+    """``(images, dataset name)`` from the image arguments or from ``--dataset``."""
+    from iqabench.dataset import dataset_root, resolve_data_root
+    from iqabench.describe import ImageToDescribe
+    from iqabench.errors import IQABenchError
+    from iqabench.registry import default_registry
+
+    if bool(args.images) == bool(args.dataset):
+        raise IQABenchError("give either image files or --dataset NAME (not both, not neither).")
+    if args.images:
+        return [ImageToDescribe(image=path, path=Path(path)) for path in args.images], None
+    cls = default_registry().dataset(args.dataset)
+    root = dataset_root(cls, resolve_data_root(args.data_root, None), args.root)
+    dataset = cls(root=root)
+    if dataset.root is None:
+        raise dataset.missing_error("no dataset folder given")
+    records = dataset.load().split(args.split)
+    images = [ImageToDescribe(image=r.image, path=dataset.image_path(r), gt=r.mos) for r in records]
+    return images, args.dataset
+
+
+def run(args: argparse.Namespace) -> int:
+    from iqabench.describe import describe
+    from iqabench.options import check_options, parse_option_flags
+    from iqabench.registry import default_registry
+    from iqabench.runner import resolve_device
+
+    seeds = parse_seeds(args.seeds)
+    images, dataset = images_to_describe(args)
+    cls = default_registry().model(args.model)
+    options = parse_option_flags(args.option)
+    check_options(cls, options, f"model {args.model!r}", ("device", "dtype"))
+    model = cls(**options, device=resolve_device(args.device), dtype=args.dtype)
+    summary = describe(
+        model,
+        images,
+        seeds,
+        args.out,
+        dataset=dataset,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    print(
+        f"{args.out}: wrote {summary.written} texts ({summary.failed} without a parsable score), "
+        f"skipped {summary.skipped} already there"
+    )
+    return 0

@@ -1,0 +1,325 @@
+"""The ``ract`` trainer: Reasoning-Aligned Cross-domain Training (paper section 3.4, appendix C).
+
+Three steps, each cached in its own folder under ``out_dir`` with a
+``DONE.json`` written last, so a re-run skips what has finished and an
+interrupted step resumes (GRPO and SFT from their last ``checkpoint-N``, the
+texts export line by line):
+
+1. ``1-grpo/<dataset>/``: single-domain RL, the ``grpo`` trainer on each training dataset alone.
+2. ``2-describe/<dataset>/``: label alignment. Each single-domain model, loaded
+   as the ``q-insight`` model plugin, writes reasoning texts for its own
+   dataset's training images (:func:`iqabench.describe.describe`).
+3. ``3-sft/``: cross-domain SFT (trl ``SFTTrainer``) of the single-domain model
+   of ``score_dataset`` on the aligned image-text pairs of all datasets.
+   The final model is written to ``out_dir/final``.
+
+What the SFT learns from (appendix C, Table A.4, Table 5): every dataset
+contributes (image, description question) -> reasoning text pairs, with the
+description prompt "What is your overall assessment of the quality of this
+picture?"; only ``score_dataset`` contributes scores, as (image, Q-Insight
+score prompt) -> ``<think>`` its reasoning ``</think><answer>{"rating": MOS}</answer>``
+pairs, so the description-to-score mapping is learnt from one annotator group.
+``score_dataset="all"`` adds score pairs from every dataset (Table 5, row 1).
+``train_module="vision"`` trains the vision encoder only (Table 5, row 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from iqabench.describe import ImageToDescribe, describe
+from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.images import load_image
+from iqabench.registry import default_registry
+from iqabench.texts import read_texts
+from iqabench.trainer import Trainer, TrainingSet
+from iqabench_plugins.mllm.parsing import extract_reasoning
+from iqabench_plugins.mllm.prompts import Q_INSIGHT_SCORE_QUESTION, Q_INSIGHT_SYSTEM_PROMPT
+from iqabench_plugins.rl.checkpoints import check_qwen_vl_checkpoint, mark_done, read_done, write_provenance
+from iqabench_plugins.rl.grpo import GRPO, check_training_sets, deepspeed_config_file
+from iqabench_plugins.rl.hf_trainer import with_iqabench_schedule_and_resume
+
+log = logging.getLogger(__name__)
+
+#: Table A.4, "Prompts for Quality Description Task"
+RACT_DESCRIPTION_QUESTION = "What is your overall assessment of the quality of this picture?"
+TRAIN_MODULES = ("all", "vision")
+
+
+def score_completion(reasoning: str, mos: float) -> str:
+    """Q-Insight's answer layout (the one its format reward asks for), with the ground-truth rating."""
+    return f'<think>\n{reasoning}\n</think>\n<answer>\n{{"rating": {mos:.2f}}}\n</answer>'
+
+
+def sft_pairs(
+    texts_by_dataset: dict[str, list[dict[str, Any]]], score_datasets: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The SFT rows: a description pair for every text, a score pair for texts of the score datasets.
+
+    Each text row has ``path``, ``text`` and ``mos``; the single-domain model's
+    own rating is not used, the score label is the dataset's MOS.
+    """
+    rows = []
+    for dataset, texts in texts_by_dataset.items():
+        for row in texts:
+            rows.append({"path": row["path"], "task": "describe", "target": row["text"]})
+            if dataset in score_datasets:
+                rows.append({"path": row["path"], "task": "score", "target": score_completion(row["text"], row["mos"])})
+    return rows
+
+
+def _conversation(task: str) -> list[dict[str, str]]:
+    if task == "score":
+        return [
+            {"role": "system", "content": Q_INSIGHT_SYSTEM_PROMPT},
+            {"role": "user", "content": Q_INSIGHT_SCORE_QUESTION},
+        ]
+    return [{"role": "user", "content": RACT_DESCRIPTION_QUESTION}]
+
+
+def _load_sft_batch(batch: dict[str, list]) -> dict[str, list]:
+    return {
+        "prompt": [_conversation(task) for task in batch["task"]],
+        "completion": [[{"role": "assistant", "content": target}] for target in batch["target"]],
+        "image": [load_image(path) for path in batch["path"]],
+    }
+
+
+class RACT(Trainer):
+    """RACT: single-domain GRPO per dataset, reasoning-text label alignment, cross-domain SFT."""
+
+    name = "ract"
+    model = "ract"
+
+    def __init__(
+        self,
+        *,
+        grpo: dict[str, Any] | None = None,
+        score_dataset: str | None = None,
+        describe_seeds: Sequence[int] = (0,),
+        describe_options: dict[str, Any] | None = None,
+        describe_batch_size: int = 8,
+        train_module: str = "all",
+        sft_learning_rate: float = 1e-6,
+        sft_min_learning_rate: float = 1e-9,
+        sft_num_train_epochs: float = 1,
+        sft_batch_size: int = 128,
+        sft_per_device_train_batch_size: int = 8,
+        sft_max_steps: int | None = None,
+        bf16: bool | str = "auto",
+        gradient_checkpointing: bool = True,
+        deepspeed: str | None = None,
+        save_steps: int = 200,
+        save_total_limit: int | None = 2,
+        resume: bool = True,
+    ) -> None:
+        self.grpo = dict(grpo or {})
+        self.score_dataset = score_dataset
+        self.describe_seeds = tuple(describe_seeds)
+        self.describe_options = dict(describe_options or {})
+        self.describe_batch_size = describe_batch_size
+        self.train_module = train_module
+        self.sft_learning_rate = sft_learning_rate
+        self.sft_min_learning_rate = sft_min_learning_rate
+        self.sft_num_train_epochs = sft_num_train_epochs
+        self.sft_batch_size = sft_batch_size
+        self.sft_per_device_train_batch_size = sft_per_device_train_batch_size
+        self.sft_max_steps = sft_max_steps
+        self.bf16 = bf16
+        self.gradient_checkpointing = gradient_checkpointing
+        self.deepspeed = deepspeed
+        self.save_steps = save_steps
+        self.save_total_limit = save_total_limit
+        self.resume = resume
+
+    def config(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def _grpo(self) -> GRPO:
+        options = {"resume": self.resume, "deepspeed": self.deepspeed, **self.grpo}
+        try:
+            return GRPO(**options)
+        except TypeError as exc:
+            raise IQABenchError(f"ract's `grpo` options are not options of the grpo trainer: {exc}") from None
+
+    def check(self, datasets: Sequence[TrainingSet]) -> list[str]:
+        """Fail before step 1 on anything that would stop a later step; return the score datasets."""
+        check_training_sets(datasets)
+        self._grpo().check(datasets)
+        if self.train_module not in TRAIN_MODULES:
+            raise IQABenchError(f"train_module {self.train_module!r} is not one of {', '.join(TRAIN_MODULES)}.")
+        if not self.describe_seeds:
+            raise IQABenchError("describe_seeds is empty; give at least one seed for the reasoning texts.")
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names):
+            raise IQABenchError(f"a dataset is named twice among the training datasets: {names}.")
+        if self.score_dataset is None:
+            return names[:1]
+        if self.score_dataset == "all":
+            return names
+        if self.score_dataset not in names:
+            raise IQABenchError(
+                f"score_dataset {self.score_dataset!r} is not a training dataset; choose one of {', '.join(names)} "
+                "(or 'all')."
+            )
+        return [self.score_dataset]
+
+    def train(
+        self,
+        model_options: dict[str, Any],
+        datasets: Sequence[TrainingSet],
+        out_dir: Path,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> dict[str, Any]:
+        out_dir = Path(out_dir)
+        score_datasets = self.check(datasets)
+        single_domain = {
+            d.name: self._single_domain_rl(model_options, d, out_dir / "1-grpo" / d.name, seed, device)
+            for d in datasets
+        }
+        texts = {
+            d.name: self._label_alignment(single_domain[d.name], d, out_dir / "2-describe" / d.name, device)
+            for d in datasets
+        }
+        sft_base = single_domain[score_datasets[0]]
+        final = out_dir / "final"
+        self._cross_domain_sft(sft_base, texts, score_datasets, datasets, out_dir / "3-sft", final, seed, device)
+        return {"checkpoint": str(final)}
+
+    # -- the three steps -----------------------------------------------------------------------------
+
+    def _cached(self, folder: Path, settings: dict[str, Any]) -> bool:
+        settings = json.loads(json.dumps(settings, default=str))
+        done = read_done(folder)
+        if done is None:
+            return False
+        if done != settings:
+            raise CheckpointError(
+                f"{folder} holds a finished RACT step made with other settings (see {folder / 'DONE.json'}). "
+                "Train into a new --out folder, or delete that step's folder to redo it."
+            )
+        log.info("RACT: %s is done, skipping it", folder)
+        return True
+
+    def _single_domain_rl(self, model_options, dataset: TrainingSet, folder: Path, seed: int, device: str) -> str:
+        grpo = self._grpo()
+        settings = {"step": "single-domain RL", "dataset": dataset.name, "records": len(dataset.records),
+                    "model_options": model_options, "grpo": grpo.config(), "seed": seed}
+        if not self._cached(folder, settings):
+            grpo.train(model_options, [dataset], folder, seed=seed, device=device)
+            mark_done(folder, settings)
+        return str(folder / "final")
+
+    def _label_alignment(self, checkpoint: str, dataset: TrainingSet, folder: Path, device: str) -> list[dict]:
+        settings = {"step": "label alignment", "dataset": dataset.name, "records": len(dataset.records),
+                    "checkpoint": checkpoint, "seeds": list(self.describe_seeds), "options": self.describe_options}
+        texts_file = folder / "texts.jsonl"
+        if not self._cached(folder, settings):
+            model_cls = default_registry().model(GRPO.model)
+            reasoner = model_cls(**{**self.describe_options, "checkpoint": checkpoint, "device": device})
+            images = [ImageToDescribe(image=r.image, path=dataset.root / r.image, gt=r.mos) for r in dataset.records]
+            describe(reasoner, images, self.describe_seeds, texts_file, dataset=dataset.name,
+                     batch_size=self.describe_batch_size, progress=False)
+            del reasoner
+            mark_done(folder, settings)
+        rows = []
+        for text in read_texts(texts_file):
+            reasoning = (extract_reasoning(text.text) or "").strip() if text.text else ""
+            if reasoning and text.gt is not None:
+                rows.append({"path": str(dataset.root / text.image), "text": reasoning, "mos": text.gt})
+        if not rows:
+            raise IQABenchError(
+                f"the single-domain model of {dataset.name!r} wrote no reasoning text ({texts_file}); check that "
+                "it was trained long enough to answer in the <think>...</think> format."
+            )
+        return rows
+
+    def _cross_domain_sft(self, base: str, texts, score_datasets, datasets, folder: Path, final: Path,
+                          seed: int, device: str) -> None:
+        settings = {"step": "cross-domain SFT", "base": base, "score_datasets": score_datasets,
+                    "pairs": {name: len(rows) for name, rows in texts.items()},
+                    "ract": {k: v for k, v in self.config().items() if k != "grpo"}, "seed": seed}
+        if self._cached(folder, settings):
+            return
+        check_qwen_vl_checkpoint(base)
+        trainer = self._build_sft_trainer(base, sft_pairs(texts, score_datasets), folder, seed, device)
+        resume = self.resume and any((folder / "trainer").glob("checkpoint-*"))
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        trainer.save_model(str(final))
+        if trainer.accelerator.is_main_process:
+            trainer.processing_class.save_pretrained(final)
+            (final / "training_args.bin").unlink(missing_ok=True)
+            write_provenance(final, {
+                "trainer": self.name,
+                "trainer_config": self.config(),
+                "base_checkpoint": model_base(base),
+                "sft_base": base,
+                "score_datasets": score_datasets,
+                "datasets": [{"name": d.name, "root": str(d.root), "records": len(d.records),
+                              "texts": len(texts[d.name])} for d in datasets],
+                "seed": seed,
+            })
+            mark_done(folder, settings)
+
+    def _build_sft_trainer(self, base: str, pairs: list[dict[str, Any]], folder: Path, seed: int, device: str):
+        import torch
+        from accelerate import PartialState
+        from datasets import Dataset
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from trl import SFTConfig, SFTTrainer
+
+        on_cpu = str(device) == "cpu"
+        bf16 = (not on_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()) if self.bf16 == "auto" \
+            else bool(self.bf16)
+        per_step = self.sft_per_device_train_batch_size * PartialState().num_processes
+        if self.sft_batch_size % per_step:
+            raise IQABenchError(
+                f"sft_batch_size {self.sft_batch_size} is not a multiple of sft_per_device_train_batch_size x "
+                f"processes ({per_step})."
+            )
+        model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16 if bf16 else torch.float32)
+        if self.train_module == "vision":
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad = ".visual." in f".{name}"
+        processor = AutoProcessor.from_pretrained(base)
+        dataset = Dataset.from_dict({key: [row[key] for row in pairs] for key in ("path", "task", "target")})
+        args = SFTConfig(
+            output_dir=str(folder / "trainer"),
+            learning_rate=self.sft_learning_rate,
+            num_train_epochs=self.sft_num_train_epochs,
+            max_steps=self.sft_max_steps if self.sft_max_steps is not None else -1,
+            per_device_train_batch_size=self.sft_per_device_train_batch_size,
+            gradient_accumulation_steps=self.sft_batch_size // per_step,
+            bf16=bf16,
+            use_cpu=on_cpu,
+            gradient_checkpointing=self.gradient_checkpointing,
+            deepspeed=deepspeed_config_file(self.deepspeed),
+            max_length=None,
+            save_strategy="steps",
+            save_steps=self.save_steps,
+            save_total_limit=self.save_total_limit,
+            logging_steps=1,
+            report_to="none",
+            seed=seed,
+            data_seed=seed,
+            remove_unused_columns=False,
+        )
+        trainer_cls = with_iqabench_schedule_and_resume(SFTTrainer, self.sft_min_learning_rate)
+        return trainer_cls(
+            model=model, args=args, train_dataset=dataset.with_transform(_load_sft_batch), processing_class=processor
+        )
+
+
+def model_base(checkpoint: str) -> str | None:
+    """The base checkpoint recorded in a trained folder's provenance, if it has one."""
+    provenance = Path(checkpoint) / "iqabench_provenance.json"
+    if provenance.is_file():
+        return json.loads(provenance.read_text(encoding="utf-8")).get("base_checkpoint")
+    return None
+

@@ -1,0 +1,301 @@
+"""MLLM scorers on a tiny random Qwen2.5-VL: prompt, generate, parse, score, failures, checkpoints, Q-Align."""
+
+import logging
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.registry import default_registry
+from iqabench_plugins.mllm.generation import FitForVisionTower
+from iqabench_plugins.mllm.prompts import (
+    Q_INSIGHT_SCORE_QUESTION,
+    Q_INSIGHT_SYSTEM_PROMPT,
+    VISUALQUALITY_PLAIN_SUFFIX,
+    VISUALQUALITY_QUESTION,
+    VISUALQUALITY_THINKING_SUFFIX,
+)
+from iqabench_plugins.mllm.q_align import QAlign, expected_level_score
+from iqabench_plugins.mllm.q_insight import QInsight, Ract
+from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
+from iqabench_plugins.mllm.visualquality import VisualQualityR1
+
+
+def images(n=3):
+    # different sizes, so prompts in one batch have different lengths and need padding
+    sizes = [(64, 48), (56, 56), (84, 56), (60, 40)]
+    return [Image.new("RGB", sizes[i % 4], (40 * i, 120, 200 - 30 * i)) for i in range(n)]
+
+
+def completions_returning(texts):
+    """A decode that replaces the random tokens by realistic completions, one per generated row, in order."""
+    calls = {"rows": 0}
+
+    def decode(new_tokens):
+        rows = new_tokens.shape[0]
+        out = [texts[(calls["rows"] + i) % len(texts)] for i in range(rows)]
+        calls["rows"] += rows
+        return out
+
+    return decode
+
+
+@pytest.fixture(scope="module")
+def q_insight():
+    return QInsight(checkpoint="tiny-random", max_new_tokens=8)
+
+
+def test_registered_with_contract_attributes():
+    registry = default_registry()
+    for name, trainer, generative in [
+        ("q-insight", "grpo", True),
+        ("visualquality-r1", "grpo", True),
+        ("ract", "ract", True),
+        ("q-align", None, False),
+    ]:
+        cls = registry.model(name)
+        assert cls.trainer == trainer
+        assert cls.generative is generative
+        assert cls.score_range == (1.0, 5.0)
+
+
+def test_random_model_output_is_a_counted_failure_not_a_score(q_insight):
+    scores = q_insight.score(images(3))
+    assert len(scores) == 3
+    assert all(s.failed for s in scores)
+    assert all(s.error.startswith("unparseable answer:") for s in scores)
+    assert all(isinstance(s.text, str) for s in scores)  # the raw output is kept for inspection
+    assert q_insight.generator.generated_tokens > 0
+
+
+def test_prompt_is_the_papers(q_insight):
+    [text] = q_insight.generator.prompt_texts([q_insight.messages(images(1)[0])])
+    assert f"<|im_start|>system\n{Q_INSIGHT_SYSTEM_PROMPT}<|im_end|>" in text
+    assert f"<|vision_start|><|image_pad|><|vision_end|>{Q_INSIGHT_SCORE_QUESTION}<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_batches_are_left_padded(q_insight, monkeypatch):
+    seen = {}
+    generate = q_insight.model.generate
+
+    def spy(**inputs):
+        seen["mask"] = inputs["attention_mask"].clone()
+        return generate(**inputs)
+
+    monkeypatch.setattr(q_insight.model, "generate", spy)
+    q_insight.score([Image.new("RGB", (28, 28)), Image.new("RGB", (112, 112))])
+    mask = seen["mask"]
+    assert mask[0, 0] == 0 and mask[0, -1] == 1  # the short prompt is padded on the left
+    assert mask[1].all()
+
+
+def test_success_path_parses_real_generation_rows(q_insight, monkeypatch):
+    completions = [
+        '<think>Sharp, well exposed.</think>\n<answer>\n{"rating": 4.20}\n</answer>',
+        "<think>Heavy JPEG blocking.</think><answer>{rating: 1.85}</answer>",
+        "<think>Hmm.</think><answer>good quality</answer>",
+    ]
+    monkeypatch.setattr(q_insight.generator, "decode", completions_returning(completions))
+    scores = q_insight.score(images(3))
+    assert [s.value for s in scores[:2]] == [pytest.approx(4.20), pytest.approx(1.85)]
+    assert scores[0].text == "Sharp, well exposed."
+    assert scores[2].failed and 'no "rating" key' in scores[2].error
+    assert scores[2].text == completions[2]
+
+
+def test_sampling_averages_parsed_samples_and_fails_only_if_none_parse(monkeypatch):
+    model = QInsight(checkpoint="tiny-random", max_new_tokens=4, do_sample=True, num_samples=3, temperature=0.7)
+    monkeypatch.setattr(
+        model.generator,
+        "decode",
+        completions_returning(
+            [
+                '<answer>{"rating": 3.0}</answer>',
+                "<answer>unsure</answer>",
+                '<answer>{"rating": 4.0}</answer>',
+                "<answer>?</answer>",
+                "nothing",
+                "<answer>{}</answer>",
+            ]
+        ),
+    )
+    first, second = model.score(images(2))
+    assert first.value == pytest.approx(3.5)  # mean of 3.0 and 4.0; the unparseable sample is left out
+    assert second.failed and "none of 3 samples parsed" in second.error
+    decoding = model.config()["decoding"]
+    assert decoding["mode"] == "sampling" and decoding["num_samples"] == 3 and decoding["temperature"] == 0.7
+
+
+def test_greedy_config_and_bad_decoding_options(q_insight):
+    config = q_insight.config()
+    assert config["random_weights"] is True
+    assert config["decoding"] == {
+        "max_new_tokens": 8,
+        "do_sample": False,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "num_samples": 1,
+        "mode": "greedy",
+    }
+    assert config["max_pixels"] == 16384 * 28 * 28 and config["min_pixels"] == 3136
+    with pytest.raises(IQABenchError, match="do_sample=true"):
+        QInsight(checkpoint="tiny-random", num_samples=4)
+
+
+def test_visualquality_prompts_and_parser(monkeypatch):
+    thinking = VisualQualityR1(checkpoint="tiny-random", max_new_tokens=4)
+    plain = VisualQualityR1(checkpoint="tiny-random", max_new_tokens=4, thinking=False)
+    [t] = thinking.generator.prompt_texts([thinking.messages(images(1)[0])])
+    [p] = plain.generator.prompt_texts([plain.messages(images(1)[0])])
+    assert (VISUALQUALITY_QUESTION + VISUALQUALITY_THINKING_SUFFIX) in t and "system\nYou are a helpful" in t
+    assert (VISUALQUALITY_QUESTION + VISUALQUALITY_PLAIN_SUFFIX) in p
+    monkeypatch.setattr(
+        thinking.generator, "decode", completions_returning(["<think>Noisy.</think><answer>2.35</answer>", "x"])
+    )
+    ok, bad = thinking.score(images(2))
+    assert ok.value == pytest.approx(2.35) and ok.text == "Noisy."
+    assert bad.failed
+    assert thinking.config()["thinking"] is True and plain.config()["thinking"] is False
+
+
+def test_ract_needs_a_checkpoint_and_loads_a_saved_folder(tmp_path):
+    with pytest.raises(IQABenchError, match="needs a checkpoint"):
+        Ract()
+    folder = save_tiny_qwen25vl(tmp_path / "ract-ckpt")
+    model = Ract(checkpoint=str(folder), max_new_tokens=4)
+    assert model.config()["random_weights"] is False
+    assert model.num_parameters() == QInsight(checkpoint="tiny-random", max_new_tokens=4).num_parameters()
+    assert all(s.failed for s in model.score(images(2)))
+
+
+def test_missing_and_incomplete_checkpoint_folders_name_path_and_files(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(CheckpointError, match="checkpoint folder not found") as err:
+        QInsight(checkpoint=str(missing))
+    assert str(missing) in str(err.value) and "config.json" in str(err.value)
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="incomplete checkpoint folder") as err:
+        VisualQualityR1(checkpoint=str(partial))
+    message = str(err.value)
+    assert str(partial) in message and "model.safetensors" in message and "preprocessor_config.json" in message
+
+    repo = tmp_path / "Q-Insight"
+    save_tiny_qwen25vl(repo / "score_degradation")
+    with pytest.raises(CheckpointError, match="subfolder=NAME"):
+        QInsight(checkpoint=str(repo))
+    assert QInsight(checkpoint=str(repo), subfolder="score_degradation", max_new_tokens=2).source.folder.name == (
+        "score_degradation"
+    )
+
+
+def test_hub_id_offline_says_how_to_pass_a_local_folder():
+    with pytest.raises(CheckpointError) as err:
+        QInsight()  # ByteDance/Q-Insight, subfolder score_degradation; tests run with HF_HUB_OFFLINE=1
+    message = str(err.value)
+    assert "ByteDance/Q-Insight (subfolder score_degradation)" in message
+    assert "-o checkpoint=DIR/score_degradation" in message
+
+
+def test_out_of_memory_halves_the_batch_and_says_so(q_insight, monkeypatch, caplog):
+    q_insight.generator.backoff.limit = None
+    generate = q_insight.model.generate
+    sizes = []
+
+    def generate_or_oom(**inputs):
+        sizes.append(inputs["input_ids"].shape[0])
+        if inputs["input_ids"].shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return generate(**inputs)
+
+    monkeypatch.setattr(q_insight.model, "generate", generate_or_oom)
+    with caplog.at_level(logging.WARNING):
+        scores = q_insight.score(images(4))
+    assert len(scores) == 4
+    assert sizes == [4, 2, 1, 1, 1, 1]
+    assert "retrying with batch size 2" in caplog.text and "retrying with batch size 1" in caplog.text
+
+    def always_oom(**inputs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(q_insight.model, "generate", always_oom)
+    with pytest.raises(IQABenchError, match="even at batch size 1"):
+        q_insight.score(images(1))
+    q_insight.generator.backoff.limit = None
+
+
+def test_too_small_image_is_resized_up_with_a_warning(q_insight, caplog):
+    with caplog.at_level(logging.WARNING):
+        fitted = FitForVisionTower()(Image.new("RGB", (10, 20)))
+    assert fitted.size == (28, 56)
+    assert "smaller than the vision tower" in caplog.text
+    assert FitForVisionTower()(Image.new("RGB", (64, 64))).size == (64, 64)
+    assert len(q_insight.score([Image.new("RGB", (3, 3))])) == 1  # scored (as a failure: random model), no crash
+
+
+def test_vllm_backend_without_vllm_is_a_clear_error():
+    pytest.importorskip("transformers")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(IQABenchError, match="needs vLLM"):
+            QInsight(checkpoint="tiny-random", backend="vllm")
+    else:
+        pytest.skip("vllm is installed")
+
+
+# ------------------------------------------------------------------------------------------- Q-Align
+
+
+def test_expected_level_score_by_hand():
+    logits = [2.0, 1.0, 0.0, -1.0, -2.0]  # excellent, good, fair, poor, bad
+    e = [math.exp(x) for x in logits]
+    by_hand = (5 * e[0] + 4 * e[1] + 3 * e[2] + 2 * e[3] + 1 * e[4]) / sum(e)
+    assert by_hand == pytest.approx(4.4519, abs=1e-4)
+    assert expected_level_score(logits) == pytest.approx(by_hand, rel=1e-12)
+    assert expected_level_score([0.0] * 5) == pytest.approx(3.0)
+    assert expected_level_score([50.0, 0, 0, 0, 0]) == pytest.approx(5.0)
+    assert expected_level_score([0, 0, 0, 0, 50.0]) == pytest.approx(1.0)
+    assert expected_level_score([0, 0, 0, math.log(3.0), 0]) == pytest.approx((5 + 4 + 3 + 2 * 3 + 1) / 7)
+
+
+def test_q_align_generic_route_matches_a_manual_forward():
+    model = QAlign(checkpoint="tiny-random")
+    image = images(1)[0]
+    score = model.score([image])[0]
+    # the same computation written out: chat template + assistant prefix, last-position logits of e/g/f/p/b
+    processor, net = model.processor, model.model
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "How would you rate the quality of this image?"}]}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert text.endswith("<|im_start|>assistant\n")
+    inputs = processor(text=[text + "The quality of the image is"], images=[image], return_tensors="pt")
+    with torch.no_grad():
+        last = net(**inputs).logits[0, -1]
+    ids = [processor.tokenizer.convert_tokens_to_ids(c) for c in "egfpb"]  # byte tokens: first letters
+    probs = torch.softmax(last[ids].double(), dim=0)
+    assert score.value == pytest.approx(float(probs @ torch.tensor([5.0, 4, 3, 2, 1], dtype=torch.float64)), abs=1e-5)
+    assert model.config()["level_token_variant"] == "bare"  # " excellent" etc. all start with the space byte
+
+
+def test_q_align_is_deterministic_and_batch_independent():
+    model = QAlign(checkpoint="tiny-random")
+    batch = images(4)
+    together = [s.value for s in model.score(batch)]
+    alone = [model.score([image])[0].value for image in batch]
+    assert together == pytest.approx(alone, abs=1e-5)
+    assert all(1.0 <= v <= 5.0 for v in together)
+    assert [s.value for s in model.score(batch)] == together
+
+
+def test_q_align_one_align_needs_explicit_remote_code_opt_in():
+    with pytest.raises(CheckpointError, match="trust_remote_code=true"):
+        QAlign()

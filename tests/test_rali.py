@@ -1,0 +1,314 @@
+"""RALI through its real code paths with a tiny transformers CLIP built in code.
+
+The official release layout is rebuilt here (best/, ckpt.pt, pca.pkl,
+basis.npz) and scored by the plugin; the expected scores come from an
+independent numpy computation of the formula with transformers' own CLIP.
+"""
+
+import json
+import string
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from sklearn.decomposition import PCA
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+from iqabench.errors import CheckpointError
+from iqabench.texts import ReasoningText, TextsWriter
+from iqabench.trainer import TrainingSet
+from iqabench.dataset import Record
+from iqabench_plugins.rali import trainer as trainer_module
+from iqabench_plugins.rali.converter import RALIOfficialConverter
+from iqabench_plugins.rali.model import RALI
+from iqabench_plugins.rali.trainer import RALITrainer
+
+PROJ = 16
+
+
+def save_tiny_clip(folder, seed=0):
+    torch.manual_seed(seed)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase + string.digits + ".,;:!?()-/'":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=PROJ,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return folder
+
+
+def images(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, size=(40 + i, 50, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def reference_scores(clip_dir, clip_state, mean, scale, components, prototypes, scores, logit_scale, pil_images):
+    """Eq. (3) in float64 numpy on transformers' own CLIP features."""
+    clip = CLIPModel.from_pretrained(clip_dir).eval()
+    if clip_state is not None:
+        clip.load_state_dict(clip_state)
+    processor = CLIPImageProcessor.from_pretrained(clip_dir)
+    with torch.no_grad():
+        x = clip.get_image_features(**processor(images=pil_images, return_tensors="pt")).pooler_output.double().numpy()
+    z = ((x - mean) / np.abs(scale)) @ components.T
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
+    logits = z @ p.T * logit_scale
+    w = np.exp(logits - logits.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    return w @ scores
+
+
+@pytest.fixture(scope="module")
+def official_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("release")
+    save_tiny_clip(root / "best")
+    rng = np.random.default_rng(1)
+    pca = PCA(n_components=8).fit(rng.normal(size=(40, PROJ)))
+    pca.var_ = rng.uniform(0.5, 2.0, size=PROJ)  # the official loader takes scale = sqrt(var_) when present
+    joblib.dump(pca, root / "pca.pkl")
+    np.savez(root / "basis.npz", vectors=rng.normal(size=(5, 8)), scores=rng.uniform(1, 5, size=5))
+    # the fine-tuned CLIP lives in ckpt.pt and differs from best/; so do the head tensors
+    clip = CLIPModel.from_pretrained(root / "best")
+    state = {f"clip.{k}": v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in clip.state_dict().items()}
+    head = {
+        "pca_scale": torch.tensor(rng.uniform(0.5, 2.0, size=PROJ), dtype=torch.float32),
+        "pca_components": torch.tensor(rng.normal(size=(8, PROJ)), dtype=torch.float32),
+        "prototypes": torch.tensor(rng.normal(size=(6, 8)), dtype=torch.float32),
+        "proto_scores": torch.tensor(rng.uniform(1, 5, size=6), dtype=torch.float32),
+        "logit_scale": torch.tensor(4.0),
+    }
+    state.update({f"scorer.{k}": v for k, v in head.items()})
+    torch.save({"state_dict": state}, root / "ckpt.pt")
+    expected = reference_scores(
+        root / "best", {k[5:]: v for k, v in state.items() if k.startswith("clip.")}, pca.mean_,
+        head["pca_scale"].double().numpy(), head["pca_components"].double().numpy(),
+        head["prototypes"].double().numpy(), head["proto_scores"].double().numpy(), 4.0, images(),
+    )
+    return root, expected
+
+
+def test_official_release_needs_trust_pickle(official_release):
+    root, _ = official_release
+    with pytest.raises(CheckpointError, match="trust_pickle=true"):
+        RALI(checkpoint=str(root))
+
+
+def test_official_release_scores_match_the_formula(official_release):
+    root, expected = official_release
+    model = RALI(checkpoint=str(root), trust_pickle=True)
+    got = [s.value for s in model.score(images())]
+    assert np.allclose(got, expected, atol=1e-4)
+    assert model.config()["tau"] == pytest.approx(0.25)
+    assert model.num_parameters() > 0
+
+
+def test_converted_release_loads_without_pickle_and_scores_the_same(official_release, tmp_path):
+    root, expected = official_release
+    out = RALIOfficialConverter().convert(root, tmp_path / "converted")
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pt")) and not list(out.rglob("*.bin"))
+    assert json.loads((out / "config.json").read_text())["format"] == "iqabench-rali"
+    got = [s.value for s in RALI(checkpoint=str(out)).score(images())]
+    assert np.allclose(got, expected, atol=1e-4)
+
+
+def test_convert_command(official_release, tmp_path):
+    from iqabench.cli import main
+
+    root, _ = official_release
+    assert main(["convert", "rali-official", str(root), str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "head.safetensors").exists()
+
+
+def test_missing_or_incomplete_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint=DIR"):
+        RALI()
+    with pytest.raises(CheckpointError, match="not found"):
+        RALI(checkpoint=str(tmp_path / "nope"))
+    (tmp_path / "ckpt.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="best/"):
+        RALI(checkpoint=str(tmp_path))
+
+
+def test_float16_on_cpu_is_refused(official_release):
+    with pytest.raises(Exception, match="bfloat16"):
+        RALI(checkpoint=str(official_release[0]), trust_pickle=True, dtype="float16")
+
+
+def test_random_init_is_marked_timing_only(tmp_path):
+    folder = save_tiny_clip(tmp_path / "clip")
+    model = RALI(random_init=True, backbone=str(folder), pca_dim=8, num_prototypes=10)
+    assert model.config()["layout"] == "random weights: timing only"
+    assert all(not s.failed for s in model.score(images(2)))
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(24):
+        mos = 1 + 4 * i / 23
+        noise = rng.normal(scale=(5 - mos) * 30, size=(36, 44, 3))
+        array = np.clip(128 + noise + np.linspace(0, 60, 44)[None, :, None], 0, 255).astype(np.uint8)
+        Image.fromarray(array).save(root / f"img{i:02d}.png")
+        records.append(Record(image=f"img{i:02d}.png", mos_raw=mos, mos=mos, split="train"))
+    clip_dir = save_tiny_clip(tmp_path_factory.mktemp("clip") / "clip", seed=3)
+    return TrainingSet(name="toy", root=root, records=records), clip_dir
+
+
+def write_texts(path, records, variant=""):
+    with TextsWriter(path) as writer:
+        for r in records:
+            level = "sharp clean" if r.mos > 3 else "noisy grainy"
+            writer.write(ReasoningText(image=r.image, seed=s, text=f"{level} photo {s} {variant}".strip(),
+                                       dataset="toy") for s in (0, 1, 2))
+
+
+def small_trainer(clip_dir, texts, **overrides):
+    options = dict(texts=str(texts), encoder="hf-clip", backbone=str(clip_dir), align_epochs=2, align_batch_size=8,
+                   pca_dim=6, num_buckets=8, num_prototypes=6, score_epochs=20, score_batch_size=8, batch_size=8)
+    options.update(overrides)
+    return RALITrainer(**options)
+
+
+def test_train_save_reload_gives_identical_scores(tiny_dataset, tmp_path, monkeypatch):
+    dataset, clip_dir = tiny_dataset
+    write_texts(tmp_path / "texts.jsonl", dataset.records)
+    captured = {}
+    real_save = trainer_module.save_checkpoint
+
+    def capture(out_dir, encoder, head, provenance):
+        captured.update(encoder=encoder, head=head)
+        real_save(out_dir, encoder, head, provenance)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", capture)
+    result = small_trainer(clip_dir, tmp_path / "texts.jsonl").train({}, [dataset], tmp_path / "ckpt")
+    pil = [Image.open(dataset.root / r.image).convert("RGB") for r in dataset.records[:6]]
+    encoder, head = captured["encoder"], captured["head"]
+    transform = encoder.image_transform()
+    with torch.no_grad():
+        in_memory = head(encoder.encode_image(torch.stack([transform(im) for im in pil]))).numpy()
+    reloaded = [s.value for s in RALI(checkpoint=result["checkpoint"]).score(pil)]
+    assert np.allclose(reloaded, in_memory, atol=1e-5)
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["provenance"]["texts"]["images_with_text"] == 24
+    assert config["provenance"]["options"]["score_lr"] == 3e-2
+
+
+def _vision_weights(folder):
+    return {k: v for k, v in load_file(str(folder / "model.safetensors")).items() if k.startswith("vision_model.")}
+
+
+def test_contrastive_alignment_switch_changes_only_whether_the_vision_tower_moves(tiny_dataset, tmp_path):
+    dataset, clip_dir = tiny_dataset
+    write_texts(tmp_path / "texts.jsonl", dataset.records)
+    original = _vision_weights(clip_dir)
+    small_trainer(clip_dir, tmp_path / "texts.jsonl").train({}, [dataset], tmp_path / "on")
+    # without alignment no texts are needed at all: the file named here does not exist
+    small_trainer(clip_dir, tmp_path / "absent.jsonl", contrastive_alignment=False).train({}, [dataset],
+                                                                                         tmp_path / "off")
+    aligned, frozen = _vision_weights(tmp_path / "on" / "encoder"), _vision_weights(tmp_path / "off" / "encoder")
+    assert all(torch.equal(frozen[k], original[k]) for k in original)
+    assert any(not torch.equal(aligned[k], original[k]) for k in original)
+
+
+def test_seed_augmentation_switch_uses_only_the_first_seed_when_off(tiny_dataset, tmp_path):
+    dataset, clip_dir = tiny_dataset
+    write_texts(tmp_path / "a.jsonl", dataset.records)
+    with TextsWriter(tmp_path / "b.jsonl") as writer:  # same seed-0 texts, different seeds 1 and 2
+        for r in dataset.records:
+            level = "sharp clean" if r.mos > 3 else "noisy grainy"
+            writer.write([ReasoningText(image=r.image, seed=0, text=f"{level} photo 0", dataset="toy")]
+                         + [ReasoningText(image=r.image, seed=s, text=f"other words {s}", dataset="toy")
+                            for s in (1, 2)])
+
+    def weights(texts, out, augment):
+        small_trainer(clip_dir, tmp_path / texts, seed_augmentation=augment, score_definition=False,
+                      align_epochs=1).train({}, [dataset], tmp_path / out)
+        return _vision_weights(tmp_path / out / "encoder")
+
+    off_a, off_b = weights("a.jsonl", "off_a", False), weights("b.jsonl", "off_b", False)
+    assert all(torch.equal(off_a[k], off_b[k]) for k in off_a)
+    on_a, on_b = weights("a.jsonl", "on_a", True), weights("b.jsonl", "on_b", True)
+    assert any(not torch.equal(on_a[k], on_b[k]) for k in on_a)
+
+
+def _features_and_labels(n=120, dim=10, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.uniform(1, 5, size=n)
+    features = rng.normal(size=(n, dim)) + np.outer(labels, rng.normal(size=dim))
+    return torch.tensor(features, dtype=torch.float32), labels
+
+
+def test_pca_switch():
+    features, labels = _features_and_labels()
+    with_pca = RALITrainer(pca_dim=4, num_buckets=10, num_prototypes=12, score_definition=False).fit_head(features, labels)
+    components = with_pca.pca_components.double()
+    assert components.shape == (4, 10)
+    assert torch.allclose(components @ components.T, torch.eye(4, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(with_pca.pca_mean, features.mean(0), atol=1e-5)
+    without = RALITrainer(pca=False, num_buckets=10, num_prototypes=12, score_definition=False).fit_head(features, labels)
+    assert torch.equal(without.pca_components, torch.eye(10)) and not without.pca_mean.any()
+
+
+def test_pca_dim_above_the_feature_dim_is_clamped_and_recorded():
+    features, labels = _features_and_labels(n=30, dim=5)
+    notes = []
+    with pytest.warns(UserWarning, match="clamped"):
+        head = RALITrainer(pca_dim=512, num_prototypes=5, score_definition=False).fit_head(features, labels, notes=notes)
+    assert head.pca_dim == 5 and "clamped to 5" in notes[0]
+
+
+def test_bucketed_switch_spreads_prototype_scores():
+    rng = np.random.default_rng(0)
+    features, labels = torch.tensor(rng.normal(size=(200, 6)), dtype=torch.float32), rng.uniform(1, 5, size=200)
+    common = dict(pca=False, num_buckets=8, num_prototypes=8, score_definition=False)
+    bucketed = RALITrainer(**common).fit_head(features, labels).proto_scores
+    plain = RALITrainer(bucketed=False, **common).fit_head(features, labels).proto_scores
+    assert float(bucketed.max() - bucketed.min()) > 3.0 > 1.5 > float(plain.max() - plain.min())
+
+
+def test_score_definition_switch_fits_prototypes_to_labels():
+    features, labels = _features_and_labels()
+    common = dict(pca_dim=4, num_buckets=10, num_prototypes=12, score_epochs=30, score_batch_size=16)
+    fixed = RALITrainer(score_definition=False, **common).fit_head(features, labels)
+    fitted = RALITrainer(**common).fit_head(features, labels)
+    assert torch.equal(fixed.pca_components, fitted.pca_components)
+    assert not torch.equal(fixed.prototypes, fitted.prototypes)
+    target = torch.tensor(labels, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.mean((fitted(features) - target) ** 2) < 0.5 * torch.mean((fixed(features) - target) ** 2)
+    assert fitted.tau == pytest.approx(0.07)
+    learned = RALITrainer(learn_tau=True, **common).fit_head(features, labels)
+    assert learned.tau != pytest.approx(0.07)
+
+
+def test_fused_head_equals_the_formula():
+    features, labels = _features_and_labels()
+    head = RALITrainer(pca_dim=4, num_buckets=10, num_prototypes=12, score_definition=False).fit_head(features, labels)
+    x = features.double().numpy()
+    z = ((x - head.pca_mean.double().numpy()) / head.pca_scale.double().abs().numpy()) @ head.pca_components.double().numpy().T
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    p = head.prototypes.detach().double().numpy()
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    logits = (z @ p.T) / 0.07
+    w = np.exp(logits - logits.max(1, keepdims=True))
+    expected = (w / w.sum(1, keepdims=True)) @ head.proto_scores.detach().double().numpy()
+    assert np.allclose(head.fused()(features).numpy(), expected, atol=1e-4)

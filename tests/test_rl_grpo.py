@@ -1,0 +1,118 @@
+"""GRPO on a tiny random Qwen2.5-VL: it learns, repeats under a seed, resumes, and refuses bad input early."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from iqabench.dataset import Record
+from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
+from iqabench.trainer import TrainingSet
+from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
+from iqabench_plugins.rl import rewards
+from iqabench_plugins.rl.grpo import GRPO
+
+
+def tag_characters(texts, mos, groups):
+    """Varies within a group even for a random model, so advantages (and gradients) are not zero."""
+    return [sum(c in "<>{}.0123456789" for c in text) / 10 for text in texts]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    return save_tiny_qwen25vl(tmp_path_factory.mktemp("tiny") / "base", seed=0)
+
+
+@pytest.fixture(scope="module")
+def training_set(tmp_path_factory) -> TrainingSet:
+    root = tmp_path_factory.mktemp("images")
+    records = []
+    for i in range(4):
+        pixels = (np.random.default_rng(i).random((64, 64, 3)) * 255).astype("uint8")
+        Image.fromarray(pixels).save(root / f"{i}.png")
+        records.append(Record(image=f"{i}.png", mos_raw=float(i), mos=1.0 + i, split="train"))
+    return TrainingSet(name="tiny", root=root, records=records)
+
+
+@pytest.fixture(autouse=True)
+def _third_party_reward(monkeypatch):
+    monkeypatch.setattr(rewards, "_REGISTERED", {"tag_characters": tag_characters})
+
+
+def small_grpo(**overrides) -> GRPO:
+    options = dict(
+        rewards=("q_insight_score", "q_insight_format", "tag_characters"),
+        num_generations=2,
+        batch_size=4,
+        per_device_train_batch_size=4,
+        max_steps=2,
+        max_completion_length=8,
+        learning_rate=1e-3,
+        gradient_checkpointing=False,
+        save_steps=1000,
+    )
+    options.update(overrides)
+    return GRPO(**options)
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def test_paper_defaults():
+    grpo = GRPO()
+    assert (grpo.num_generations, grpo.beta, grpo.learning_rate, grpo.min_learning_rate) == (8, 1e-3, 1e-6, 1e-9)
+    assert (grpo.num_train_epochs, grpo.batch_size) == (10, 128)
+    # Q-Insight's recipe on 8 GPUs: 8 per device x 2 accumulation x 8 processes = 128
+    assert grpo.gradient_accumulation_steps(num_processes=8) == 2
+    assert grpo.gradient_accumulation_steps(num_processes=1) == 16
+
+
+@pytest.mark.slow
+def test_two_steps_change_parameters_and_seed_repeats(base, training_set, tmp_path):
+    first = small_grpo().train({"checkpoint": str(base)}, [training_set], tmp_path / "a", seed=0)
+    second = small_grpo().train({"checkpoint": str(base)}, [training_set], tmp_path / "b", seed=0)
+    before, after, again = weights(base), weights(first["checkpoint"]), weights(second["checkpoint"])
+    assert before.keys() == after.keys()
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert len(changed) > len(before) // 2
+    assert all(torch.equal(after[name], again[name]) for name in after)
+    provenance = (Path(first["checkpoint"]) / "iqabench_provenance.json").read_text()
+    assert '"base_checkpoint"' in provenance and '"records": 4' in provenance
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(base, training_set, tmp_path):
+    out = tmp_path / "run"
+    small_grpo(save_steps=1).train({"checkpoint": str(base)}, [training_set], out, seed=0)
+    saved = weights(out / "trainer" / "checkpoint-2")
+    assert (out / "trainer" / "checkpoint-2" / "iqabench_provenance.json").is_file()
+    # max_steps already reached: a resumed run trains no further step and must end with the saved weights
+    resumed = small_grpo(save_steps=1).train({"checkpoint": str(base)}, [training_set], out, seed=0)
+    final = weights(resumed["checkpoint"])
+    assert all(torch.equal(saved[name], final[name]) for name in saved)
+
+
+def test_dataset_without_train_split_fails_before_training(base, tmp_path):
+    empty = TrainingSet(name="csiq", root=tmp_path, records=[])
+    with pytest.raises(IQABenchError, match="'csiq' has no train split"):
+        small_grpo().train({"checkpoint": str(base)}, [empty], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_reward_fails_before_training(base, training_set, tmp_path):
+    with pytest.raises(UnknownNameError, match="Did you mean 'q_insight_format'"):
+        small_grpo(rewards=("q_insight_formt",)).train({"checkpoint": str(base)}, [training_set], tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_checkpoint_of_another_architecture_fails_before_training(training_set, tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "clip"}')
+    with pytest.raises(CheckpointError, match="'clip' model.*qwen2_5_vl"):
+        small_grpo().train({"checkpoint": str(folder)}, [training_set], tmp_path / "o")
+    assert not (tmp_path / "o" / "trainer").exists()
