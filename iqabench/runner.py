@@ -201,7 +201,9 @@ class Runner:
             lines += [format_check_table(check_datasets(self.data_root, names)), ""]
         except ImportError:
             pass
-        lines += problems
+        lines.append(problems[0])
+        if len(problems) > 1:
+            lines.append(f"({len(problems) - 1} more dataset(s) missing; the table above lists them.)")
         return "\n".join(lines)
 
     # -- the run -------------------------------------------------------------------------------------------------
@@ -295,7 +297,7 @@ class Runner:
     def _model(self, run: ModelRun) -> Model:
         if run.model is None:
             log.info("%s: loading model %s", run.entry.display, run.entry.name)
-            run.model = run.cls(**run.options, device=self.device, dtype=self.suite.dtype)
+            run.model = run.cls(**run.options, device=self.device, dtype=run.entry.dtype or self.suite.dtype)
         return run.model
 
     def _pair_fingerprint(self, run: ModelRun, test: TestSet) -> str:
@@ -307,7 +309,7 @@ class Runner:
                 "dataset": test.ref.model_dump(),
                 "records": [(r.image, r.mos) for r in test.records],
                 "preprocessing": self._resize(test).__dict__,
-                "dtype": self.suite.dtype,
+                "dtype": run.entry.dtype or self.suite.dtype,
             }
         )
 

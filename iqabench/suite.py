@@ -79,6 +79,8 @@ class ModelEntry(_Strict):
     trainer: str | None = None
     trainer_options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(default=None, gt=0)
+    #: overrides the suite's dtype for this model (e.g. bfloat16 for an MLLM)
+    dtype: str | None = None
     #: the model's row name in the reference table, to show measured minus reported
     reference: str | None = None
 

@@ -28,6 +28,8 @@ from iqabench_plugins.clipiqa.prompts import FIVE_PAIRS
 from iqabench_plugins.clipiqa.trainer import CoOpTrainer, fit_context
 
 TINY_RN = "iqa-test-tiny-rn"
+GOOD_BAD = [("Good photo.", "Bad photo.")]
+CLASSES = ["Good photo.", "Bad photo."]
 TINY_VIT = "iqa-test-tiny-vit"
 TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
 CONFIGS = {
@@ -94,7 +96,7 @@ def caption_features(clip: torch.nn.Module, pairs) -> torch.Tensor:
     return clip.encode_text(tokens).reshape(len(pairs), 2, -1)
 
 
-@pytest.mark.parametrize("prompts, pairs", [("good-bad", [("Good photo.", "Bad photo.")]), ("five-pairs", FIVE_PAIRS)])
+@pytest.mark.parametrize("prompts, pairs", [("good-bad", GOOD_BAD), ("five-pairs", FIVE_PAIRS)])
 def test_zero_shot_score_is_softmax_of_scaled_cosines(weights, prompts, pairs):
     # at the training resolution an interpolated embedding is the original one: open_clip's own forward applies
     model = ClipIQA(model_name=TINY_RN, pretrained=weights[TINY_RN], prompts=prompts, pos_embedding=True)
@@ -113,7 +115,7 @@ def test_dropped_positional_embedding_equals_attention_pool_without_it(weights):
     with torch.no_grad():
         reference.visual.attnpool.positional_embedding.zero_()
     image = random_image(64, 64, seed=5)
-    expected = probability_by_hand(reference, image, caption_features(reference, [("Good photo.", "Bad photo.")]))
+    expected = probability_by_hand(reference, image, caption_features(reference, GOOD_BAD))
     assert model.score([image])[0].value == pytest.approx(expected, abs=1e-5)
 
 
@@ -131,7 +133,7 @@ def test_full_resolution_other_than_training_size(weights):
     grid = pool.positional_embedding[1:].detach().reshape(2, 2, -1).permute(2, 0, 1)[None]
     spatial = F.interpolate(grid, size=(3, 4), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).reshape(12, -1)
     pool.positional_embedding = torch.nn.Parameter(torch.cat([pool.positional_embedding[:1].detach(), spatial]))
-    expected = probability_by_hand(reference, image, caption_features(reference, [("Good photo.", "Bad photo.")]))
+    expected = probability_by_hand(reference, image, caption_features(reference, GOOD_BAD))
     assert interpolated.value == pytest.approx(expected, abs=1e-5)
 
 
@@ -161,9 +163,8 @@ def test_fixed_resolution_tower_needs_its_size(weights):
     model = ClipIQA(model_name=TINY_VIT, pretrained=weights[TINY_VIT], resize=[64, 64])
     reference = reference_clip(TINY_VIT, weights)
     image = random_image(100, 80, seed=3)
-    expected = probability_by_hand(
-        reference, image.resize((64, 64), Image.Resampling.BICUBIC), caption_features(reference, [("Good photo.", "Bad photo.")])
-    )
+    squeezed = image.resize((64, 64), Image.Resampling.BICUBIC)
+    expected = probability_by_hand(reference, squeezed, caption_features(reference, GOOD_BAD))
     assert model.score([image])[0].value == pytest.approx(expected, abs=1e-5)
 
 
@@ -190,18 +191,19 @@ def test_option_errors_say_what_to_do(weights, monkeypatch):
 def test_learned_context_sits_around_the_class_phrase(weights):
     """Context set to the embeddings of real words must encode like the literal sentence."""
     clip = load_clip(TINY_RN, weights[TINY_RN])
-    learner = build_prompt_learner(clip, TINY_RN, ["Good photo.", "Bad photo."], n_ctx=16)
+    learner = build_prompt_learner(clip, TINY_RN, CLASSES, n_ctx=16)
     tokenizer = open_clip.get_tokenizer(TINY_RN)
     words = ["a"] * 8 + ["the"] * 8
     with torch.no_grad():
         learner.context.copy_(clip.token_embedding(tokenizer(" ".join(words))[0, 1:17]))
-        expected = clip.encode_text(tokenizer([f"a a a a a a a a {c} the the the the the the the the" for c in ("Good photo.", "Bad photo.")]))
+        sentences = [f"a a a a a a a a {phrase} the the the the the the the the" for phrase in CLASSES]
+        expected = clip.encode_text(tokenizer(sentences))
         assert torch.allclose(learner(), expected, atol=1e-5)
 
 
 def test_two_prompt_learning_steps_change_only_the_context(weights):
     clip = load_clip(TINY_RN, weights[TINY_RN])
-    learner = build_prompt_learner(clip, TINY_RN, ["Good photo.", "Bad photo."], 16, generator=torch.Generator().manual_seed(0))
+    learner = build_prompt_learner(clip, TINY_RN, CLASSES, 16, generator=torch.Generator().manual_seed(0))
     assert [name for name, _ in learner.named_parameters()] == ["context"]
     clip_before = {k: v.clone() for k, v in clip.state_dict().items()}
     context_before = learner.context.detach().clone()
@@ -229,12 +231,9 @@ def test_two_prompt_learning_steps_change_only_the_context(weights):
 
 def test_saved_context_reloads_and_scores_on_1_5(weights, tmp_path):
     clip = load_clip(TINY_RN, weights[TINY_RN])
-    learner = build_prompt_learner(clip, TINY_RN, ["Good photo.", "Bad photo."], 16, generator=torch.Generator().manual_seed(3))
-    save_context(
-        tmp_path,
-        learner.context,
-        {"model_name": TINY_RN, "pretrained": weights[TINY_RN], "n_ctx": 16, "class_names": ["Good photo.", "Bad photo."], "pos_embedding": False},
-    )
+    learner = build_prompt_learner(clip, TINY_RN, CLASSES, 16, generator=torch.Generator().manual_seed(3))
+    config = {"model_name": TINY_RN, "pretrained": weights[TINY_RN], "n_ctx": 16, "class_names": CLASSES}
+    save_context(tmp_path, learner.context, {**config, "pos_embedding": False})
     model = ClipIQAPlus(checkpoint=str(tmp_path))
     assert torch.equal(model.learner.context.detach(), learner.context.detach())
     reference = reference_clip(TINY_RN, weights)
@@ -258,9 +257,8 @@ def test_coop_trainer_writes_a_loadable_checkpoint(weights, tmp_path):
         records.append(Record(image=f"images/{i}.png", mos_raw=mos, mos=mos, split="train"))
     trainer = CoOpTrainer(iterations=2, batch_size=4, num_workers=0, train_resize=[64, 64])
     out = tmp_path / "checkpoint"
-    options = trainer.train(
-        {"model_name": TINY_RN, "pretrained": weights[TINY_RN]}, [TrainingSet("toy", tmp_path, records)], out, seed=0
-    )
+    model_options = {"model_name": TINY_RN, "pretrained": weights[TINY_RN]}
+    options = trainer.train(model_options, [TrainingSet("toy", tmp_path, records)], out, seed=0)
     assert options == {"checkpoint": str(out)}
     assert (out / CONTEXT_FILE).is_file() and (out / CONFIG_FILE).is_file()
     context, config = load_context(out)
@@ -268,7 +266,7 @@ def test_coop_trainer_writes_a_loadable_checkpoint(weights, tmp_path):
     assert config["provenance"]["trainer_config"]["lr"] == 0.002 and config["train_resize"] == [64, 64]
 
     again = tmp_path / "again"
-    trainer.train({"model_name": TINY_RN, "pretrained": weights[TINY_RN]}, [TrainingSet("toy", tmp_path, records)], again, seed=0)
+    trainer.train(model_options, [TrainingSet("toy", tmp_path, records)], again, seed=0)
     assert torch.equal(load_context(again)[0], context)  # same seed, same context
 
     model = ClipIQAPlus(**options)

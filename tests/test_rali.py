@@ -280,8 +280,8 @@ def test_bucketed_switch_spreads_prototype_scores():
     rng = np.random.default_rng(0)
     features, labels = torch.tensor(rng.normal(size=(200, 6)), dtype=torch.float32), rng.uniform(1, 5, size=200)
     common = dict(pca=False, num_buckets=8, num_prototypes=8, score_definition=False)
-    bucketed = RALITrainer(**common).fit_head(features, labels).proto_scores
-    plain = RALITrainer(bucketed=False, **common).fit_head(features, labels).proto_scores
+    bucketed = RALITrainer(**common).fit_head(features, labels).proto_scores.detach()
+    plain = RALITrainer(bucketed=False, **common).fit_head(features, labels).proto_scores.detach()
     assert float(bucketed.max() - bucketed.min()) > 3.0 > 1.5 > float(plain.max() - plain.min())
 
 

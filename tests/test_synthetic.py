@@ -44,7 +44,8 @@ def generated(tmp_path_factory):
 
 def entries_of(manifest, reference, distortion):
     """The pristine image then levels 1..5 of one (reference, distortion)."""
-    by_level = {e["level"]: e for e in manifest["images"] if e["reference"] == reference and e["distortion"] == distortion}
+    chain = [e for e in manifest["images"] if e["reference"] == reference and e["distortion"] == distortion]
+    by_level = {e["level"]: e for e in chain}
     pristine = next(e for e in manifest["images"] if e["reference"] == reference and e["level"] == 0)
     return [pristine] + [by_level[level] for level in range(1, 6)]
 
@@ -187,7 +188,7 @@ def test_interrupted_generation_leaves_nothing_trusted(tmp_path, monkeypatch):
     assert len(small(root).load().records) == 37
 
 
-def test_interrupted_regeneration_keeps_the_old_generation_untrusted_elsewhere(tmp_path, monkeypatch):
+def test_interrupted_regeneration_keeps_the_previous_generation(tmp_path, monkeypatch):
     root = tmp_path / "synthetic"
     Synthetic(root=root, references=REFERENCES, distortions=["gaussian_blur"]).load()
     failing_jpeg(monkeypatch)

@@ -147,13 +147,8 @@ def check_datasets(
     return rows
 
 
-def _check(args: argparse.Namespace) -> int:
-    data_root = resolve_data_root(args.root, None)
-    rows = check_datasets(data_root, args.names or None)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return 0
+def format_check_table(rows: list[dict[str, Any]]) -> str:
+    """The ``data check`` table for rows from :func:`check_datasets`."""
     from tabulate import tabulate
 
     table = [
@@ -164,6 +159,17 @@ def _check(args: argparse.Namespace) -> int:
         ]
         for r in rows
     ]
+    headers = ["dataset", "title", "found", "images found / expected", "official", "splits", "split source", "problem"]
+    return tabulate(table, headers=headers)
+
+
+def _check(args: argparse.Namespace) -> int:
+    data_root = resolve_data_root(args.root, None)
+    rows = check_datasets(data_root, args.names or None)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
     print(f"data root: {data_root or '(none: pass --root DIR or set IQABENCH_DATA)'}")
-    print(tabulate(table, headers=["dataset", "title", "found", "images found / expected", "official", "splits", "split source", "problem"]))
+    print(format_check_table(rows))
     return 0

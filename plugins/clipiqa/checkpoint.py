@@ -63,6 +63,7 @@ def load_context(checkpoint: str | Path) -> tuple[torch.Tensor, dict[str, Any]]:
     context = tensors.get("context")
     if context is None or context.ndim != 2 or context.shape[0] != config["n_ctx"]:
         raise CheckpointError(
-            f"{folder / CONTEXT_FILE} does not hold a ({config['n_ctx']}, width) 'context' tensor; retrain the checkpoint."
+            f"{folder / CONTEXT_FILE} does not hold a ({config['n_ctx']}, width) 'context' tensor; "
+            "retrain the checkpoint."
         )
     return context, config

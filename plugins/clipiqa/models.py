@@ -45,11 +45,13 @@ def check_tower_input(model: torch.nn.Module, model_name: str, resize: int | tup
     if is_resnet_tower(model):
         return
     size = tower_image_size(model)
-    if resize != size:
-        raise IQABenchError(
-            f"{model_name!r} has a fixed-resolution vision tower ({size[0]}x{size[1]}); only CLIP's ResNet towers "
-            f"take full-resolution or arbitrary-size images. Pass resize={list(size)}."
-        )
+    if size is None and isinstance(resize, tuple) or size is not None and resize == size:
+        return
+    needed = f"resize={list(size)}" if size else "resize=[height, width] (the size it was trained at)"
+    raise IQABenchError(
+        f"{model_name!r} has a fixed-resolution vision tower; only CLIP's ResNet towers take full-resolution "
+        f"or arbitrary-size images. Pass {needed}."
+    )
 
 
 class ClipPairScorer(Model):
@@ -279,7 +281,8 @@ def build_prompt_learner(
 ) -> PromptLearner:
     import open_clip
 
-    learner = PromptLearner(TextTower(clip), open_clip.get_tokenizer(model_name), class_names, n_ctx, generator=generator)
+    tokenizer = open_clip.get_tokenizer(model_name)
+    learner = PromptLearner(TextTower(clip), tokenizer, class_names, n_ctx, generator=generator)
     if len(learner.class_names) != 2:
         raise IQABenchError(f"class_names={list(class_names)}: CLIP-IQA+ needs exactly [positive, negative].")
     return learner.to(next(clip.parameters()).device)

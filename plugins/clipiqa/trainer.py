@@ -33,7 +33,13 @@ import iqabench
 from iqabench.errors import IQABenchError
 from iqabench.loader import iterate_batches
 from iqabench.trainer import Trainer, TrainingSet
-from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, is_resnet_tower, load_clip, make_resolution_free
+from iqabench_plugins.clipiqa.backbone import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    is_resnet_tower,
+    load_clip,
+    make_resolution_free,
+)
 from iqabench_plugins.clipiqa.checkpoint import save_context
 from iqabench_plugins.clipiqa.models import build_prompt_learner, check_tower_input
 from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize

@@ -6,10 +6,10 @@ generation, sampling and averaging, failure handling, the recorded config)
 lives here once.
 
 With ``num_samples`` > 1 the score is the mean of the ratings that parse; the
-image fails only when none of its samples parses (the error then quotes the
-first sample's reason). Averaging what parsed keeps one malformed sample from
-discarding N-1 good ones; the failures stay visible in the text of the first
-unparseable sample only when all fail, so prefer greedy decoding for benchmarks.
+image fails only when none of its samples parses (the error quotes the first
+sample's reason). Averaging what parsed keeps one malformed sample from
+discarding N-1 good ones. Partial failures are therefore not counted, which is
+one more reason why benchmarks default to greedy decoding with one sample.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class Synthetic(Dataset):
     title = "Synthetic"
     default_dir = "synthetic"
     homepage = "generated locally from the photographs bundled with scikit-image (docs/synthetic.md)"
-    expected_files = (MANIFEST, "images/<reference>/<distortion>_<level>.png")
+    expected_files = (f"<width>x<height>/{MANIFEST}", "<width>x<height>/images/<reference>/<distortion>_<level>.png")
     official_count = expected_count(list(REFERENCES), list(DISTORTIONS))
     default_test_split = "test"
 
@@ -122,12 +122,12 @@ class Synthetic(Dataset):
 
     def load(self) -> DatasetIndex:
         assert self.root is not None
-        manifest = ensure_generated(self.root, self.size, self.references, self.distortions)
+        folder, manifest = ensure_generated(self.root, self.size, self.references, self.distortions)
         splits = reference_split(self.references, self.test_fraction, self.seed)
         wanted = set(self.distortions)
         rows = [
             {
-                "image": entry["image"],
+                "image": f"{folder.name}/{entry['image']}",
                 "mos_raw": entry["label"],
                 "split": splits[entry["reference"]],
                 "reference": entry["reference"],
@@ -148,7 +148,7 @@ class Synthetic(Dataset):
             self.name,
             Path(self.root),
             rows,
-            label_files=[MANIFEST],
+            label_files=[f"{folder.name}/{MANIFEST}"],
             nominal_range=(1.0, 5.0),
             direction="higher_better",
             split_source=(

@@ -29,8 +29,8 @@ from iqabench_plugins.synthetic.generate import (
     DEFAULT_SIZE,
     default_root,
     ensure_generated,
+    generations,
     image_hash,
-    read_manifest,
 )
 from iqabench_plugins.synthetic.phrasing import describe_distortion
 from iqabench_plugins.synthetic.references import REFERENCES
@@ -49,16 +49,19 @@ class Describer(Model):
     generative = True
 
     def __init__(self, *, root: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32") -> None:
-        """``root``: the synthetic dataset's cache folder (default: where the ``synthetic`` dataset puts it).
+        """``root``: the synthetic dataset's root (default: where the ``synthetic`` dataset puts it).
 
-        If no generation is there yet, the full default dataset is generated first.
+        The describer knows every image of every generation (any size) under ``root``; if there is none yet,
+        the full default dataset is generated first.
         """
         super().__init__(device=device, dtype=dtype)
         self.root = Path(os.path.expanduser(root)) if root is not None else default_root()
-        manifest = read_manifest(self.root)
-        if manifest is None:
-            manifest = ensure_generated(self.root, DEFAULT_SIZE, list(REFERENCES), list(DISTORTIONS))
-        self._by_hash: dict[str, dict[str, Any]] = {entry["sha256"]: entry for entry in manifest["images"]}
+        manifests = [manifest for _, manifest in generations(self.root)]
+        if not manifests:
+            manifests = [ensure_generated(self.root, DEFAULT_SIZE, list(REFERENCES), list(DISTORTIONS))[1]]
+        self._by_hash: dict[str, dict[str, Any]] = {
+            entry["sha256"]: entry for manifest in manifests for entry in manifest["images"]
+        }
 
     def preprocessor(self) -> Callable[[Image.Image], str]:
         return image_hash

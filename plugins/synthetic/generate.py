@@ -6,6 +6,8 @@ distortion at five levels and written as lossless PNG, together with a
 each image its reference, distortion, level, parameter, label and the SHA-256
 of its decoded pixels (which the ``describer`` uses to recognise images).
 
+Each image size gets its own generation folder, ``<root>/<width>x<height>``,
+so suites that use different sizes share a root without evicting each other.
 Generation writes into a temporary sibling folder and renames it into place
 only when complete, manifest last, so a crash or a kill never leaves a folder
 that a later run trusts. A folder whose manifest is of another generator
@@ -75,10 +77,15 @@ def noise_seed(reference: str, distortion: str, level: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{reference}/{distortion}/{level}".encode()).digest()[:8], "little")
 
 
-def read_manifest(root: Path) -> dict[str, Any] | None:
-    """The manifest of a complete generation in ``root``, or None if there is none to trust."""
+def generation_folder(root: Path, size: tuple[int, int]) -> Path:
+    """Where the generation of one size lives: ``root/<width>x<height>``, so sizes never evict each other."""
+    return Path(root) / f"{size[0]}x{size[1]}"
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a complete generation in ``folder``, or None if there is none to trust."""
     try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(manifest, dict) or manifest.get("version") != GENERATOR_VERSION:
@@ -86,48 +93,68 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def covers(manifest: dict[str, Any], size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]) -> bool:
-    """Whether a generation holds every image requested, at the requested size."""
-    return (
-        tuple(manifest.get("size", ())) == tuple(size)
-        and set(references) <= set(manifest.get("references", ()))
-        and set(distortions) <= set(manifest.get("distortions", {}))
+def generations(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every trusted generation under a dataset root, as (folder, manifest)."""
+    if not Path(root).is_dir():
+        return []
+    found = [(folder, read_manifest(folder)) for folder in sorted(Path(root).iterdir()) if folder.is_dir()]
+    return [(folder, manifest) for folder, manifest in found if manifest is not None and not folder.name.startswith(".")]
+
+
+def covers(manifest: dict[str, Any], references: Sequence[str], distortions: Sequence[str]) -> bool:
+    """Whether a generation holds every requested reference and distortion."""
+    return set(references) <= set(manifest.get("references", ())) and set(distortions) <= set(
+        manifest.get("distortions", {})
     )
 
 
 def ensure_generated(
     root: Path, size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]
+) -> tuple[Path, dict[str, Any]]:
+    """The generation folder of ``size`` under ``root`` and its manifest, generating it first if need be.
+
+    A trusted generation that lacks some requested images is regenerated with the union of what it had and
+    what is asked, so alternating subsets do not regenerate each other away.
+    """
+    folder = generation_folder(root, size)
+    manifest = read_manifest(folder)
+    if manifest is not None and covers(manifest, references, distortions) and _files_present(folder, manifest):
+        return folder, manifest
+    if manifest is not None:
+        wanted_references = set(references) | set(manifest.get("references", ()))
+        wanted_distortions = set(distortions) | set(manifest.get("distortions", {}))
+        references = [name for name in REFERENCES if name in wanted_references]
+        distortions = [name for name in DISTORTIONS if name in wanted_distortions]
+    return folder, generate(folder, size, references, distortions)
+
+
+def _files_present(folder: Path, manifest: dict[str, Any]) -> bool:
+    return all((folder / entry["image"]).is_file() for entry in manifest.get("images", ()))
+
+
+def generate(
+    folder: Path, size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]
 ) -> dict[str, Any]:
-    """The manifest of ``root``, generating the dataset there first unless a trusted one covers the request."""
-    manifest = read_manifest(root)
-    if manifest is not None and covers(manifest, size, references, distortions) and _files_present(root, manifest):
-        return manifest
-    return generate(root, size, references, distortions)
-
-
-def _files_present(root: Path, manifest: dict[str, Any]) -> bool:
-    return all((root / entry["image"]).is_file() for entry in manifest.get("images", ()))
-
-
-def generate(root: Path, size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]) -> dict[str, Any]:
-    """Write the dataset into a temporary sibling of ``root`` and rename it into place when complete."""
-    root = Path(root)
-    _check_replaceable(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_partials(root)
-    partial = root.parent / f".{root.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    """Write a generation into a temporary sibling of ``folder`` and rename it into place when complete."""
+    folder = Path(folder)
+    _check_replaceable(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_partials(folder)
+    partial = folder.parent / f".{folder.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir()
     try:
         manifest = _write_images(partial, size, references, distortions)
         _write_json(partial / MANIFEST, manifest)
-        _install(partial, root)
+        _install(partial, folder)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return read_manifest(root) or manifest
+    return read_manifest(folder) or manifest
 
 
-def _write_images(out: Path, size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]) -> dict[str, Any]:
+def _write_images(
+    out: Path, size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]
+) -> dict[str, Any]:
     entries = []
     for name in references:
         pristine = load_reference(name, size)
@@ -188,30 +215,30 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def _check_replaceable(root: Path) -> None:
+def _check_replaceable(folder: Path) -> None:
     """Refuse to replace a folder that holds anything but an empty folder or an earlier generation."""
-    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / MANIFEST).exists())):
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MANIFEST).exists())):
         raise IQABenchError(
-            f"{root} exists and is not a synthetic-dataset cache (no {MANIFEST}); iqabench will not overwrite it. "
+            f"{folder} exists and is not a synthetic-dataset cache (no {MANIFEST}); iqabench will not overwrite it. "
             "Give the synthetic dataset another root (-o root=DIR), or empty that folder."
         )
 
 
-def _install(partial: Path, root: Path) -> None:
+def _install(partial: Path, folder: Path) -> None:
     """Move a complete generation into place; an earlier one is moved aside first and then deleted."""
-    _check_replaceable(root)
+    _check_replaceable(folder)
     old = None
-    if root.exists():
-        if any(root.iterdir()):
-            old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
-            root.rename(old)
+    if folder.exists():
+        if any(folder.iterdir()):
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            folder.rename(old)
         else:
-            root.rmdir()
+            folder.rmdir()
     try:
-        partial.rename(root)
+        partial.rename(folder)
     except OSError:
         # another process installed its generation first; keep whichever is there if it can be trusted
-        if read_manifest(root) is None:
+        if read_manifest(folder) is None:
             raise
         shutil.rmtree(partial, ignore_errors=True)
     finally:
@@ -219,10 +246,10 @@ def _install(partial: Path, root: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _remove_abandoned_partials(root: Path) -> None:
+def _remove_abandoned_partials(folder: Path) -> None:
     """Delete temporary folders left by generations whose process is gone (killed mid-way)."""
-    for candidate in root.parent.glob(f".{root.name}{_PARTIAL}*"):
-        pid = candidate.name[len(f".{root.name}{_PARTIAL}") :].split("-")[0]
+    for candidate in folder.parent.glob(f".{folder.name}{_PARTIAL}*"):
+        pid = candidate.name[len(f".{folder.name}{_PARTIAL}") :].split("-")[0]
         if pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(candidate, ignore_errors=True)
 

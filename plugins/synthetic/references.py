@@ -61,7 +61,8 @@ def cover_and_crop(image: Image.Image, size: tuple[int, int], anchor: float = 0.
     """Scale (Lanczos) so ``image`` covers ``size``, then crop the excess at ``anchor``."""
     width, height = size
     scale = max(width / image.width, height / image.height)
-    scaled = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.LANCZOS)
+    scaled_size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    scaled = image.resize(scaled_size, Image.LANCZOS)
     left = round((scaled.width - width) * anchor)
     top = round((scaled.height - height) * anchor)
     return np.asarray(scaled.crop((left, top, left + width, top + height))).copy()

@@ -1,0 +1,106 @@
+"""``iqabench bench``: time, throughput, peak memory and parameters of models side by side (paper Figure 6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+NAME = "bench"
+HELP = "measure models' time, throughput, peak memory and parameters side by side (efficiency study)"
+DEFAULT_SUITE = Path("suites") / "efficiency.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", help=f"efficiency suite file (default: {DEFAULT_SUITE})")
+    parser.add_argument("--models", help="comma-separated subset of the suite's models, or registered models to add")
+    parser.add_argument("--batch-sizes", help="comma-separated, e.g. 1,4,16,64 (default: the suite's, per device)")
+    parser.add_argument("--new-tokens", type=int, help="new tokens generative models write (suite: 256, CPU 16)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the suite's, per device)")
+    parser.add_argument("--image-size", help="WIDTHxHEIGHT of the generated JPEGs (default 512x384)")
+    parser.add_argument("--images", type=int, help="images per end-to-end pass (default: the suite's)")
+    parser.add_argument("--warmup", type=int, help="unmeasured calls before timing")
+    parser.add_argument("--repeats", type=int, help="timed calls; the median is reported")
+    parser.add_argument("--num-workers", type=int, help="JPEG decode worker processes (default: cores - 1)")
+    parser.add_argument("--image-dir", help="where the generated JPEGs are written (default: a temporary folder)")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="MODEL:KEY=VALUE",
+                        help="model option, e.g. -o q-insight:checkpoint=/models/Q-Insight")
+    parser.add_argument("--out", default="leaderboards/efficiency.md", help="markdown table to write ('-' for none)")
+    parser.add_argument("--json", help="also write the full measurements as JSON to this file")
+    parser.add_argument("--note", action="append", default=[], help="a line to add to the markdown header")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="measure in this process instead of one fresh process per model (peaks then overlap)")
+
+
+def _suite(args: argparse.Namespace):
+    from iqabench.bench import BenchSuite, ModelSpec, load_bench_suite
+
+    path = Path(args.suite) if args.suite else DEFAULT_SUITE
+    if args.suite or path.is_file():
+        suite = load_bench_suite(path)
+    else:  # outside a checkout, with no suite: plain options, no baseline
+        suite = BenchSuite(models=[ModelSpec(name="rali", options={"random_init": True})])
+    if args.models:
+        wanted = [name.strip() for name in args.models.split(",") if name.strip()]
+        known = {spec.name: spec for spec in suite.models}
+        suite.models = [known.get(name) or ModelSpec(name=name) for name in wanted]
+    return suite
+
+
+def _apply_options(suite, flags: list[str]) -> None:
+    from iqabench.errors import UnknownNameError
+    from iqabench.options import parse_option_flags
+
+    for flag in flags:
+        model, sep, option = flag.partition(":")
+        if not sep:
+            raise UnknownNameError(f"option {flag!r} is not MODEL:KEY=VALUE (e.g. -o q-insight:max_pixels=200704).")
+        specs = [spec for spec in suite.models if spec.name == model]
+        if not specs:
+            raise UnknownNameError(f"option {flag!r} names model {model!r}, which is not in this run: "
+                                   f"{', '.join(spec.name for spec in suite.models)}.")
+        for spec in specs:
+            parsed = parse_option_flags([option])
+            spec.options.update(parsed)
+            spec.cpu_options.update(parsed)  # what the user says wins on every device
+
+
+def run(args: argparse.Namespace) -> int:
+    from iqabench.bench import render_markdown, run_bench
+    from iqabench.options import check_options
+    from iqabench.registry import default_registry
+    from iqabench.runner import resolve_device
+
+    device = resolve_device(args.device)
+    suite = _suite(args)
+    _apply_options(suite, args.option)
+    registry = default_registry()
+    for spec in suite.models:
+        check_options(registry.model(spec.name), {**spec.options, **spec.cpu_options}, f"model {spec.name!r}",
+                      ("device",))
+    overrides = {
+        "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None,
+        "new_tokens": args.new_tokens, "dtype": args.dtype, "image_size": args.image_size, "images": args.images,
+        "warmup": args.warmup, "repeats": args.repeats, "num_workers": args.num_workers,
+    }
+    settings = suite.resolve(device, overrides)
+    command = ["iqabench", *sys.argv[1:]] if Path(sys.argv[0]).name in ("iqabench", "__main__.py") else sys.argv
+    with tempfile.TemporaryDirectory(prefix="iqabench-bench-") as scratch:
+        report = run_bench(suite, settings, args.image_dir or scratch, isolate=not args.no_isolate, command=command)
+    notes = list(args.note)
+    if not device.startswith("cuda"):
+        notes.append(f"CPU run with the suite's reduced settings (batch sizes {list(settings.batch_sizes)}, "
+                     f"{settings.new_tokens} new tokens); no GPU numbers are in this file.")
+    markdown = render_markdown(report, notes=notes)
+    if args.out != "-":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(markdown)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    print(markdown)
+    failed = [m["label"] for m in report["models"] if m.get("error") or any(r.get("error") for r in m["rows"])]
+    return 1 if failed else 0

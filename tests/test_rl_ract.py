@@ -1,0 +1,82 @@
+"""RACT end to end on tiny random Qwen2.5-VL models: a folder the `ract` model loads and scores."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from iqabench.dataset import Record
+from iqabench.registry import default_registry
+from iqabench.trainer import TrainingSet
+from iqabench_plugins.rl import rewards
+from iqabench_plugins.rl.ract import RACT, score_completion, sft_pairs
+
+
+def tag_characters(texts, mos, groups):
+    return [sum(c in "<>{}.0123456789" for c in text) / 10 for text in texts]
+
+
+def images(root: Path, seed: int, n: int = 2) -> TrainingSet:
+    root.mkdir(parents=True)
+    records = []
+    for i in range(n):
+        pixels = (np.random.default_rng(seed * 10 + i).random((64, 64, 3)) * 255).astype("uint8")
+        Image.fromarray(pixels).save(root / f"{i}.png")
+        records.append(Record(image=f"{i}.png", mos_raw=float(i), mos=2.0 + i, split="train"))
+    return TrainingSet(name=root.name, root=root, records=records)
+
+
+def test_sft_pairs_take_scores_from_the_score_dataset_only():
+    texts = {
+        "koniq": [{"path": "k.png", "text": "sharp", "mos": 4.0}],
+        "kadid": [{"path": "d.png", "text": "blurred", "mos": 1.5}],
+    }
+    rows = sft_pairs(texts, ["koniq"])
+    assert rows == [
+        {"path": "k.png", "task": "describe", "target": "sharp"},
+        {"path": "k.png", "task": "score", "target": '<think>\nsharp\n</think>\n<answer>\n{"rating": 4.00}\n</answer>'},
+        {"path": "d.png", "task": "describe", "target": "blurred"},
+    ]
+    assert score_completion("x", 3.456) == '<think>\nx\n</think>\n<answer>\n{"rating": 3.46}\n</answer>'
+
+
+@pytest.mark.slow
+def test_ract_end_to_end_vision_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(rewards, "_REGISTERED", {"tag_characters": tag_characters})
+    datasets = [images(tmp_path / "alpha", 1), images(tmp_path / "beta", 2)]
+    ract = RACT(
+        grpo=dict(
+            rewards=("q_insight_score", "q_insight_format", "tag_characters"),
+            num_generations=2, batch_size=2, per_device_train_batch_size=2, max_steps=1,
+            max_completion_length=8, learning_rate=1e-3, gradient_checkpointing=False,
+        ),
+        score_dataset="beta",
+        describe_options={"max_new_tokens": 12, "do_sample": True},
+        train_module="vision",
+        sft_learning_rate=1e-2, sft_batch_size=2, sft_per_device_train_batch_size=2, sft_max_steps=2,
+        gradient_checkpointing=False,
+    )
+    out = tmp_path / "ract"
+    options = ract.train({"checkpoint": "tiny-random"}, datasets, out, seed=0)
+    final = Path(options["checkpoint"])
+    for step in ("1-grpo/alpha", "1-grpo/beta", "2-describe/alpha", "2-describe/beta", "3-sft"):
+        assert (out / step / "DONE.json").is_file(), step
+    # vision encoder only: the language model keeps the single-domain weights of the score dataset
+    sft_base, trained = load_file(str(out / "1-grpo/beta/final/model.safetensors")), load_file(str(final / "model.safetensors"))
+    visual = [k for k in trained if k.startswith(("visual.", "model.visual."))]
+    language = [k for k in trained if k not in visual]
+    assert visual and language
+    assert any(not torch.equal(sft_base[k], trained[k]) for k in visual)
+    assert all(torch.equal(sft_base[k], trained[k]) for k in language)
+
+    # a re-run finds every step done and trains nothing
+    stamp = (final / "model.safetensors").stat().st_mtime_ns
+    assert ract.train({"checkpoint": "tiny-random"}, datasets, out, seed=0) == options
+    assert (final / "model.safetensors").stat().st_mtime_ns == stamp
+
+    model = default_registry().model("ract")(checkpoint=str(final), max_new_tokens=12)
+    scores = model.score([Image.open(datasets[0].root / "0.png").convert("RGB")])
+    assert len(scores) == 1 and (scores[0].value is not None or scores[0].error)
