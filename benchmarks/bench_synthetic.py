@@ -28,11 +28,10 @@ def test_generate_one_colour_reference_all_distortions(benchmark, tmp_path):
 
 
 def test_describer_text_for_64_images(benchmark, tmp_path):
-    root = tmp_path / "synthetic"
-    generate(root, DEFAULT_SIZE, ["coffee"], ["jpeg", "contrast"])
-    describer = Describer(root=root)
+    generate(tmp_path / "384x256", DEFAULT_SIZE, ["coffee"], ["jpeg", "contrast"])
+    describer = Describer(root=tmp_path)
     prepare = describer.preprocessor()
-    items = [prepare(load_image(path)) for path in sorted((root / "images").rglob("*.png"))] * 6
+    items = [prepare(load_image(path)) for path in sorted(tmp_path.rglob("*.png"))] * 6
     torch.manual_seed(0)
     scores = benchmark(describer.score_batch, items[:64])
     assert not any(score.failed for score in scores)

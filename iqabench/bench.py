@@ -97,7 +97,7 @@ class ModelSpec:
     stages: dict[str, Any] | None = None
     #: {"config": "transformers.X", "model": "transformers.Y", "kwargs": {...}}: the released architecture
     released_architecture: dict[str, Any] | None = None
-    #: images for the end-to-end pass (default: the run's ``images``); slow generative models want fewer
+    #: at most this many images in the end-to-end pass (the run's ``images`` otherwise); slow generative models
     images: int | None = None
 
     @property
@@ -266,11 +266,11 @@ def _stage_times(model: Any, spec: ModelSpec, batch: list[Any], settings: BenchS
     times = {}
     with torch.inference_mode():
         for stage, method in spec.stages["calls"].items():
-            call = _attribute(model, method)
-            inputs = value
-            runs = time_batches(lambda: call(inputs), model.synchronize, warmup=settings.warmup, repeats=settings.repeats)
+            call, inputs, output = _attribute(model, method), value, {}
+            runs = time_batches(lambda: output.update(value=call(inputs)), model.synchronize,
+                                warmup=settings.warmup, repeats=settings.repeats)
             times[stage] = 1000.0 * statistics.median(runs) / len(batch)
-            value = call(inputs)
+            value = output["value"]
     return times
 
 
@@ -342,7 +342,7 @@ def _measure_batch_size(model: Any, spec: ModelSpec, items: list[Any], paths: Se
         if spec.stages:
             batch = [items[i % len(items)] for i in range(batch_size)]
             row["stage_ms_per_image"] = _stage_times(model, spec, batch, settings)
-        images = max(spec.images or settings.images, batch_size)
+        images = max(min(spec.images or settings.images, settings.images), batch_size)
         e2e_paths = [paths[i % len(paths)] for i in range(images)]
         row["end_to_end_images_per_second"] = _end_to_end(model, e2e_paths, batch_size, settings)
     except Exception as exc:
@@ -406,7 +406,6 @@ def run_bench(suite: BenchSuite, settings: BenchSettings, image_dir: str | Path,
     for spec in suite.models:
         log.info("bench: measuring %s", spec.display)
         record = measure_isolated(spec, settings, paths) if isolate else measure_model(spec, settings, paths)
-        record.pop("traceback", None) if isolate else None
         if spec.released_architecture:
             record["released_parameters"] = released_parameters(spec.released_architecture)
             record["released_source"] = spec.released_architecture.get("source")

@@ -49,7 +49,8 @@ RESERVED_MODEL_OPTIONS = ("device", "dtype")
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower() or "x"
+    """A file-name-safe key; '+' is spelled out so that CLIP-IQA and CLIP-IQA+ stay apart."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("+", "-plus")).strip("-").lower() or "x"
 
 
 class DataMissingError(IQABenchError):
@@ -132,6 +133,13 @@ class Runner:
 
     def _check_names(self) -> None:
         """Fail before any work on unknown models, trainers, datasets or options."""
+        keys = [slug(entry.display) for entry in self.entries]
+        clashes = sorted({k for k in keys if keys.count(k) > 1})
+        if clashes:
+            raise IQABenchError(
+                f"model labels {[e.display for e in self.entries if slug(e.display) in clashes]} share the folder "
+                f"name(s) {clashes}; give them labels that differ in letters or digits."
+            )
         for entry in self.entries:
             cls = self.registry.model(entry.name)
             check_options(cls, entry.options, f"model {entry.name!r}", RESERVED_MODEL_OPTIONS)

@@ -185,3 +185,12 @@ def test_model_that_cannot_load_fails_its_cells_and_suite_goes_on(tmp_path):
     board = (tmp_path / "out" / "leaderboard.md").read_text()
     row = next(line for line in board.splitlines() if line.startswith("| unloadable"))
     assert "failed" in row
+
+
+def test_labels_that_map_to_one_folder_are_refused(tmp_path):
+    from iqabench.runner import slug
+
+    assert slug("CLIP-IQA+") != slug("CLIP-IQA")
+    with pytest.raises(Exception, match="share the folder"):
+        run_suite(tmp_path, registry_with(Brightness), models=[{"name": "brightness", "label": "a b"},
+                                                               {"name": "brightness", "label": "a-b"}])

@@ -36,10 +36,12 @@ def small(root: Path, **options) -> Synthetic:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
+    """(generation folder, index, manifest) of the small subset at the default size."""
     root = tmp_path_factory.mktemp("synthetic") / "synthetic"
     index = small(root).load()
-    manifest = json.loads((root / "manifest.json").read_text())
-    return root, index, manifest
+    folder = root / "384x256"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return folder, index, manifest
 
 
 def entries_of(manifest, reference, distortion):
@@ -63,6 +65,7 @@ def test_registered():
 
 def test_count_pristine_plus_five_levels_and_grey_skips_saturation(generated):
     root, index, _ = generated
+    assert {r.image.split("/")[0] for r in index.records} == {"384x256"}
     # astronaut: 1 + 4 types x 5; camera (grey): 1 + 3 types x 5 (desaturating grey changes nothing)
     assert len(index.records) == 21 + 16
     assert not (root / "images/camera/saturation_1.png").exists()
@@ -73,7 +76,7 @@ def test_count_pristine_plus_five_levels_and_grey_skips_saturation(generated):
 
 def test_labels_are_the_designed_severities(generated):
     _, index, manifest = generated
-    level_of = {e["image"]: e["level"] for e in manifest["images"]}
+    level_of = {f"384x256/{e['image']}": e["level"] for e in manifest["images"]}
     for record in index.records:
         assert record.mos_raw == LABEL_OF_LEVEL[level_of[record.image]]
         assert record.mos == pytest.approx(record.mos_raw, abs=1e-12)
@@ -144,8 +147,8 @@ def test_saturation_top_level_is_colourless(generated):
 
 def test_regeneration_is_byte_identical(generated, tmp_path):
     root, _, manifest = generated
-    again = tmp_path / "again"
-    small(again).load()
+    small(tmp_path).load()
+    again = tmp_path / "384x256"
     files = sorted(p.relative_to(root) for p in (root / "images").rglob("*.png"))
     assert files == sorted(p.relative_to(again) for p in (again / "images").rglob("*.png"))
     for relative in files:
@@ -163,11 +166,30 @@ def test_manifest_hashes_are_the_decoded_pixels(generated):
 
 
 def test_subset_of_a_generation_is_reused(generated):
-    root, _, _ = generated
-    manifest_bytes = (root / "manifest.json").read_bytes()
-    index = Synthetic(root=root, references=REFERENCES, distortions="jpeg").load()
+    folder, _, _ = generated
+    manifest_bytes = (folder / "manifest.json").read_bytes()
+    index = Synthetic(root=folder.parent, references=REFERENCES, distortions="jpeg").load()
     assert len(index.records) == 2 * (1 + 5)
-    assert (root / "manifest.json").read_bytes() == manifest_bytes
+    assert (folder / "manifest.json").read_bytes() == manifest_bytes
+
+
+def test_missing_images_are_added_to_a_generation_not_swapped_for_them(tmp_path):
+    Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"]).load()
+    Synthetic(root=tmp_path, references=REFERENCES, distortions=["contrast"]).load()
+    manifest = generator.read_manifest(tmp_path / "384x256")
+    assert set(manifest["distortions"]) == {"jpeg", "contrast"}
+    assert len(manifest["images"]) == 2 * (1 + 2 * 5)
+
+
+def test_sizes_live_side_by_side(tmp_path):
+    small_index = Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"], size=(192, 192)).load()
+    Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"]).load()
+    assert [folder.name for folder, _ in generator.generations(tmp_path)] == ["192x192", "384x256"]
+    with Image.open(tmp_path / small_index.records[0].image) as image:
+        assert image.size == (192, 192)
+    describer = Describer(root=tmp_path)
+    images = [load_image(tmp_path / f"{size}/images/camera/jpeg_2.png") for size in ("192x192", "384x256")]
+    assert [s.value for s in describer.score(images)] == [3.4, 3.4]
 
 
 def failing_jpeg(monkeypatch):
@@ -178,56 +200,53 @@ def failing_jpeg(monkeypatch):
 
 
 def test_interrupted_generation_leaves_nothing_trusted(tmp_path, monkeypatch):
-    root = tmp_path / "synthetic"
     failing_jpeg(monkeypatch)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        small(root).load()
-    assert not root.exists()
-    assert list(tmp_path.iterdir()) == []  # the partial folder is gone too
+        small(tmp_path).load()
+    assert list(tmp_path.iterdir()) == []  # neither a generation nor its partial folder
+    assert generator.generations(tmp_path) == []
     monkeypatch.undo()
-    assert len(small(root).load().records) == 37
+    assert len(small(tmp_path).load().records) == 37
 
 
 def test_interrupted_regeneration_keeps_the_previous_generation(tmp_path, monkeypatch):
-    root = tmp_path / "synthetic"
-    Synthetic(root=root, references=REFERENCES, distortions=["gaussian_blur"]).load()
+    Synthetic(root=tmp_path, references=REFERENCES, distortions=["gaussian_blur"]).load()
     failing_jpeg(monkeypatch)
     with pytest.raises(RuntimeError):
-        small(root).load()  # needs jpeg, which the old generation lacks
-    manifest = generator.read_manifest(root)
+        small(tmp_path).load()  # needs jpeg, which the old generation lacks
+    manifest = generator.read_manifest(tmp_path / "384x256")
     assert manifest is not None and set(manifest["distortions"]) == {"gaussian_blur"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["384x256"]
 
 
 def test_folder_left_by_a_killed_generation_is_ignored_and_removed(tmp_path):
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)
-    partial = tmp_path / f".synthetic.partial-{dead_pid}-deadbeef"
+    partial = tmp_path / f".384x256.partial-{dead_pid}-deadbeef"
     (partial / "images").mkdir(parents=True)
     (partial / "manifest.json").write_text(json.dumps({"version": generator.GENERATOR_VERSION, "images": []}))
-    root = tmp_path / "synthetic"
-    assert len(Synthetic(root=root, references=REFERENCES, distortions=["jpeg"]).load().records) == 12
+    assert len(Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"]).load().records) == 12
     assert not partial.exists()
 
 
 def test_other_generator_version_is_regenerated(tmp_path):
-    root = tmp_path / "synthetic"
-    Synthetic(root=root, references=REFERENCES, distortions=["jpeg"]).load()
-    manifest = json.loads((root / "manifest.json").read_text())
+    Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"]).load()
+    folder = tmp_path / "384x256"
+    manifest = json.loads((folder / "manifest.json").read_text())
     manifest["version"] = generator.GENERATOR_VERSION - 1
     manifest["images"] = manifest["images"][:1]
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    assert len(Synthetic(root=root, references=REFERENCES, distortions=["jpeg"]).load().records) == 12
-    assert generator.read_manifest(root)["version"] == generator.GENERATOR_VERSION
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert len(Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"]).load().records) == 12
+    assert generator.read_manifest(folder)["version"] == generator.GENERATOR_VERSION
 
 
 def test_a_foreign_folder_is_never_overwritten(tmp_path):
-    root = tmp_path / "mine"
-    root.mkdir()
-    (root / "thesis.tex").write_text("precious")
+    mine = tmp_path / "384x256"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
     with pytest.raises(IQABenchError, match="not a synthetic-dataset cache"):
-        small(root).load()
-    assert (root / "thesis.tex").read_text() == "precious"
+        small(tmp_path).load()
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"] and (mine / "thesis.tex").read_text() == "precious"
 
 
 def test_bad_options_say_what_to_do(tmp_path):
@@ -253,7 +272,7 @@ def test_default_root(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def describer(generated):
-    return Describer(root=generated[0])
+    return Describer(root=generated[0].parent)
 
 
 def texts_with_seed(describer, images, seed):
@@ -262,9 +281,9 @@ def texts_with_seed(describer, images, seed):
 
 
 def test_describer_scores_the_designed_label(generated, describer):
-    root, index, _ = generated
+    folder, index, _ = generated
     records = index.records[:8]
-    scores = describer.score([load_image(root / r.image) for r in records])
+    scores = describer.score([load_image(folder.parent / r.image) for r in records])
     assert [s.value for s in scores] == [r.mos for r in records]
     assert all(s.text for s in scores)
 
@@ -295,8 +314,8 @@ def test_describer_refuses_unknown_images(generated, describer):
 
 
 def test_describe_writes_one_text_per_image_and_seed_and_resumes(generated, describer, tmp_path):
-    root, index, _ = generated
-    images = [ImageToDescribe(image=r.image, path=root / r.image, gt=r.mos) for r in index.records[:6]]
+    folder, index, _ = generated
+    images = [ImageToDescribe(image=r.image, path=folder.parent / r.image, gt=r.mos) for r in index.records[:6]]
     out = tmp_path / "texts.jsonl"
     summary = describe(describer, images, [0, 1], out, dataset="synthetic", batch_size=4, progress=False)
     assert summary.written == 12 and summary.failed == 0

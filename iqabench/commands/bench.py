@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -68,6 +68,24 @@ def _apply_options(suite, flags: list[str]) -> None:
             spec.cpu_options.update(parsed)  # what the user says wins on every device
 
 
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """The command that reproduces this run, rebuilt from the parsed arguments (also when called from Python)."""
+    command = ["iqabench", "bench"]
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if key in ("handler", "command", "verbose") or value in (None, False, []):
+            continue
+        if key == "option":
+            command += [part for option in value for part in ("-o", option)]
+        elif key == "note":
+            command += [part for note in value for part in ("--note", shlex.quote(note))]
+        elif value is True:
+            command.append(flag)
+        elif not (key == "out" and value == "leaderboards/efficiency.md"):
+            command += [flag, str(value)]
+    return command
+
+
 def run(args: argparse.Namespace) -> int:
     from iqabench.bench import render_markdown, run_bench
     from iqabench.options import check_options
@@ -87,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "warmup": args.warmup, "repeats": args.repeats, "num_workers": args.num_workers,
     }
     settings = suite.resolve(device, overrides)
-    command = ["iqabench", *sys.argv[1:]] if Path(sys.argv[0]).name in ("iqabench", "__main__.py") else sys.argv
+    command = _command_line(args)
     with tempfile.TemporaryDirectory(prefix="iqabench-bench-") as scratch:
         report = run_bench(suite, settings, args.image_dir or scratch, isolate=not args.no_isolate, command=command)
     notes = list(args.note)

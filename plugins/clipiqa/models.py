@@ -67,7 +67,8 @@ class ClipPairScorer(Model):
         self, model_name: str, pretrained: str | None, resize: ResizeOption, pos_embedding: bool
     ) -> None:
         self.model_name = model_name
-        self.pretrained = pretrained
+        # hf-hub: and local-dir: models bring their own weights; open_clip ignores `pretrained` for them
+        self.pretrained = None if model_name.startswith(("hf-hub:", "local-dir:")) else pretrained
         self.resize = check_resize(resize)
         self.pos_embedding = bool(pos_embedding)
         self.clip = load_clip(model_name, pretrained, device=self.device).to(torch_dtype(self.dtype))

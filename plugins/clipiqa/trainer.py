@@ -122,7 +122,9 @@ class CoOpTrainer(Trainer):
     ) -> dict[str, Any]:
         model_name = model_options.get("model_name") or "RN50"
         pretrained = model_options.get("pretrained", "openai")
-        if pretrained is None:
+        if model_name.startswith(("hf-hub:", "local-dir:")):
+            pretrained = None  # the weights come with the named repository or folder
+        elif pretrained is None:
             raise IQABenchError(
                 "the coop trainer needs pretrained CLIP weights, but pretrained=None builds a randomly initialised "
                 "CLIP whose weights a later load could not reproduce; pass an open_clip tag or a weights file."

@@ -184,7 +184,9 @@ class RACT(Trainer):
             for d in datasets
         }
         texts = {
-            d.name: self._label_alignment(single_domain[d.name], d, out_dir / "2-describe" / d.name, device)
+            d.name: self._label_alignment(
+                model_options, single_domain[d.name], d, out_dir / "2-describe" / d.name, device
+            )
             for d in datasets
         }
         sft_base = single_domain[score_datasets[0]]
@@ -216,13 +218,19 @@ class RACT(Trainer):
             mark_done(folder, settings)
         return str(folder / "final")
 
-    def _label_alignment(self, checkpoint: str, dataset: TrainingSet, folder: Path, device: str) -> list[dict]:
+    def _reasoner(self, model_options: dict[str, Any], checkpoint: str, device: str):
+        """The single-domain model as the ``q-insight`` plugin; sampling (seeded per text) unless told otherwise."""
+        options = {key: value for key, value in model_options.items() if key not in ("checkpoint", "subfolder")}
+        options = {"do_sample": True, **options, **self.describe_options, "checkpoint": checkpoint, "device": device}
+        return default_registry().model(GRPO.model)(**options)
+
+    def _label_alignment(self, model_options, checkpoint: str, dataset: TrainingSet, folder: Path, device: str):
         settings = {"step": "label alignment", "dataset": dataset.name, "records": len(dataset.records),
-                    "checkpoint": checkpoint, "seeds": list(self.describe_seeds), "options": self.describe_options}
+                    "checkpoint": checkpoint, "seeds": list(self.describe_seeds), "options": self.describe_options,
+                    "model_options": model_options}
         texts_file = folder / "texts.jsonl"
         if not self._cached(folder, settings):
-            model_cls = default_registry().model(GRPO.model)
-            reasoner = model_cls(**{**self.describe_options, "checkpoint": checkpoint, "device": device})
+            reasoner = self._reasoner(model_options, checkpoint, device)
             images = [ImageToDescribe(image=r.image, path=dataset.root / r.image, gt=r.mos) for r in dataset.records]
             describe(reasoner, images, self.describe_seeds, texts_file, dataset=dataset.name,
                      batch_size=self.describe_batch_size, progress=False)

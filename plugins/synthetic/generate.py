@@ -98,7 +98,7 @@ def generations(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     if not Path(root).is_dir():
         return []
     found = [(folder, read_manifest(folder)) for folder in sorted(Path(root).iterdir()) if folder.is_dir()]
-    return [(folder, manifest) for folder, manifest in found if manifest is not None and not folder.name.startswith(".")]
+    return [(folder, manifest) for folder, manifest in found if manifest and not folder.name.startswith(".")]
 
 
 def covers(manifest: dict[str, Any], references: Sequence[str], distortions: Sequence[str]) -> bool:
