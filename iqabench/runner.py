@@ -206,7 +206,7 @@ class Runner:
             from iqabench.commands.data import check_datasets, format_check_table
 
             names = sorted({ref.dataset for ref in self._all_dataset_refs()})
-            lines += [format_check_table(check_datasets(self.data_root, names)), ""]
+            lines += [format_check_table(check_datasets(self.data_root, names, self.registry)), ""]
         except ImportError:
             pass
         lines.append(problems[0])
