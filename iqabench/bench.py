@@ -552,8 +552,8 @@ def render_markdown(report: dict[str, Any], *, notes: Sequence[str] = ()) -> str
         for m, r in staged:
             parts = {"decode": m.get("decode_ms_per_image", 0.0), **r["stage_ms_per_image"]}
             total = sum(parts.values())
-            stage_rows.append([m["label"], r["batch_size"], *(f"{v:.2f} ({100 * v / total:.1f}%)" for v in parts.values()),
-                               f"{total:.2f}"])
+            shares = (f"{v:.2f} ({100 * v / total:.1f}%)" for v in parts.values())
+            stage_rows.append([m["label"], r["batch_size"], *shares, f"{total:.2f}"])
         lines.append(tabulate(stage_rows, headers=["model", "batch", "decode + prepare (1 process)",
                                                    *names, "sum (ms/image)"], tablefmt="github"))
         lines += ["", "Decode is JPEG decode plus the model's preprocessing in one process; in the end-to-end "

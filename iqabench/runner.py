@@ -37,7 +37,7 @@ from iqabench.loader import Resize, iterate_batches
 from iqabench.model import Model, Score
 from iqabench.options import check_options
 from iqabench.predictions import Prediction, PredictionStore, atomic_write_json
-from iqabench.provenance import fingerprint, run_provenance
+from iqabench.provenance import fingerprint
 from iqabench.registry import PluginRegistry, default_registry
 from iqabench.results import build_results
 from iqabench.suite import DatasetRef, ModelEntry, Suite
@@ -156,10 +156,11 @@ class Runner:
             cls = self.registry.dataset(ref.dataset)
             check_options(cls, ref.options, f"dataset {ref.dataset!r}", ("root",))
 
-    def _all_dataset_refs(self) -> list[DatasetRef]:
+    def _all_dataset_refs(self, include_tests: bool = True) -> list[DatasetRef]:
         refs = list(self.suite.train.datasets) if self.suite.train else []
-        for group in self.suite.test_groups().values():
-            refs.extend(group)
+        if include_tests:
+            for group in self.suite.test_groups().values():
+                refs.extend(group)
         return refs
 
     def _open_dataset(self, ref: DatasetRef) -> tuple[Dataset, DatasetIndex]:
@@ -168,10 +169,10 @@ class Runner:
         dataset = cls(root=root, **ref.options)
         return dataset, dataset.load()
 
-    def _load_datasets(self) -> tuple[list[TrainingSet], list[TestSet]]:
+    def _load_datasets(self, include_tests: bool = True) -> tuple[list[TrainingSet], list[TestSet]]:
         problems: list[str] = []
         opened: dict[str, tuple[Dataset, DatasetIndex]] = {}
-        for ref in self._all_dataset_refs():
+        for ref in self._all_dataset_refs(include_tests):
             key = fingerprint(ref.model_dump())
             if key in opened:
                 continue
@@ -188,7 +189,7 @@ class Runner:
                 records = index.split(ref.split or "train")
                 training.append(TrainingSet(name=ref.dataset, root=Path(dataset.root), records=records))
         tests = []
-        for group, refs in self.suite.test_groups().items():
+        for group, refs in (self.suite.test_groups() if include_tests else {}).items():
             for ref in refs:
                 dataset, index = opened[fingerprint(ref.model_dump())]
                 split = ref.split or dataset.default_test_split
@@ -226,6 +227,24 @@ class Runner:
         finally:
             logging.getLogger("iqabench").removeHandler(handler)
             handler.close()
+
+    def train_only(self) -> dict[str, Any]:
+        """Train every selected ``train: true`` model into ``checkpoints/`` exactly as :meth:`run` would.
+
+        A later ``iqabench run`` of the same suite and output folder reuses these checkpoints.
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_names()
+        training, _ = self._load_datasets(include_tests=False)
+        trained = {}
+        for entry in self.entries:
+            if not entry.train:
+                continue
+            run = ModelRun(entry=entry, key=slug(entry.display), cls=self.registry.model(entry.name),
+                           options=dict(entry.options))
+            self._train(run, training)
+            trained[entry.display] = run.options
+        return trained
 
     def _run(self) -> dict[str, Any]:
         started = time.perf_counter()

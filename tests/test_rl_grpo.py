@@ -87,11 +87,13 @@ def test_two_steps_change_parameters_and_seed_repeats(base, training_set, tmp_pa
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(base, training_set, tmp_path):
     out = tmp_path / "run"
-    small_grpo(save_steps=1, max_steps=1).train({"checkpoint": str(base)}, [training_set], out, seed=0)
-    saved = weights(out / "trainer" / "checkpoint-1")
-    assert (out / "trainer" / "checkpoint-1" / "iqabench_provenance.json").is_file()
-    # max_steps already reached: a resumed run trains no further step and must end with the saved weights
-    resumed = small_grpo(save_steps=1, max_steps=1).train({"checkpoint": str(base)}, [training_set], out, seed=0)
+    small_grpo(save_steps=2).train({"checkpoint": str(base)}, [training_set], out, seed=0)
+    saved = weights(out / "trainer" / "checkpoint-2")
+    assert (out / "trainer" / "checkpoint-2" / "iqabench_provenance.json").is_file()
+    # max_steps (one epoch) already reached: the resumed run trains no further step, so it must end with the
+    # checkpoint's weights; transformers' own loader would silently keep the base weights (see hf_trainer.py)
+    assert not all(torch.equal(saved[name], weights(base)[name]) for name in saved)
+    resumed = small_grpo(save_steps=2).train({"checkpoint": str(base)}, [training_set], out, seed=0)
     final = weights(resumed["checkpoint"])
     assert all(torch.equal(saved[name], final[name]) for name in saved)
 

@@ -1,8 +1,8 @@
 """``iqabench train CONFIG_OR_SUITE``: train a model without scoring it.
 
 CONFIG_OR_SUITE is either a suite (every model entry with ``train: true`` is
-trained on the suite's train datasets, each into ``OUT/<label>/``) or a
-training config::
+trained on the suite's train datasets into ``OUT/checkpoints/<label>/``, the
+very folders ``iqabench run SUITE --out OUT`` reuses) or a training config::
 
     trainer: grpo                 # default: the model's own trainer
     trainer_options: {num_generations: 8}
@@ -55,12 +55,29 @@ def run(args: argparse.Namespace) -> int:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise IQABenchError(f"{path}: expected a mapping (a training config with `trainer:`/`model:`, or a suite).")
+    if "protocol" in data:
+        return _train_suite(path, args)
     out = Path(args.out) if args.out else Path("runs") / f"train-{path.stem}"
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise IQABenchError(f"{out} is not empty; pass --resume to continue that training, or choose another --out.")
-    jobs = _suite_jobs(path, args) if "protocol" in data else [_config_job(path, data, args)]
-    for job in jobs:
-        _train(job, out / job["label"] if len(jobs) > 1 or "protocol" in data else out)
+    _train(_config_job(path, data, args), out)
+    return 0
+
+
+def _train_suite(path: Path, args: argparse.Namespace) -> int:
+    """Train a suite's ``train: true`` models with the runner, so ``iqabench run`` reuses the checkpoints."""
+    from iqabench.errors import IQABenchError
+    from iqabench.runner import Runner
+    from iqabench.suite import load_suite
+
+    suite, digest = load_suite(path)
+    if not any(entry.train for entry in suite.models):
+        raise IQABenchError(f"{path}: no model entry has `train: true`; nothing to train.")
+    out = Path(args.out) if args.out else Path("runs") / suite.name
+    trained = Runner(suite, path, digest, out, data_root=args.data_root, device=args.device).train_only()
+    for label, options in trained.items():
+        print(f"{label}: trained; model options {json.dumps(options)}")
+    print(f"`iqabench run {path} --out {out}` scores them without training again.")
     return 0
 
 
@@ -90,35 +107,6 @@ def _config_job(path: Path, data: dict[str, Any], args: argparse.Namespace) -> d
         "device": args.device or data.get("device", "cpu"),
         "data_root": resolve_data_root(args.data_root, _relative_to(path, data.get("data_root"))),
     }
-
-
-def _suite_jobs(path: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from iqabench.dataset import resolve_data_root
-    from iqabench.errors import IQABenchError
-    from iqabench.suite import load_suite
-
-    suite, _ = load_suite(path)
-    entries = [entry for entry in suite.models if entry.train]
-    if not entries:
-        raise IQABenchError(f"{path}: no model entry has `train: true`; nothing to train.")
-    refs = [
-        {"name": ref.dataset, "split": ref.split, "root": _relative_to(path, ref.root), "options": ref.options}
-        for ref in suite.train.datasets
-    ]
-    return [
-        {
-            "label": entry.display,
-            "model": entry.name,
-            "model_options": dict(entry.options),
-            "trainer": entry.trainer,
-            "trainer_options": dict(entry.trainer_options),
-            "datasets": refs,
-            "seed": suite.seed,
-            "device": args.device or suite.device,
-            "data_root": resolve_data_root(args.data_root, _relative_to(path, suite.data_root)),
-        }
-        for entry in entries
-    ]
 
 
 def _train(job: dict[str, Any], out: Path) -> None:

@@ -133,6 +133,10 @@ class ImageTextEncoder(nn.Module, ABC):
     def contrastive_logit_scale(self) -> float:
         return self.default_logit_scale
 
+    def added_parameters(self) -> list[nn.Parameter]:
+        """Vision parameters the pair adds from scratch (not pretrained); they get their own learning rate."""
+        return []
+
     def num_vision_parameters(self) -> int:
         return sum(p.numel() for p in self.vision_parameters())
 
@@ -403,6 +407,9 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
     def vision_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.backbone.parameters()
         yield from self.projection.parameters()
+
+    def added_parameters(self) -> list[nn.Parameter]:
+        return list(self.projection.parameters())
 
     def save(self, folder: Path) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)

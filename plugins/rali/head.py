@@ -55,7 +55,7 @@ class PrototypeHead(nn.Module):
 
     @property
     def tau(self) -> float:
-        return 1.0 / float(self.logit_scale.clamp(min=MIN_LOGIT_SCALE))
+        return 1.0 / float(self.logit_scale.detach().clamp(min=MIN_LOGIT_SCALE))
 
     @property
     def feature_dim(self) -> int:

@@ -68,6 +68,7 @@ class RALITrainer(Trainer):
         backbone: str | None = None,
         pretrained: str | None = None,
         align_lr: float = 1e-5,
+        projection_lr: float = 1e-3,
         align_epochs: int = 3,
         align_batch_size: int = 32,
         pca_dim: int = 512,
@@ -96,6 +97,7 @@ class RALITrainer(Trainer):
         self.backbone = backbone
         self.pretrained = pretrained
         self.align_lr = align_lr
+        self.projection_lr = projection_lr
         self.align_epochs = align_epochs
         self.align_batch_size = align_batch_size
         self.pca_dim = pca_dim
@@ -135,7 +137,7 @@ class RALITrainer(Trainer):
             pairs = match_texts(read_texts(texts_path), datasets)
             texts_info = {"used": True, "file": str(texts_path), "sha256": _sha256(texts_path),
                           "images_with_text": len(pairs), "texts": sum(len(t) for t in pairs.values())}
-            align(encoder, pairs, lr=self.align_lr, epochs=self.align_epochs, batch_size=self.align_batch_size,
+            align(encoder, pairs, lr=self.align_lr, projection_lr=self.projection_lr, epochs=self.align_epochs, batch_size=self.align_batch_size,
                   seed_augmentation=self.seed_augmentation, seed=seed, device=device, num_workers=self.num_workers)
         paths, labels = [], []
         for dataset in datasets:
@@ -241,8 +243,12 @@ def match_texts(texts: Sequence[ReasoningText], datasets: Sequence[TrainingSet])
 
 
 def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float, epochs: int, batch_size: int,
-          seed_augmentation: bool, seed: int, device: str, num_workers: int = 0) -> None:
-    """Fine-tune the vision side with InfoNCE against frozen text embeddings."""
+          seed_augmentation: bool, seed: int, device: str, num_workers: int = 0, projection_lr: float = 1e-3) -> None:
+    """Fine-tune the vision side with InfoNCE against frozen text embeddings.
+
+    Parameters the encoder pair adds from scratch (the offline pair's projection)
+    learn at ``projection_lr``: at the pretrained tower's 1e-5 they would barely move.
+    """
     paths = sorted(pairs)
     distinct = sorted({t for texts in pairs.values() for t in texts})
     text_id = {t: i for i, t in enumerate(distinct)}
@@ -255,7 +261,11 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=lr)
+    added = {id(p) for p in encoder.added_parameters()}
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in params if id(p) not in added], "lr": lr},
+        {"params": [p for p in params if id(p) in added], "lr": projection_lr},
+    ])
     rng = random.Random(seed)
     transform = encoder.image_transform()
     encoder.train()
