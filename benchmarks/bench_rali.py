@@ -12,7 +12,6 @@ import time
 
 import pytest
 import torch
-
 from iqabench_plugins.rali.model import RALI
 
 BATCH = 8

@@ -89,8 +89,8 @@ class ModelSpec:
     label: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     cpu_options: dict[str, Any] = field(default_factory=dict)
-    #: the model option that receives the run's ``new_tokens`` (generative models)
-    new_tokens_option: str | None = None
+    #: the model option(s) that receive the run's ``new_tokens`` (generative models; e.g. max and min new tokens)
+    new_tokens_option: str | list[str] | None = None
     #: dotted attribute path of a running count of generated tokens, read before and after timing
     generated_tokens: str | None = None
     #: {"input": "stack", "calls": {stage name: method or attribute name}} for the time breakdown
@@ -108,8 +108,9 @@ class ModelSpec:
         options = dict(self.options)
         if not settings.device.startswith("cuda"):
             options.update(self.cpu_options)
-        if self.new_tokens_option:
-            options[self.new_tokens_option] = settings.new_tokens
+        names = [self.new_tokens_option] if isinstance(self.new_tokens_option, str) else self.new_tokens_option or []
+        for name in names:
+            options[name] = settings.new_tokens
         return options
 
 
@@ -226,10 +227,21 @@ def released_parameters(architecture: dict[str, Any]) -> int:
     """Exact parameter count of a released transformers architecture, built on the meta device (no memory)."""
     _check_keys(architecture, ("config", "model", "kwargs", "source"), "released_architecture")
     config_cls, model_cls = _transformers_class(architecture["config"]), _transformers_class(architecture["model"])
-    config = config_cls(**architecture.get("kwargs", {}))
+    kwargs = architecture.get("kwargs", {})
+    config = config_cls(**(_plugin_constant(kwargs) if isinstance(kwargs, str) else kwargs))
     with torch.device("meta"):
         model = model_cls(config)
     return sum(p.numel() for p in model.parameters())
+
+
+def _plugin_constant(dotted: str) -> dict[str, Any]:
+    """``kwargs: iqabench_plugins.x.module.NAME``: config values a plugin already holds, so they live in one place."""
+    module, _, name = dotted.rpartition(".")
+    value = getattr(importlib.import_module(module), name, None) if module.startswith("iqabench_plugins.") else None
+    if not isinstance(value, dict):
+        raise SuiteError(f"released_architecture kwargs {dotted!r} must be a mapping or name a dict constant of an "
+                         "iqabench_plugins module (e.g. iqabench_plugins.mllm.released_configs.QWEN25_VL_7B_INSTRUCT).")
+    return value
 
 
 def _transformers_class(dotted: str) -> type:

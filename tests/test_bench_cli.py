@@ -91,8 +91,8 @@ def test_bench_command_on_tiny_models(tmp_path, tiny_clip):
     assert rali["random_weights"] and qinsight["random_weights"]
     assert rali["real_size"] is False and qinsight["real_size"] is False  # tiny stand-ins, and the table says so
     assert "28" in qinsight["input_resolution"] and "12845056" in qinsight["input_resolution"]
-    for row in qinsight["rows"]:  # greedy decoding may stop at EOS, never beyond the limit
-        assert 0 < row["new_tokens_per_image"] <= 3
+    for row in qinsight["rows"]:  # min_new_tokens = max_new_tokens: exactly the asked count, no early EOS
+        assert row["new_tokens_per_image"] == 3
     for row in rali["rows"]:
         assert set(row["stage_ms_per_image"]) == {"encoder", "head"}
 
@@ -166,8 +166,9 @@ def test_cpu_section_applies_on_cpu_only_and_the_command_line_wins():
     assert cpu.batch_sizes == (1, 4) and cpu.new_tokens == 16
     assert suite.resolve("cpu", {"batch_sizes": [2], "new_tokens": 5}).batch_sizes == (2,)
     qinsight = next(m for m in suite.models if m.name == "q-insight")
-    assert qinsight.resolved_options(gpu) == {"checkpoint": "ByteDance/Q-Insight", "max_new_tokens": 256}
-    assert qinsight.resolved_options(cpu) == {"checkpoint": "tiny-random", "max_new_tokens": 16}
+    assert qinsight.resolved_options(gpu) == {"random_init": True, "max_new_tokens": 256, "min_new_tokens": 256}
+    assert qinsight.resolved_options(cpu) == {"random_init": False, "checkpoint": "tiny-random",
+                                              "max_new_tokens": 16, "min_new_tokens": 16}
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ from iqabench_plugins.mllm.prompts import (
 )
 from iqabench_plugins.mllm.q_align import QAlign, expected_level_score
 from iqabench_plugins.mllm.q_insight import QInsight, Ract
-from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
+from iqabench_plugins.mllm.released_configs import QWEN25_VL_7B_INSTRUCT
+from iqabench_plugins.mllm.tiny import TINY_ARCHITECTURE, save_tiny_qwen25vl
 from iqabench_plugins.mllm.visualquality import VisualQualityR1
 
 
@@ -134,6 +135,7 @@ def test_greedy_config_and_bad_decoding_options(q_insight):
     assert config["random_weights"] is True
     assert config["decoding"] == {
         "max_new_tokens": 8,
+        "min_new_tokens": None,
         "do_sample": False,
         "temperature": None,
         "top_p": None,
@@ -248,6 +250,82 @@ def test_vllm_backend_without_vllm_is_a_clear_error():
             QInsight(checkpoint="tiny-random", backend="vllm")
     else:
         pytest.skip("vllm is installed")
+
+
+# ------------------------------------------------------------------------------- efficiency-study options
+
+
+def qwen25vl_parameters(vocab, hidden, mlp, layers, heads, kv_heads, width, vmlp, depth, out, tied):
+    """Qwen2.5-VL by hand from its layer shapes: GQA with q/k/v biases, SwiGLU, RMSNorms; ViT with biases, merger."""
+    kv = kv_heads * hidden // heads
+    layer = (hidden * hidden + hidden) + 2 * (hidden * kv + kv) + hidden * hidden + 3 * hidden * mlp + 2 * hidden
+    text = (1 if tied else 2) * vocab * hidden + layers * layer + hidden
+    block = 2 * width + (width * 3 * width + 3 * width) + (width * width + width) + 2 * (width * vmlp + vmlp) + (
+        vmlp * width + width)
+    merger = width + (4 * width * 4 * width + 4 * width) + (4 * width * out + out)
+    return text + 3 * 2 * 14 * 14 * width + depth * block + merger
+
+
+def test_min_new_tokens_fixes_the_generated_length_even_when_the_model_wants_to_stop():
+    model = QInsight(checkpoint="tiny-random", max_new_tokens=6)
+    eos = model.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # make end-of-sequence the model's first choice at every step: unconstrained, it stops after one token
+    model.model.lm_head.register_forward_hook(lambda module, args, logits: logits.index_add(
+        -1, torch.tensor([eos]), torch.full((*logits.shape[:-1], 1), 1e4)))
+    lengths = []
+    generate = model.model.generate
+
+    def spy(**inputs):
+        output = generate(**inputs)
+        lengths.append(output.shape[1] - inputs["input_ids"].shape[1])
+        return output
+
+    model.model.generate = spy
+    model.score(images(2))
+    assert lengths == [1] and model.generator.generated_tokens == 2  # one token each: the end of sequence
+
+    fixed = QInsight(checkpoint="tiny-random", max_new_tokens=6, min_new_tokens=6)
+    fixed.model, fixed.generator.model = model.model, model.model  # the same EOS-loving network
+    lengths.clear()
+    fixed.score(images(3))
+    assert lengths == [6] and fixed.generator.generated_tokens == 3 * 6
+    assert fixed.config()["decoding"]["min_new_tokens"] == 6
+    with pytest.raises(IQABenchError, match="min_new_tokens must be between 0 and max_new_tokens"):
+        QInsight(checkpoint="tiny-random", max_new_tokens=4, min_new_tokens=5)
+
+
+def test_random_init_builds_the_released_7b_architecture_on_the_meta_device():
+    # the scorer's own code path, at real size, without memory: weights on the meta device
+    model = QInsight(random_init=True, device="meta", dtype="bfloat16")
+    by_hand = qwen25vl_parameters(152064, 3584, 18944, 28, 28, 4, 1280, 3420, 32, 3584, tied=False)
+    assert model.num_parameters() == by_hand == 8_292_166_656  # also the count tests/test_bench_cli.py checks
+    assert model.model.dtype == torch.bfloat16 and model.model.device.type == "meta"
+    assert len(model.processor.tokenizer) == QWEN25_VL_7B_INSTRUCT["text_config"]["vocab_size"] == 152064
+    image_processor = model.processor.image_processor
+    assert (image_processor.patch_size, image_processor.merge_size) == (14, 2)
+    assert (image_processor.size.shortest_edge, image_processor.size.longest_edge) == (3136, 12845056)
+    config = model.config()
+    assert config["random_weights"] is True and "random weights: timing only" in config["weights"]
+    assert "Qwen2.5-VL-7B-Instruct" in config["checkpoint"]
+    assert model.model.config.image_token_id == model.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+
+
+def test_random_init_runs_the_whole_scorer_on_a_small_stand_in_architecture(monkeypatch):
+    small = {**TINY_ARCHITECTURE, "text_config": {**TINY_ARCHITECTURE["text_config"], "vocab_size": 600}}
+    monkeypatch.setattr("iqabench_plugins.mllm.generation.QWEN25_VL_7B_INSTRUCT", small)
+    model = Ract(random_init=True, max_new_tokens=3, min_new_tokens=3, dtype="bfloat16")  # no checkpoint needed
+    assert model.num_parameters() == qwen25vl_parameters(600, 64, 128, 2, 4, 2, 64, 128, 2, 64, tied=True)
+    assert len(model.processor.tokenizer) == 600 and model.model.dtype == torch.bfloat16
+    scores = model.score(images(2))
+    assert all(s.failed for s in scores)  # random weights: unparseable answers, never a made-up number
+    assert model.generator.generated_tokens == 2 * 3
+
+
+def test_random_init_refuses_contradictory_options():
+    with pytest.raises(IQABenchError, match="pass only one of them"):
+        QInsight(checkpoint="tiny-random", random_init=True)
+    with pytest.raises(IQABenchError, match="backend=transformers"):
+        VisualQualityR1(random_init=True, backend="vllm")
 
 
 # ------------------------------------------------------------------------------------------- Q-Align

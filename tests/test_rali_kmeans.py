@@ -1,8 +1,11 @@
 """Bucketed k-means: the allocation rule by hand, bucket edges, and Eq. (2)'s centroid scores."""
 
 import numpy as np
-
-from iqabench_plugins.rali.bucketed_kmeans import allocate_clusters, bucket_of, bucketed_kmeans
+from iqabench_plugins.rali.bucketed_kmeans import (
+    allocate_clusters,
+    bucket_of,
+    bucketed_kmeans,
+)
 
 
 def test_allocation_by_hand_largest_remainder():

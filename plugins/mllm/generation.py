@@ -2,8 +2,9 @@
 
 Shared by every MLLM scorer and by the RL trainers: one loader that accepts a
 Hugging Face hub id (with a subfolder, as ``ByteDance/Q-Insight`` needs), a
-local folder, or ``tiny-random`` (the tiny model of :mod:`.tiny`), and one
-batched generator with left padding.
+local folder, ``tiny-random`` (the tiny model of :mod:`.tiny`), or the
+released 7B architecture with random weights (``random_init``, for timing),
+and one batched generator with left padding.
 
 Why the pieces are here:
 
@@ -32,7 +33,17 @@ import torch
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
-from iqabench_plugins.mllm.tiny import TINY_CHECKPOINT, build_tiny_qwen25vl
+from iqabench_plugins.mllm.released_configs import (
+    QWEN25_VL_7B_IMAGE_PROCESSOR,
+    QWEN25_VL_7B_INSTRUCT,
+    QWEN25_VL_7B_SOURCE,
+)
+from iqabench_plugins.mllm.tiny import (
+    TINY_CHECKPOINT,
+    build_byte_processor,
+    build_random_qwen25vl,
+    build_tiny_qwen25vl,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +70,14 @@ class Decoding:
     and needs one completion per image. Sampling draws ``num_samples``
     completions per image at ``temperature``/``top_p``/``top_k``; the scorer
     averages the ratings it can parse.
+
+    ``min_new_tokens`` suppresses the end-of-sequence token until that many
+    tokens are generated; equal to ``max_new_tokens`` it fixes the length,
+    which benchmarks need to compare generation cost across models and runs.
     """
 
     max_new_tokens: int
+    min_new_tokens: int | None = None
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -71,6 +87,11 @@ class Decoding:
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise IQABenchError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise IQABenchError(
+                f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), got "
+                f"{self.min_new_tokens}; set both to the same value for a fixed generated length."
+            )
         if self.num_samples < 1:
             raise IQABenchError(f"num_samples must be at least 1, got {self.num_samples}.")
         if self.num_samples > 1 and not self.do_sample:
@@ -190,9 +211,13 @@ class CheckpointSource:
     #: a local folder (subfolder applied), or None for a hub id
     folder: Path | None
     random_weights: bool
+    #: build the released architecture (:mod:`.released_configs`) with random weights instead of loading
+    random_init: bool = False
 
     @classmethod
-    def resolve(cls, checkpoint: str, subfolder: str | None) -> CheckpointSource:
+    def resolve(cls, checkpoint: str | None, subfolder: str | None, random_init: bool = False) -> CheckpointSource:
+        if random_init:
+            return cls(QWEN25_VL_7B_SOURCE, None, None, random_weights=True, random_init=True)
         if checkpoint == TINY_CHECKPOINT:
             return cls(checkpoint, None, None, random_weights=True)
         if _looks_like_path(checkpoint):
@@ -236,19 +261,19 @@ class CheckpointSource:
         return str(Path(root) / self.subfolder) if self.subfolder else root
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "checkpoint": self.checkpoint,
-            "subfolder": self.subfolder,
-            "random_weights": self.random_weights,
-        }
+        record = {"checkpoint": self.checkpoint, "subfolder": self.subfolder, "random_weights": self.random_weights}
+        if self.random_init:
+            record["weights"] = "random weights: timing only (released architecture, no checkpoint loaded)"
+        return record
 
 
 def load_processor(source: CheckpointSource, *, min_pixels: int, max_pixels: int):
     """The checkpoint's processor with the pixel budget applied and left padding for batched generation."""
     if source.is_tiny:
-        from iqabench_plugins.mllm.tiny import build_tiny_processor
-
-        processor = build_tiny_processor(min_pixels=min_pixels, max_pixels=max_pixels)
+        processor = build_byte_processor(min_pixels=min_pixels, max_pixels=max_pixels)
+    elif source.random_init:  # token ids are what cost time; the text they decode to does not matter
+        vocab_size = QWEN25_VL_7B_INSTRUCT["text_config"]["vocab_size"]
+        processor = build_byte_processor(min_pixels, max_pixels, vocab_size, **QWEN25_VL_7B_IMAGE_PROCESSOR)
     else:
         from transformers import AutoProcessor
 
@@ -278,6 +303,9 @@ def load_vlm(
         model, _ = build_tiny_qwen25vl(seed=0)
         if hasattr(model, "set_attn_implementation"):
             model.set_attn_implementation(attn_implementation)
+    elif source.random_init:
+        model = build_random_qwen25vl(QWEN25_VL_7B_INSTRUCT, processor.tokenizer, device=device, dtype=dtype,
+                                      attn_implementation=attn_implementation)
     else:
         from transformers import AutoModelForImageTextToText
 
@@ -372,6 +400,7 @@ class TransformersGenerator:
         sampling = {"temperature": d.temperature, "top_p": d.top_p, "top_k": d.top_k} if d.do_sample else {}
         return GenerationConfig(
             max_new_tokens=d.max_new_tokens,
+            min_new_tokens=d.min_new_tokens,
             do_sample=d.do_sample,
             num_return_sequences=d.num_samples,
             eos_token_id=own.eos_token_id,
@@ -387,14 +416,26 @@ class TransformersGenerator:
         inputs = inputs.to(self.model.device)
         output = self.model.generate(**inputs, generation_config=self._generation_config())
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        pad = self._generation_config().pad_token_id
-        self.generated_tokens += int((new_tokens != pad).sum()) if pad is not None else new_tokens.numel()
+        self.generated_tokens += count_generated(new_tokens, self.model.generation_config.eos_token_id)
         completions = self.decode(new_tokens)
         n = self.decoding.num_samples
         return [completions[i * n : (i + 1) * n] for i in range(len(pairs))]
 
     def decode(self, new_tokens: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+def count_generated(new_tokens: torch.Tensor, eos_token_id: int | list[int] | None) -> int:
+    """Tokens generated per row up to and including its first end-of-sequence token, summed.
+
+    ``generate`` pads rows that finished early; counting up to the end of sequence, rather than counting
+    non-padding ids, stays right when a random model emits the padding id as an ordinary token.
+    """
+    if eos_token_id is None:
+        return new_tokens.numel()
+    is_eos = torch.isin(new_tokens, torch.tensor(eos_token_id, device=new_tokens.device).reshape(-1))
+    lengths = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, new_tokens.shape[1])
+    return int(lengths.sum())
 
 
 class VllmGenerator:
@@ -441,6 +482,7 @@ class VllmGenerator:
         params = SamplingParams(
             n=d.num_samples,
             max_tokens=d.max_new_tokens,
+            min_tokens=d.min_new_tokens or 0,
             temperature=d.temperature if d.do_sample else 0.0,
             top_p=d.top_p if d.do_sample else 1.0,
             top_k=d.top_k if d.do_sample else -1,

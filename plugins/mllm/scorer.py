@@ -10,6 +10,11 @@ image fails only when none of its samples parses (the error quotes the first
 sample's reason). Averaging what parsed keeps one malformed sample from
 discarding N-1 good ones. Partial failures are therefore not counted, which is
 one more reason why benchmarks default to greedy decoding with one sample.
+
+For the efficiency study, ``random_init`` builds the released Qwen2.5-VL-7B
+architecture with random weights (no checkpoint, no hub) and ``min_new_tokens``
+fixes the generated length: time and memory then match the real model's, while
+its scores are meaningless (mostly unparseable answers, counted as failures).
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ class ReasoningScorer(Model):
         *,
         checkpoint: str | None,
         subfolder: str | None,
+        random_init: bool,
         max_new_tokens: int,
+        min_new_tokens: int | None,
         do_sample: bool,
         temperature: float,
         top_p: float,
@@ -70,19 +77,27 @@ class ReasoningScorer(Model):
         dtype: str,
     ) -> None:
         super().__init__(device=device, dtype=dtype)
-        if checkpoint is None:
+        if checkpoint is None and not random_init:
             raise IQABenchError(
                 f"model {self.name!r} needs a checkpoint: pass -o checkpoint=DIR (a folder written by "
-                f"`iqabench train {self.trainer}` or save_pretrained), or -o checkpoint=tiny-random for a smoke test."
+                f"`iqabench train {self.trainer}` or save_pretrained), or -o checkpoint=tiny-random for a smoke test, or -o random_init=true to time the architecture."
             )
         if backend not in BACKENDS:
             raise IQABenchError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}.")
         if min_pixels > max_pixels:
             raise IQABenchError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels}).")
+        if random_init and checkpoint not in (None, self.default_checkpoint):
+            raise IQABenchError(
+                f"random_init builds the released architecture with random weights and would ignore checkpoint="
+                f"{checkpoint}; pass only one of them (-o random_init=false to load the checkpoint)."
+            )
+        if random_init and backend == "vllm":
+            raise IQABenchError("random_init builds the model in transformers; use -o backend=transformers with it.")
         if subfolder is None and checkpoint == self.default_checkpoint:
             subfolder = self.default_subfolder
         self.decoding = Decoding(
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
             do_sample=do_sample,
             temperature=temperature,
             top_p=top_p,
@@ -94,7 +109,7 @@ class ReasoningScorer(Model):
         self.backend = backend
         self.attn_implementation = attn_implementation
         self.torch_dtype = resolve_dtype(dtype, device)
-        self.source = CheckpointSource.resolve(checkpoint, subfolder)
+        self.source = CheckpointSource.resolve(checkpoint, subfolder, random_init=random_init)
         if backend == "vllm":
             self.model = None
             self.processor = load_processor(self.source, min_pixels=min_pixels, max_pixels=max_pixels)

@@ -31,11 +31,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from iqabench_plugins.rali.encoders import (
+    HFClipEncoder,
+    ImageTextEncoder,
+    load_saved_encoder,
+)
+from iqabench_plugins.rali.head import HEAD_TENSORS, PrototypeHead
 from safetensors.torch import load_file, save_file
 
 from iqabench.errors import CheckpointError
-from iqabench_plugins.rali.encoders import HFClipEncoder, ImageTextEncoder, load_saved_encoder
-from iqabench_plugins.rali.head import HEAD_TENSORS, PrototypeHead
 
 FORMAT = "iqabench-rali"
 FORMAT_VERSION = 1

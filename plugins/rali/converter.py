@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iqabench.converter import Converter
 from iqabench_plugins.rali.checkpoint import read_official, save_checkpoint
+
+from iqabench.converter import Converter
 
 
 class RALIOfficialConverter(Converter):

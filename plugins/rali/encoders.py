@@ -34,7 +34,6 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.nn import functional as F
 
 from iqabench.errors import CheckpointError
 
@@ -350,7 +349,10 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
 
     @classmethod
     def pretrained(cls, *, with_text: bool = True, seed: int = 0) -> EfficientNetMiniLMEncoder:
-        from iqabench_plugins.rali.efficientnet_lite import FEATURE_DIM, pretrained_efficientnet_lite0
+        from iqabench_plugins.rali.efficientnet_lite import (
+            FEATURE_DIM,
+            pretrained_efficientnet_lite0,
+        )
 
         generator = torch.Generator().manual_seed(seed)
         projection = nn.Linear(FEATURE_DIM, cls.TEXT_DIM)
@@ -362,7 +364,10 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
 
     @classmethod
     def load(cls, folder: Path, *, with_text: bool = False) -> EfficientNetMiniLMEncoder:
-        from iqabench_plugins.rali.efficientnet_lite import FEATURE_DIM, EfficientNetLite0
+        from iqabench_plugins.rali.efficientnet_lite import (
+            FEATURE_DIM,
+            EfficientNetLite0,
+        )
 
         state = load_file(str(folder / "vision.safetensors"))
         backbone = EfficientNetLite0()
@@ -448,7 +453,10 @@ def random_encoder(kind: str, backbone: str | None = None) -> ImageTextEncoder:
     if kind == "open-clip":
         return OpenClipEncoder.create(backbone or DEFAULT_OPEN_CLIP[0], None, with_text=False)
     if kind == "efficientnet-minilm":
-        from iqabench_plugins.rali.efficientnet_lite import FEATURE_DIM, EfficientNetLite0
+        from iqabench_plugins.rali.efficientnet_lite import (
+            FEATURE_DIM,
+            EfficientNetLite0,
+        )
 
         return EfficientNetMiniLMEncoder(EfficientNetLite0(), nn.Linear(FEATURE_DIM, 384), with_text=False)
     raise ValueError(f"unknown RALI encoder {kind!r}; choose one of {', '.join(ENCODER_KINDS)}.")
@@ -470,7 +478,3 @@ def load_saved_encoder(folder: Path, spec: dict[str, Any], *, with_text: bool = 
     if kind == "efficientnet-minilm":
         return EfficientNetMiniLMEncoder.load(folder, with_text=with_text)
     raise CheckpointError(f"RALI checkpoint at {folder.parent}: unknown encoder kind {kind!r} in config.json.")
-
-
-def normalized(x: torch.Tensor) -> torch.Tensor:
-    return F.normalize(x.float(), dim=-1)

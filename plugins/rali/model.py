@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from iqabench_plugins.rali.checkpoint import load_checkpoint
+from iqabench_plugins.rali.encoders import random_encoder
+from iqabench_plugins.rali.head import PrototypeHead
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench.model import Model, Score
-from iqabench_plugins.rali.checkpoint import load_checkpoint
-from iqabench_plugins.rali.encoders import random_encoder
-from iqabench_plugins.rali.head import PrototypeHead
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -35,16 +35,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from iqabench_plugins.rali.bucketed_kmeans import bucketed_kmeans
+from iqabench_plugins.rali.checkpoint import save_checkpoint
+from iqabench_plugins.rali.encoders import (
+    ENCODER_KINDS,
+    ImageTextEncoder,
+    build_encoder,
+)
+from iqabench_plugins.rali.head import PrototypeHead
 from torch.nn import functional as F
 
 from iqabench.errors import IQABenchError
 from iqabench.loader import iterate_batches
 from iqabench.texts import ReasoningText, read_texts
 from iqabench.trainer import Trainer, TrainingSet
-from iqabench_plugins.rali.bucketed_kmeans import bucketed_kmeans
-from iqabench_plugins.rali.checkpoint import save_checkpoint
-from iqabench_plugins.rali.encoders import ENCODER_KINDS, ImageTextEncoder, build_encoder
-from iqabench_plugins.rali.head import PrototypeHead
 
 log = logging.getLogger(__name__)
 
