@@ -329,3 +329,14 @@ def test_offline_efficientnet_is_imagenet_pretrained_and_projects_to_text_space(
         features = encoder.encode_image(pixels)
     assert 281 <= top <= 285  # ImageNet's domestic cat classes (tabby, tiger cat, Persian, Siamese, Egyptian)
     assert features.shape == (1, 384)
+
+
+def test_channels_last_gives_the_same_scores(official_release):
+    root, _ = official_release
+    plain = RALI(checkpoint=str(root), trust_pickle=True)
+    fast = RALI(checkpoint=str(root), trust_pickle=True, channels_last=True)
+    pil = images(4)
+    a = [s.value for s in plain.score(pil)]
+    b = [s.value for s in fast.score(pil)]
+    assert fast.config()["channels_last"] is True
+    assert a == pytest.approx(b, abs=1e-5)
