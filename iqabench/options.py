@@ -8,38 +8,44 @@ ones, not a silently ignored setting.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Iterable
 from typing import Any
 
 import yaml
 
-from iqabench.errors import UnknownNameError
+from iqabench.errors import UnknownNameError, did_you_mean
 
 
 def accepted_options(cls: type) -> dict[str, Any]:
-    """Map each keyword ``cls.__init__`` accepts to its default (``inspect._empty`` if required)."""
-    signature = inspect.signature(cls.__init__)
-    return {
-        name: param.default
-        for name, param in signature.parameters.items()
-        if name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
-    }
+    """Map each keyword ``cls.__init__`` accepts to its default (``inspect._empty`` if required).
+
+    A subclass whose ``__init__`` changes a few defaults and passes ``**options`` on
+    accepts its own keywords plus those of the next ``__init__`` up the hierarchy.
+    """
+    accepted: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        for param in parameters:
+            if param.name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+                accepted.setdefault(param.name, param.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return accepted
 
 
 def check_options(cls: type, options: dict[str, Any], what: str, reserved: Iterable[str] = ()) -> None:
     """Raise if ``options`` holds a key that ``cls`` does not accept."""
     accepted = accepted_options(cls)
-    signature = inspect.signature(cls.__init__)
-    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        return
     valid = sorted(set(accepted) - set(reserved))
     for key in options:
         if key not in accepted:
-            close = difflib.get_close_matches(key, valid, n=2, cutoff=0.6)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise UnknownNameError(f"{what} has no option {key!r}.{hint} Valid options: {', '.join(valid) or '(none)'}.")
+            raise UnknownNameError(
+                f"{what} has no option {key!r}.{did_you_mean(key, valid, n=2, cutoff=0.6)} "
+                f"Valid options: {', '.join(valid) or '(none)'}."
+            )
 
 
 def parse_option_flags(flags: Iterable[str]) -> dict[str, Any]:

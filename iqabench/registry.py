@@ -7,7 +7,6 @@ so the core never names a particular model, dataset or trainer.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -16,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from iqabench import hookspecs
-from iqabench.errors import DuplicateNameError, UnknownNameError
+from iqabench.errors import DuplicateNameError, UnknownNameError, did_you_mean
 
 ENTRY_POINT_GROUP = "iqabench"
 KINDS = ("model", "dataset", "trainer", "converter")
@@ -121,8 +120,7 @@ class PluginRegistry:
         if name in collected:
             return collected[name]
         available = sorted(collected)
-        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, available)
         raise UnknownNameError(
             f"unknown {kind} {name!r}.{hint} Available {kind}s: {', '.join(available) or '(none)'}. "
             f"`iqabench list {kind}s` shows them."

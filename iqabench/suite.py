@@ -14,7 +14,6 @@ Two protocols, as in the paper:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from iqabench.errors import SuiteError
+from iqabench.errors import SuiteError, did_you_mean
 
 
 class _Strict(BaseModel):
@@ -162,9 +161,8 @@ def _format_error(path: Path, error: dict[str, Any]) -> str:
     location = location or "(top level)"
     if error["type"] == "extra_forbidden":
         field = str(error["loc"][-1])
-        close = difflib.get_close_matches(field, _all_field_names(), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"{path}: field `{location}` is not a suite field{hint}"
+        hint = did_you_mean(field, _all_field_names(), n=1, cutoff=0.6)
+        return f"{path}: field `{location}` is not a suite field.{hint}"
     if error["type"] == "missing":
         return f"{path}: field `{location}` is required but missing"
     return f"{path}: field `{location}`: {error['msg']} (got {error.get('input')!r})"

@@ -156,7 +156,7 @@ def test_missing_dataset_stops_before_work(tmp_path):
 
 def test_misspelled_suite_field_names_file_and_field(tmp_path):
     path = write_suite(tmp_path / "bad.yaml", models=[{"name": "brightness", "optoins": {}}])
-    with pytest.raises(SuiteError, match=r"bad.yaml: field `models.0.optoins` .*did you mean 'options'"):
+    with pytest.raises(SuiteError, match=r"bad.yaml: field `models.0.optoins` .*Did you mean 'options'"):
         load_suite(path)
 
 

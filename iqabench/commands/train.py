@@ -24,7 +24,6 @@ non-empty output folder is an error, so a new run never mixes with an old one.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -151,12 +150,11 @@ def _train(job: dict[str, Any], out: Path) -> None:
 
 
 def _check_keys(data: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
-    from iqabench.errors import IQABenchError
+    from iqabench.errors import IQABenchError, did_you_mean
 
     for key in data:
         if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(key), valid, n=1, cutoff=0.6)
             raise IQABenchError(f"{where}: unknown key {key!r}.{hint} Valid keys: {', '.join(valid)}.")
 
 
