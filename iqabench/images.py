@@ -29,9 +29,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
-        if mode == "F":
-            peak = max(float(array.max()), 1.0) if array.max() > 1.0 else 1.0
+        if mode.startswith("I;16") or (mode == "I" and array.max() > 255):
+            peak = 65535.0
+        elif mode == "F" and array.max() <= 1.0:
+            peak = 1.0
+        else:
+            peak = 255.0
         grey = np.clip(np.round(array / peak * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):

@@ -50,11 +50,39 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would type it again: the program's name, not its install path."""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]).name if argv else "iqabench"
+    if program in ("__main__.py", "-m"):
+        program = "python -m iqabench"
+    return " ".join([program, *argv[1:]])
+
+
+def portable(value: Any, home: Path | None = None, cwd: Path | None = None) -> Any:
+    """``value`` with absolute paths under the working folder made relative and the home folder written ``~``.
+
+    Results files are shared and committed; they should not carry one machine's folder names.
+    """
+    home_prefix = str(home or Path.home()).rstrip("/") + "/"
+    cwd_prefix = str(cwd or Path.cwd()).rstrip("/") + "/"
+    if isinstance(value, dict):
+        return {key: portable(item, home, cwd) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, home, cwd) for item in value]
+    if isinstance(value, str):
+        if value.startswith(cwd_prefix):
+            return value[len(cwd_prefix):]
+        if value.startswith(home_prefix):
+            return "~/" + value[len(home_prefix):]
+    return value
+
+
 def run_provenance(command: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     return {
-        "command": " ".join(command if command is not None else sys.argv),
+        "command": command_line(command),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "python": platform.python_version(),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from iqabench import metrics
 from iqabench.leaderboard import render_leaderboard
 from iqabench.predictions import PredictionStore, atomic_write_json, atomic_write_text
-from iqabench.provenance import run_provenance
+from iqabench.provenance import portable, run_provenance
 
 if TYPE_CHECKING:
     from iqabench.runner import ModelRun, Runner, TestSet
@@ -133,6 +133,7 @@ def build_results(runner: Runner, runs: list[ModelRun], tests: list[TestSet], *,
         "reference": reference,
         "seconds": elapsed,
     }
+    results = portable(results)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "leaderboard.md", render_leaderboard(results))
     return results

