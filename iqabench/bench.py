@@ -278,12 +278,17 @@ def _stage_times(model: Any, spec: ModelSpec, batch: list[Any], settings: BenchS
     times = {}
     with torch.inference_mode():
         for stage, method in spec.stages["calls"].items():
-            call, inputs, output = _attribute(model, method), value, {}
-            runs = time_batches(lambda: output.update(value=call(inputs)), model.synchronize,
-                                warmup=settings.warmup, repeats=settings.repeats)
+            runs, value = _time_stage(_attribute(model, method), value, model.synchronize, settings)
             times[stage] = 1000.0 * statistics.median(runs) / len(batch)
-            value = output["value"]
     return times
+
+
+def _time_stage(call: Any, inputs: Any, synchronize: Any, settings: BenchSettings) -> tuple[list[float], Any]:
+    """Seconds per ``call(inputs)``, and the last call's output: the next stage's input."""
+    output: dict[str, Any] = {}
+    runs = time_batches(lambda: output.update(value=call(inputs)), synchronize,
+                        warmup=settings.warmup, repeats=settings.repeats)
+    return runs, output["value"]
 
 
 def _end_to_end(model: Any, paths: Sequence[Path], batch_size: int, settings: BenchSettings) -> float:

