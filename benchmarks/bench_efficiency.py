@@ -16,6 +16,7 @@ from iqabench.bench import BenchSettings, ModelSpec, make_jpegs, measure_model
 from iqabench.images import load_image
 from iqabench_plugins.mllm.q_insight import QInsight
 from iqabench_plugins.rali.model import RALI
+from tests.helpers import save_tiny_clip
 
 BATCH = 4
 
@@ -27,19 +28,7 @@ def jpegs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    config = CLIPConfig(
-        text_config=dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16,
-    )
-    CLIPModel(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return str(folder)
+    return str(save_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
 
 
 def test_decode_and_prepare_for_rali(benchmark, jpegs):

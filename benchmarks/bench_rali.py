@@ -14,22 +14,9 @@ import pytest
 import torch
 from iqabench_plugins.rali.model import RALI
 
+from tests.helpers import save_tiny_clip
+
 BATCH = 8
-
-
-def _tiny_clip_folder(tmp_path):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    config = CLIPConfig(
-        text_config=dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16,
-    )
-    CLIPModel(config).save_pretrained(tmp_path)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
-    return str(tmp_path)
 
 
 def _share_outside_encoder(model, pixels, repeats):
@@ -65,7 +52,7 @@ def _image():
 
 
 def test_rali_tiny_cpu(benchmark, tmp_path):
-    model = RALI(random_init=True, backbone=_tiny_clip_folder(tmp_path), pca_dim=8, num_prototypes=250)
+    model = RALI(random_init=True, backbone=str(save_tiny_clip(tmp_path)), pca_dim=8, num_prototypes=250)
     _run(benchmark, model, BATCH, rounds=20)
 
 

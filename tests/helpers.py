@@ -119,3 +119,23 @@ def registry_with(*models: type, datasets: Sequence[type] = (GradedSet,)) -> Plu
     registry = PluginRegistry(load_entry_points=False)
     registry.register(plugin, name="test-plugin")
     return registry
+
+
+def save_tiny_clip(folder: Path) -> Path:
+    """A 2-layer transformers CLIP on 32x32 inputs, saved as a checkpoint folder: RALI's real code path, tiny.
+
+    Shared by the bench tests and the benchmarks, which import it as ``tests.helpers`` (pytest puts the
+    repository root on ``sys.path``).
+    """
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    config = CLIPConfig(
+        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return Path(folder)

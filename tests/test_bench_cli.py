@@ -21,26 +21,14 @@ from iqabench.bench import (
 )
 from iqabench.cli import main
 from iqabench.errors import SuiteError
+from tests.helpers import save_tiny_clip
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory) -> Path:
-    """A transformers CLIP of 2 layers on 32x32 inputs: RALI's real code path, tiny."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    config = CLIPConfig(
-        text_config=dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16,
-    )
-    CLIPModel(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 def vit_parameters(hidden: int, mlp: int, layers: int, patch: int, image: int, projection: int) -> int:
@@ -72,7 +60,10 @@ def tiny_suite(tmp_path: Path, tiny_clip: Path) -> Path:
     return path
 
 
-def test_bench_command_on_tiny_models(tmp_path, tiny_clip):
+def test_bench_command_on_tiny_models(tmp_path, tiny_clip, monkeypatch):
+    # the run's folder is the working folder and the tiny CLIP lives under the home folder: neither may be recorded
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tiny_clip.parent))
     out, report_path = tmp_path / "efficiency.md", tmp_path / "efficiency.json"
     code = main(["bench", "--suite", str(tiny_suite(tmp_path, tiny_clip)), "--device", "cpu", "--dtype", "float32",
                  "--batch-sizes", "1,2", "--new-tokens", "3", "--images", "2", "--warmup", "0", "--repeats", "1",
@@ -80,6 +71,12 @@ def test_bench_command_on_tiny_models(tmp_path, tiny_clip):
                  "--json", str(report_path), "--no-isolate"])
     assert code == 0
     report = json.loads(report_path.read_text())
+    assert report["provenance"]["command"] == (
+        "iqabench bench --suite efficiency.yaml --batch-sizes 1,2 --new-tokens 3 --device cpu --dtype float32 --images 2 --warmup 0 --repeats 1"
+        " --num-workers 0 --out efficiency.md --json efficiency.json --no-isolate")
+    assert report["models"][0]["options"]["backbone"] == f"~/{tiny_clip.name}"
+    for text in (out.read_text(), report_path.read_text()):
+        assert str(tmp_path) not in text and str(tiny_clip) not in text
     rali, qinsight = report["models"]
     assert [r["batch_size"] for r in rali["rows"]] == [1, 2] == [r["batch_size"] for r in qinsight["rows"]]
     assert all(r["error"] is None for m in report["models"] for r in m["rows"])
@@ -198,7 +195,7 @@ def test_ratios_divide_by_the_baseline_at_each_shared_batch_size():
         return {"model": label, "label": label, "parameters": params, "released_parameters": released,
                 "real_size": None, "error": None, "rows": rows}
 
-    row = lambda b, ms, mib, e2e: {"batch_size": b, "ms_per_image": ms, "peak_memory_mib": mib,  # noqa: E731
+    row = lambda b, ms, mib, e2e: {"batch_size": b, "ms_per_image": ms, "peak_memory_mib": mib,
                                    "end_to_end_images_per_second": e2e, "error": None}
     base = record("base", 1000, [row(1, 50.0, 800.0, 10.0), row(4, 40.0, 1000.0, 20.0)])
     fast = record("fast", 40, [row(1, 2.0, 100.0, 400.0), row(8, 1.0, 90.0, 500.0)])
@@ -207,3 +204,14 @@ def test_ratios_divide_by_the_baseline_at_each_shared_batch_size():
     assert only["time"] == pytest.approx(0.04) and only["memory"] == pytest.approx(0.125)
     assert only["end_to_end_time"] == pytest.approx(10.0 / 400.0) and only["parameters"] == pytest.approx(0.04)
     assert ratios([fast], "base") == []
+
+
+def test_recorded_text_drops_the_working_and_home_folders_only_where_a_path_starts(tmp_path, monkeypatch):
+    from iqabench.commands.bench import _portable_text
+
+    home, work = tmp_path / "home", tmp_path / "home" / "repo"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(home))
+    text = f'--suite {work}/s.yaml -o rali:backbone={home}/clip File "{home}/x.py" /other{home}/y'
+    assert _portable_text(text) == f'--suite s.yaml -o rali:backbone=~/clip File "~/x.py" /other{home}/y'

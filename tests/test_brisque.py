@@ -131,3 +131,10 @@ def test_model_contract(brisque):
     assert brisque.num_parameters() == 774 * 36 + 774 + 2 + 72
     assert pickle.loads(pickle.dumps(brisque.preprocessor())) is rgb2gray_uint8
     assert default_registry().model("brisque") is BRISQUE
+
+
+def test_reports_the_cpu_whatever_device_is_asked():
+    # The computation is NumPy float64 on the CPU; the efficiency table reads model.device/dtype.
+    model = BRISQUE(device="cuda", dtype="bfloat16")
+    assert (model.device, model.dtype) == ("cpu", "float64")
+    assert model.config()["device"] == "cpu"

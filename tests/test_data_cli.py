@@ -54,3 +54,12 @@ def test_check_table_and_rows(tmp_path, capsys):
     assert main(["data", "check", *names, "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "5 / 6" in out and "pipal" in out
+
+
+def test_check_does_not_generate_the_synthetic_dataset(tmp_path, monkeypatch):
+    monkeypatch.delenv("IQABENCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for data_root, where in ((tmp_path / "data", tmp_path / "data" / "synthetic"), (None, tmp_path / "cache")):
+        (row,) = check_datasets(data_root, ["synthetic"])
+        assert not row["found"] and row["problem"] == "not generated yet (generated on first use)"
+        assert row["root"].startswith(str(where)) and not where.exists()

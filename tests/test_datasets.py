@@ -306,6 +306,17 @@ def test_livew_drops_its_seven_training_images_by_default(tmp_path):
     assert LiveWild.default_test_split == "all"
 
 
+def test_an_explicit_split_source_sets_the_default_test_split(tmp_path):
+    # CSIQ is tested whole by default; asked for a seeded split, the default test set must exclude training images.
+    csiq = CSIQ(make_csiq(tmp_path / "csiq"), split_source="random")
+    index = load_quietly(csiq)
+    tested = index.split(csiq.default_test_split)
+    assert csiq.default_test_split == "test" and {r.split for r in tested} == {"test"}
+    assert len(tested) < len(index.records)
+    assert CSIQ(split_source="auto").default_test_split == "all"
+    assert KonIQ10k(split_source="all").default_test_split == "all"
+
+
 def test_kadid_reference_disjoint_split(tmp_path):
     index = load_quietly(KADID10k(make_kadid(tmp_path / "kadid10k"), seed=7, test_fraction=0.3))
     values = [r.mos_raw for r in index.records]

@@ -135,3 +135,10 @@ def test_model_contract(niqe):
 def test_odd_block_size_is_rejected():
     with pytest.raises(ValueError, match="even"):
         NIQE(block_size=95)
+
+
+def test_reports_the_cpu_whatever_device_is_asked():
+    # The computation is NumPy float64 on the CPU; the efficiency table reads model.device/dtype.
+    model = NIQE(device="cuda", dtype="bfloat16")
+    assert (model.device, model.dtype) == ("cpu", "float64")
+    assert model.config()["device"] == "cpu"

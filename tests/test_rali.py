@@ -15,14 +15,14 @@ import torch
 from iqabench_plugins.rali import trainer as trainer_module
 from iqabench_plugins.rali.converter import RALIOfficialConverter
 from iqabench_plugins.rali.model import RALI
-from iqabench_plugins.rali.trainer import RALITrainer
+from iqabench_plugins.rali.trainer import RALITrainer, reasoner_options
 from PIL import Image
 from safetensors.torch import load_file
 from sklearn.decomposition import PCA
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from iqabench.dataset import Record
-from iqabench.errors import CheckpointError
+from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
 from iqabench.texts import ReasoningText, TextsWriter
 from iqabench.trainer import TrainingSet
 
@@ -125,6 +125,32 @@ def test_converted_release_loads_without_pickle_and_scores_the_same(official_rel
     assert np.allclose(got, expected, atol=1e-4)
 
 
+def test_release_in_a_subfolder_of_a_local_folder_or_a_hub_repository(official_release, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    root, expected = official_release
+    local = RALI(checkpoint=str(root.parent), subfolder=root.name, trust_pickle=True)
+    assert np.allclose([s.value for s in local.score(images())], expected, atol=1e-4)
+
+    asked = {}
+
+    def fake_hub(repo_id, allow_patterns=None):  # the hub holds the release under its subfolder
+        asked.update(repo_id=repo_id, allow_patterns=allow_patterns)
+        return str(root.parent)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_hub)
+    hub = RALI(checkpoint="ByteDance/Q-Insight", subfolder=root.name, trust_pickle=True)
+    assert asked == {"repo_id": "ByteDance/Q-Insight", "allow_patterns": [f"{root.name}/*"]}  # not the 7B weights
+    assert np.allclose([s.value for s in hub.score(images())], expected, atol=1e-4)
+
+    def offline(repo_id, allow_patterns=None):
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(CheckpointError, match="huggingface-cli download ByteDance/Q-Insight --include 'RALI/\\*'"):
+        RALI(checkpoint="ByteDance/Q-Insight", subfolder="RALI", trust_pickle=True)
+
+
 def test_convert_command(official_release, tmp_path):
     from iqabench.cli import main
 
@@ -144,7 +170,7 @@ def test_missing_or_incomplete_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_float16_on_cpu_is_refused(official_release):
-    with pytest.raises(Exception, match="bfloat16"):
+    with pytest.raises(IQABenchError, match="bfloat16"):
         RALI(checkpoint=str(official_release[0]), trust_pickle=True, dtype="float16")
 
 
@@ -210,6 +236,20 @@ def test_train_save_reload_gives_identical_scores(tiny_dataset, tmp_path, monkey
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["provenance"]["texts"]["images_with_text"] == 24
     assert config["provenance"]["options"]["score_lr"] == 3e-2
+
+
+def test_reasoner_runs_on_the_trainer_device_and_samples_for_several_seeds():
+    from iqabench_plugins.mllm.q_insight import QInsight
+    from iqabench_plugins.synthetic.describer import Describer
+
+    # several seeds: greedy decoding would write one text three times, so sampling is the default
+    assert reasoner_options(QInsight, {"subfolder": "s"}, (0, 1, 2), "cuda:1") == {
+        "device": "cuda:1", "do_sample": True, "subfolder": "s"}
+    assert reasoner_options(QInsight, {}, (0,), "cpu") == {"device": "cpu"}
+    assert reasoner_options(QInsight, {"do_sample": False}, (0, 1), "cpu")["do_sample"] is False
+    assert reasoner_options(Describer, {}, (0, 1, 2), "cpu") == {"device": "cpu"}  # it takes no do_sample
+    with pytest.raises(UnknownNameError, match="temperature"):
+        reasoner_options(QInsight, {"temprature": 0.7}, (0, 1), "cpu")
 
 
 def _vision_weights(folder):

@@ -14,6 +14,7 @@ from iqabench.trainer import TrainingSet
 from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.grpo import GRPO
+from iqabench_plugins.rl.hf_trainer import use_bf16
 
 
 def tag_characters(texts, mos, groups):
@@ -69,6 +70,22 @@ def test_paper_defaults():
     # Q-Insight's recipe on 8 GPUs: 8 per device x 2 accumulation x 8 processes = 128
     assert grpo.gradient_accumulation_steps(num_processes=8) == 2
     assert grpo.gradient_accumulation_steps(num_processes=1) == 16
+
+
+def test_batch_size_that_the_processes_cannot_split_is_an_error():
+    # 8 per device x 3 processes = 24 completions per micro-step; 128 is not a multiple of 24
+    with pytest.raises(IQABenchError, match="batch_size 128 .* 8 x 3 process"):
+        GRPO().gradient_accumulation_steps(num_processes=3)
+
+
+def test_bf16_auto_follows_the_device(monkeypatch):
+    assert not use_bf16("auto", "cpu")
+    assert use_bf16(True, "cpu") and not use_bf16(False, "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert use_bf16("auto", "cuda") and use_bf16("auto", "cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100
+    assert not use_bf16("auto", "cuda")
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from iqabench.dataset import Record
 from iqabench.registry import default_registry
+from iqabench.texts import ReasoningText, TextsWriter
 from iqabench.trainer import TrainingSet
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.ract import RACT, score_completion, sft_pairs
@@ -41,6 +42,25 @@ def test_sft_pairs_take_scores_from_the_score_dataset_only():
         {"path": "d.png", "task": "describe", "target": "blurred"},
     ]
     assert score_completion("x", 3.456) == '<think>\nx\n</think>\n<answer>\n{"rating": 3.46}\n</answer>'
+
+
+def test_label_alignment_reads_every_process_file_once(tmp_path, monkeypatch):
+    """Under accelerate each process writes texts-<rank>.jsonl; step 3 gets each (image, seed) once."""
+    monkeypatch.setattr(RACT, "_cached", lambda self, folder, settings: True)
+    folder = tmp_path / "2-describe" / "alpha"
+    think = "<think>\n{}\n</think>\n<answer>\n{{\"rating\": 3.00}}\n</answer>"
+    with TextsWriter(folder / "texts.jsonl") as writer:
+        writer.write([ReasoningText(image="0.png", seed=0, text=think.format("sharp"), gt=2.0),
+                      ReasoningText(image="2.png", seed=0, text="", gt=4.0, error="unparseable")])
+    with TextsWriter(folder / "texts-1.jsonl") as writer:
+        writer.write([ReasoningText(image="1.png", seed=0, text=think.format("noisy"), gt=3.0),
+                      ReasoningText(image="0.png", seed=0, text=think.format("again"), gt=2.0)])
+    dataset = TrainingSet(name="alpha", root=tmp_path / "alpha", records=[])
+    rows = RACT()._label_alignment({}, "unused", dataset, folder, "cpu")
+    assert rows == [
+        {"path": str(tmp_path / "alpha" / "0.png"), "text": "sharp", "mos": 2.0},
+        {"path": str(tmp_path / "alpha" / "1.png"), "text": "noisy", "mos": 3.0},
+    ]
 
 
 @pytest.mark.slow

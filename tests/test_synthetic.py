@@ -174,8 +174,13 @@ def test_subset_of_a_generation_is_reused(generated):
 
 
 def test_missing_images_are_added_to_a_generation_not_swapped_for_them(tmp_path):
-    Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"]).load()
-    Synthetic(root=tmp_path, references=REFERENCES, distortions=["contrast"]).load()
+    jpeg = Synthetic(root=tmp_path, references=REFERENCES, distortions=["jpeg"])
+    contrast = Synthetic(root=tmp_path, references=REFERENCES, distortions=["contrast"])
+    assert not jpeg.is_generated() and not (tmp_path / "384x256").exists()  # asking generates nothing
+    jpeg.load()
+    assert jpeg.is_generated() and not contrast.is_generated()
+    contrast.load()
+    assert jpeg.is_generated() and contrast.is_generated()
     manifest = generator.read_manifest(tmp_path / "384x256")
     assert set(manifest["distortions"]) == {"jpeg", "contrast"}
     assert len(manifest["images"]) == 2 * (1 + 2 * 5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -69,20 +70,24 @@ def _apply_options(suite, flags: list[str]) -> None:
 
 
 def _command_line(args: argparse.Namespace) -> list[str]:
-    """The command that reproduces this run, rebuilt from the parsed arguments (also when called from Python)."""
+    """The command that reproduces this run, rebuilt from the parsed arguments (also when called from Python).
+
+    ``--image-dir`` is left out: the generated JPEGs are the same wherever they are written.
+    """
     command = ["iqabench", "bench"]
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
-        if key in ("handler", "command", "verbose") or value in (None, False, []):
+        unset = value is None or value is False or value == []  # 0 (--warmup 0) is a value, not unset
+        if unset or key in ("handler", "command", "verbose", "image_dir"):
             continue
         if key == "option":
-            command += [part for option in value for part in ("-o", option)]
+            command += [part for option in value for part in ("-o", shlex.quote(option))]
         elif key == "note":
             command += [part for note in value for part in ("--note", shlex.quote(note))]
         elif value is True:
             command.append(flag)
         elif not (key == "out" and value == "leaderboards/efficiency.md"):
-            command += [flag, str(value)]
+            command += [flag, shlex.quote(str(value))]
     return command
 
 
@@ -112,13 +117,26 @@ def run(args: argparse.Namespace) -> int:
     if not device.startswith("cuda"):
         notes.append(f"CPU run with the suite's reduced settings (batch sizes {list(settings.batch_sizes)}, "
                      f"{settings.new_tokens} new tokens); no GPU numbers are in this file.")
-    markdown = render_markdown(report, notes=notes)
+    markdown = _portable_text(render_markdown(report, notes=notes))
     if args.out != "-":
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(markdown)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+        Path(args.json).write_text(_portable_text(json.dumps(report, indent=2, default=str)))
     print(markdown)
     failed = [m["label"] for m in report["models"] if m.get("error") or any(r.get("error") for r in m["rows"])]
     return 1 if failed else 0
+
+
+def _portable_text(text: str) -> str:
+    """``text`` with the working folder's prefix dropped and the home folder written ``~``.
+
+    The leaderboard is committed: paths in the command, the model options and failure tracebacks must not carry
+    one machine's folder names.
+    """
+    for folder, replacement in ((Path.cwd(), ""), (Path.home(), "~/")):
+        prefix = str(folder).rstrip("/") + "/"
+        if prefix != "/":  # only where a path starts, not inside a longer one
+            text = re.sub(r"(?<![\w./~-])" + re.escape(prefix), replacement, text)
+    return text

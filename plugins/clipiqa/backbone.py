@@ -44,6 +44,11 @@ def torch_dtype(name: str) -> torch.dtype:
     return TORCH_DTYPES[name]
 
 
+def brings_own_weights(model_name: str) -> bool:
+    """``hf-hub:`` and ``local-dir:`` models carry their weights; open_clip ignores ``pretrained`` for them."""
+    return model_name.startswith(("hf-hub:", "local-dir:"))
+
+
 def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu") -> nn.Module:
     """Build an open_clip model in eval mode with every parameter frozen.
 
@@ -53,8 +58,8 @@ def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu") -
     """
     import open_clip
 
-    if model_name.startswith(("hf-hub:", "local-dir:")):
-        pretrained = None  # the weights come with the named repository or folder
+    if brings_own_weights(model_name):
+        pretrained = None
     elif model_name not in open_clip.list_models():
         raise IQABenchError(
             f"open_clip has no model {model_name!r}; pick one of `open_clip.list_models()` "

@@ -26,6 +26,7 @@ from iqabench_plugins.clipiqa.backbone import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     TextTower,
+    brings_own_weights,
     is_resnet_tower,
     load_clip,
     make_resolution_free,
@@ -54,6 +55,17 @@ def check_tower_input(model: torch.nn.Module, model_name: str, resize: int | tup
     )
 
 
+def frozen_clip_for(
+    model_name: str, pretrained: str | None, resize: int | tuple[int, int] | None, pos_embedding: bool, *, device: str
+) -> torch.nn.Module:
+    """The frozen CLIP that scores (or trains a context) at ``resize``; ResNet pools made resolution-free."""
+    clip = load_clip(model_name, pretrained, device=device)
+    check_tower_input(clip, model_name, resize)
+    if is_resnet_tower(clip):
+        make_resolution_free(clip, pos_embedding)
+    return clip
+
+
 class ClipPairScorer(Model):
     """Shared machinery: a frozen CLIP, caption-pair features, and batched scoring.
 
@@ -67,14 +79,11 @@ class ClipPairScorer(Model):
         self, model_name: str, pretrained: str | None, resize: ResizeOption, pos_embedding: bool
     ) -> None:
         self.model_name = model_name
-        # hf-hub: and local-dir: models bring their own weights; open_clip ignores `pretrained` for them
-        self.pretrained = None if model_name.startswith(("hf-hub:", "local-dir:")) else pretrained
+        self.pretrained = None if brings_own_weights(model_name) else pretrained
         self.resize = check_resize(resize)
         self.pos_embedding = bool(pos_embedding)
-        self.clip = load_clip(model_name, pretrained, device=self.device).to(torch_dtype(self.dtype))
-        check_tower_input(self.clip, model_name, self.resize)
-        if is_resnet_tower(self.clip):
-            make_resolution_free(self.clip, self.pos_embedding)
+        self.clip = frozen_clip_for(model_name, pretrained, self.resize, self.pos_embedding, device=self.device)
+        self.clip.to(torch_dtype(self.dtype))
         self.preprocessing = "full-resolution" if self.resize is None else "resize"  # type: ignore[misc]
         self.logit_scale = float(self.clip.logit_scale.exp())
 

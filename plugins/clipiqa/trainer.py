@@ -33,15 +33,9 @@ import iqabench
 from iqabench.errors import IQABenchError
 from iqabench.loader import iterate_batches
 from iqabench.trainer import Trainer, TrainingSet
-from iqabench_plugins.clipiqa.backbone import (
-    OPENAI_CLIP_MEAN,
-    OPENAI_CLIP_STD,
-    is_resnet_tower,
-    load_clip,
-    make_resolution_free,
-)
+from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, brings_own_weights
 from iqabench_plugins.clipiqa.checkpoint import save_context
-from iqabench_plugins.clipiqa.models import build_prompt_learner, check_tower_input
+from iqabench_plugins.clipiqa.models import build_prompt_learner, frozen_clip_for
 from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize
 from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, PromptLearner
 
@@ -122,8 +116,8 @@ class CoOpTrainer(Trainer):
     ) -> dict[str, Any]:
         model_name = model_options.get("model_name") or "RN50"
         pretrained = model_options.get("pretrained", "openai")
-        if model_name.startswith(("hf-hub:", "local-dir:")):
-            pretrained = None  # the weights come with the named repository or folder
+        if brings_own_weights(model_name):
+            pretrained = None
         elif pretrained is None:
             raise IQABenchError(
                 "the coop trainer needs pretrained CLIP weights, but pretrained=None builds a randomly initialised "
@@ -136,10 +130,7 @@ class CoOpTrainer(Trainer):
         if not paths:
             raise IQABenchError("the coop trainer got no training images; check the suite's training datasets.")
 
-        clip = load_clip(model_name, pretrained, device=device)
-        check_tower_input(clip, model_name, resize)
-        if is_resnet_tower(clip):
-            make_resolution_free(clip, pos_embedding)
+        clip = frozen_clip_for(model_name, pretrained, resize, pos_embedding, device=device)
         transform = ClipImageTransform(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, resize=resize)
         features = encode_training_images(
             clip, paths, transform, hflip=self.hflip, batch_size=self.feature_batch_size, num_workers=self.num_workers

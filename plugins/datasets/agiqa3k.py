@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from iqabench.errors import IQABenchError
 
@@ -53,17 +54,8 @@ class AGIQA3k(OfficialDataset):
     marker_files = (LABEL_FILE,)
     nested_dirs = ("AGIQA-3K", "AGIQA3K")
 
-    def __init__(
-        self,
-        root: str | os.PathLike | None = None,
-        *,
-        split_source: str = "auto",
-        meta_dir: str | os.PathLike | None = None,
-        label: str = "quality",
-        seed: int = 123,
-        test_fraction: float = 0.2,
-    ) -> None:
-        super().__init__(root, split_source=split_source, meta_dir=meta_dir, seed=seed, test_fraction=test_fraction)
+    def __init__(self, root: str | os.PathLike | None = None, *, label: str = "quality", **options: Any) -> None:
+        super().__init__(root, **options)
         if label not in COLUMNS:
             raise IQABenchError(f"label must be 'quality' or 'alignment', not {label!r}.")
         self.label = label

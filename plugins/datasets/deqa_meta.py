@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from iqabench.dataset import Dataset, DatasetIndex, Direction, build_index, reso
 from iqabench.errors import DatasetNotFoundError, IQABenchError
 
 from iqabench_plugins.datasets.files import ImageFinder, list_files
-from iqabench_plugins.datasets.missing import MissingImagesWarning, describe_missing
+from iqabench_plugins.datasets.missing import report_missing
 
 SPLIT_PREFIXES = ("train", "val", "test")
 #: where a Data-DeQA-Score dataset folder keeps its metas, relative to the dataset root
@@ -215,9 +214,5 @@ class DeqaMetaDataset(Dataset):
         agreement = compare_with_deqa_norm(index, rows)
         if agreement:
             index.provenance.notes.append(agreement)
-        self.missing_images = [r.image for r in index.records if not finder.exists(r.image)]
-        if self.missing_images:
-            message = describe_missing(self.title, self.root, self.missing_images, len(index.records))
-            index.provenance.notes.append(message)
-            warnings.warn(message, MissingImagesWarning, stacklevel=2)
+        self.missing_images = report_missing(self.title, self.root, index, finder)
         return index

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from iqabench.errors import IQABenchError
 
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import first_existing, read_csv_rows, to_float
@@ -54,19 +57,10 @@ class KonIQ10k(OfficialDataset):
     marker_files = (SETS_FILE, SCORES_FILE, f"metadata/{SETS_FILE}", f"metadata/{SCORES_FILE}")
     nested_dirs = ("koniq10k", "KONIQ")
 
-    def __init__(
-        self,
-        root: str | os.PathLike | None = None,
-        *,
-        split_source: str = "auto",
-        meta_dir: str | os.PathLike | None = None,
-        resolution: str = "1024x768",
-        seed: int = 123,
-        test_fraction: float = 0.2,
-    ) -> None:
-        super().__init__(root, split_source=split_source, meta_dir=meta_dir, seed=seed, test_fraction=test_fraction)
+    def __init__(self, root: str | os.PathLike | None = None, *, resolution: str = "1024x768", **options: Any) -> None:
+        super().__init__(root, **options)
         if resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+            raise IQABenchError(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}.")
         self.resolution = resolution
 
     def image_folders(self, root: Path) -> list[str]:
@@ -75,31 +69,13 @@ class KonIQ10k(OfficialDataset):
     def read_labels(self, root: Path) -> Labels | None:
         sets = first_existing(root, (SETS_FILE, f"metadata/{SETS_FILE}"))
         if sets is not None:
-            labels = [
-                Label(
-                    name=row["image_name"],
-                    mos_raw=to_float(row["MOS"], f"{sets}, {row['image_name']}"),
-                    std_raw=to_float(row["SD"], f"{sets}, {row['image_name']}"),
-                    folder=self.resolution,
-                    split=self._official_split(row["set"], sets),
-                )
-                for row in read_csv_rows(sets, ("image_name", "MOS", "SD", "set"))
-            ]
+            labels = self._read_csv(sets, mos_column="MOS", split_column="set")
             return Labels(labels, [str(sets)], ["MOS on the 0-100 scale from the sets csv; SD is on the 1-5 scale"])
         scores = first_existing(root, (SCORES_FILE, f"metadata/{SCORES_FILE}"))
         if scores is None:
             return None
-        labels = [
-            Label(
-                name=row["image_name"],
-                mos_raw=to_float(row["MOS_zscore"], f"{scores}, {row['image_name']}"),
-                std_raw=to_float(row["SD"], f"{scores}, {row['image_name']}"),
-                folder=self.resolution,
-            )
-            for row in read_csv_rows(scores, ("image_name", "MOS", "SD", "MOS_zscore"))
-        ]
         return Labels(
-            labels,
+            self._read_csv(scores, mos_column="MOS_zscore"),
             [str(scores)],
             ["MOS_zscore (0-100 scale, as the papers' gt_score) from the scores csv; SD is on the 1-5 scale; "
              f"no official split without {SETS_FILE}"],
@@ -110,9 +86,28 @@ class KonIQ10k(OfficialDataset):
             return "official"
         return "random"
 
+    def _read_csv(self, path: Path, mos_column: str, split_column: str | None = None) -> list[Label]:
+        """Labels from either official csv: the MOS and split columns differ, the rest is shared."""
+        required = ("image_name", mos_column, "SD") + ((split_column,) if split_column else ())
+        labels = []
+        for row in read_csv_rows(path, required):
+            where = f"{path}, {row['image_name']}"
+            labels.append(
+                Label(
+                    name=row["image_name"].strip(),
+                    mos_raw=to_float(row[mos_column], where),
+                    std_raw=to_float(row["SD"], where),
+                    folder=self.resolution,
+                    split=self._official_split(row[split_column], path) if split_column else None,
+                )
+            )
+        return labels
+
     @staticmethod
     def _official_split(value: str, path: Path) -> str:
         try:
             return OFFICIAL_SPLITS[value.strip().lower()]
         except KeyError:
-            raise ValueError(f"{path}: unknown set {value!r}; expected one of {', '.join(OFFICIAL_SPLITS)}") from None
+            raise IQABenchError(
+                f"{path}: unknown set {value!r}; expected one of {', '.join(OFFICIAL_SPLITS)}."
+            ) from None

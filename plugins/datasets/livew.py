@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,16 +82,9 @@ class LiveWild(OfficialDataset):
     nested_dirs = ("ChallengeDB_release", "LIVE-WILD")
 
     def __init__(
-        self,
-        root: str | os.PathLike | None = None,
-        *,
-        split_source: str = "auto",
-        meta_dir: str | os.PathLike | None = None,
-        drop_training_images: bool = True,
-        seed: int = 123,
-        test_fraction: float = 0.2,
+        self, root: str | os.PathLike | None = None, *, drop_training_images: bool = True, **options: Any
     ) -> None:
-        super().__init__(root, split_source=split_source, meta_dir=meta_dir, seed=seed, test_fraction=test_fraction)
+        super().__init__(root, **options)
         self.drop_training_images = bool(drop_training_images)
 
     def image_folders(self, root: Path) -> list[str]:

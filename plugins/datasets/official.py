@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from iqabench.errors import DatasetNotFoundError, IQABenchError
 
 from iqabench_plugins.datasets.deqa_meta import META_SUBDIR, compare_with_deqa_norm, find_meta_files, rows_from_metas
 from iqabench_plugins.datasets.files import ImageFinder
-from iqabench_plugins.datasets.missing import MissingImagesWarning, describe_missing
+from iqabench_plugins.datasets.missing import report_missing
 from iqabench_plugins.datasets.splits import split_by_reference
 
 SPLIT_SOURCES = ("auto", "official", "deqa", "random", "all")
@@ -110,6 +109,11 @@ class OfficialDataset(Dataset):
         if not 0.0 < float(test_fraction) < 1.0:
             raise IQABenchError(f"test_fraction must be between 0 and 1, not {test_fraction}.")
         self.split_source = split_source
+        if split_source == "all":
+            self.default_test_split = "all"
+        elif split_source in ("official", "random"):
+            # a split asked for explicitly has a test part; testing on "all" would include the training images
+            self.default_test_split = "test"
         self.meta_dir = meta_dir
         self.seed = int(seed)
         self.test_fraction = float(test_fraction)
@@ -198,11 +202,7 @@ class OfficialDataset(Dataset):
             agreement = compare_with_deqa_norm(index, rows)
             if agreement:
                 index.provenance.notes.append(agreement)
-        self.missing_images = [r.image for r in index.records if not finder.exists(r.image)]
-        if self.missing_images:
-            message = describe_missing(self.title, root, self.missing_images, len(index.records))
-            index.provenance.notes.append(message)
-            warnings.warn(message, MissingImagesWarning, stacklevel=2)
+        self.missing_images = report_missing(self.title, root, index, finder)
         return index
 
     def default_split_source(self, labels: Labels | None) -> str:

@@ -86,41 +86,6 @@ class Ract(QInsight):
     default_checkpoint = None
     default_subfolder = None
 
-    def __init__(
-        self,
-        *,
-        checkpoint: str | None = None,
-        subfolder: str | None = None,
-        random_init: bool = False,
-        max_new_tokens: int = 1024,
-        min_new_tokens: int | None = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 0.95,
-        top_k: int = 50,
-        num_samples: int = 1,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_pixels: int = DEFAULT_MIN_PIXELS,
-        backend: str = "transformers",
-        attn_implementation: str = "sdpa",
-        device: str = "cpu",
-        dtype: str = "auto",
-    ) -> None:
-        super().__init__(
-            checkpoint=checkpoint,
-            subfolder=subfolder,
-            random_init=random_init,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            num_samples=num_samples,
-            max_pixels=max_pixels,
-            min_pixels=min_pixels,
-            backend=backend,
-            attn_implementation=attn_implementation,
-            device=device,
-            dtype=dtype,
-        )
+    def __init__(self, *, checkpoint: str | None = None, **options) -> None:
+        """Q-Insight's options (``iqabench list`` shows them); only ``checkpoint`` has no default."""
+        super().__init__(checkpoint=checkpoint, **options)

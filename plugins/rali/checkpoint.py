@@ -108,6 +108,31 @@ def detect_layout(folder: Path) -> str:
     )
 
 
+def resolve_folder(checkpoint: str | Path, subfolder: str | None = None) -> Path:
+    """A local folder as given; else a hub repository id (``owner/name``) fetched with huggingface_hub.
+
+    Only ``subfolder`` is downloaded from the hub: the official release is
+    ``checkpoint=ByteDance/Q-Insight, subfolder=RALI`` in a repository that also
+    holds Q-Insight's 7B weights.
+    """
+    path = Path(checkpoint).expanduser()
+    name = str(checkpoint)
+    if path.exists() or name.count("/") != 1 or name.startswith((".", "/", "~")):
+        return path / subfolder if subfolder else path
+    from huggingface_hub import snapshot_download
+
+    try:
+        root = Path(snapshot_download(name, allow_patterns=[f"{subfolder}/*"] if subfolder else None))
+    except Exception as exc:  # network, auth, offline mode, no such repository
+        include = f" --include '{subfolder}/*'" if subfolder else ""
+        raise CheckpointError(
+            f"RALI checkpoint {name!r} is neither a local folder nor fetchable from the hub "
+            f"({type(exc).__name__}: {exc}). Download it elsewhere with `huggingface-cli download {name}{include} "
+            f"--local-dir DIR` and pass -o checkpoint=DIR{' -o subfolder=' + subfolder if subfolder else ''}."
+        ) from None
+    return root / subfolder if subfolder else root
+
+
 def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False) -> LoadedCheckpoint:
     folder = Path(folder)
     layout = detect_layout(folder)
@@ -178,7 +203,7 @@ def read_official(folder: Path, *, trust_pickle: bool, with_text: bool = False) 
             encoder.text_projection.load_state_dict({k[len("text_projection."):]: v for k, v in clip_state.items()
                                                      if k.startswith("text_projection.")})
             if "logit_scale" in clip_state:
-                encoder.clip_logit_scale = float(clip_state["logit_scale"].exp())
+                encoder.contrastive_logit_scale = float(clip_state["logit_scale"].exp())
     dim = encoder.feature_dim
     mean, scale, components = np.zeros(dim), np.ones(dim), np.eye(dim)
     if (folder / "pca.pkl").exists():

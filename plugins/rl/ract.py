@@ -39,9 +39,24 @@ from iqabench.texts import read_texts
 from iqabench.trainer import Trainer, TrainingSet
 from iqabench_plugins.mllm.parsing import extract_reasoning
 from iqabench_plugins.mllm.prompts import Q_INSIGHT_SCORE_QUESTION, Q_INSIGHT_SYSTEM_PROMPT
-from iqabench_plugins.rl.checkpoints import check_qwen_vl_checkpoint, mark_done, read_done, write_provenance
+from iqabench_plugins.rl.checkpoints import (
+    check_qwen_vl_checkpoint,
+    datasets_provenance,
+    mark_done,
+    read_done,
+    write_provenance,
+)
 from iqabench_plugins.rl.grpo import GRPO, check_training_sets, deepspeed_config_file
-from iqabench_plugins.rl.hf_trainer import with_iqabench_schedule_and_resume
+from iqabench_plugins.rl.hf_trainer import (
+    accumulation_steps,
+    common_args,
+    is_main_process,
+    num_processes,
+    save_processor,
+    select_device,
+    use_bf16,
+    with_iqabench_schedule_and_resume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +230,19 @@ class RACT(Trainer):
                     "model_options": model_options, "grpo": grpo.config(), "seed": seed}
         if not self._cached(folder, settings):
             grpo.train(model_options, [dataset], folder, seed=seed, device=device)
-            mark_done(folder, settings)
+            if is_main_process():
+                mark_done(folder, settings)
         return str(folder / "final")
 
     def _reasoner(self, model_options: dict[str, Any], checkpoint: str, device: str):
-        """The single-domain model as the ``q-insight`` plugin; sampling (seeded per text) unless told otherwise."""
+        """The single-domain model as the ``q-insight`` plugin; sampling (seeded per text) unless told otherwise.
+
+        Under ``accelerate launch`` each process loads it on its own GPU.
+        """
+        from accelerate import PartialState
+
+        if num_processes() > 1 and str(device) != "cpu":
+            device = str(PartialState().device)
         options = {key: value for key, value in model_options.items() if key not in ("checkpoint", "subfolder")}
         options = {"do_sample": True, **options, **self.describe_options, "checkpoint": checkpoint, "device": device}
         return default_registry().model(GRPO.model)(**options)
@@ -228,23 +251,32 @@ class RACT(Trainer):
         settings = {"step": "label alignment", "dataset": dataset.name, "records": len(dataset.records),
                     "checkpoint": checkpoint, "seeds": list(self.describe_seeds), "options": self.describe_options,
                     "model_options": model_options}
-        texts_file = folder / "texts.jsonl"
         if not self._cached(folder, settings):
+            # each process describes its share of the images into a file of its own
+            from accelerate import PartialState
+
+            state = PartialState()
             reasoner = self._reasoner(model_options, checkpoint, device)
-            images = [ImageToDescribe(image=r.image, path=dataset.root / r.image, gt=r.mos) for r in dataset.records]
-            describe(reasoner, images, self.describe_seeds, texts_file, dataset=dataset.name,
+            records = dataset.records[state.process_index :: state.num_processes]
+            images = [ImageToDescribe(image=r.image, path=dataset.root / r.image, gt=r.mos) for r in records]
+            name = "texts.jsonl" if state.process_index == 0 else f"texts-{state.process_index}.jsonl"
+            describe(reasoner, images, self.describe_seeds, folder / name, dataset=dataset.name,
                      batch_size=self.describe_batch_size, progress=False)
             del reasoner
-            mark_done(folder, settings)
-        rows = []
-        for text in read_texts(texts_file):
-            reasoning = (extract_reasoning(text.text) or "").strip() if text.text else ""
-            if reasoning and text.gt is not None:
-                rows.append({"path": str(dataset.root / text.image), "text": reasoning, "mos": text.gt})
+            state.wait_for_everyone()
+            if state.is_main_process:
+                mark_done(folder, settings)
+        rows, seen = [], set()
+        for texts_file in sorted(folder.glob("texts*.jsonl"), key=lambda f: (f.name != "texts.jsonl", f.name)):
+            for text in read_texts(texts_file):
+                reasoning = (extract_reasoning(text.text) or "").strip() if text.text else ""
+                if reasoning and text.gt is not None and (text.image, text.seed) not in seen:
+                    seen.add((text.image, text.seed))
+                    rows.append({"path": str(dataset.root / text.image), "text": reasoning, "mos": text.gt})
         if not rows:
             raise IQABenchError(
-                f"the single-domain model of {dataset.name!r} wrote no reasoning text ({texts_file}); check that "
-                "it was trained long enough to answer in the <think>...</think> format."
+                f"the single-domain model of {dataset.name!r} wrote no reasoning text ({folder}/texts*.jsonl); "
+                "check that it was trained long enough to answer in the <think>...</think> format."
             )
         return rows
 
@@ -256,41 +288,34 @@ class RACT(Trainer):
         if self._cached(folder, settings):
             return
         check_qwen_vl_checkpoint(base)
+        select_device(device)
         trainer = self._build_sft_trainer(base, sft_pairs(texts, score_datasets), folder, seed, device)
         resume = self.resume and any((folder / "trainer").glob("checkpoint-*"))
         trainer.train(resume_from_checkpoint=True if resume else None)
         trainer.save_model(str(final))
+        save_processor(trainer, final)
         if trainer.accelerator.is_main_process:
-            trainer.processing_class.save_pretrained(final)
-            (final / "training_args.bin").unlink(missing_ok=True)
             write_provenance(final, {
                 "trainer": self.name,
                 "trainer_config": self.config(),
                 "base_checkpoint": model_base(base),
                 "sft_base": base,
                 "score_datasets": score_datasets,
-                "datasets": [{"name": d.name, "root": str(d.root), "records": len(d.records),
-                              "texts": len(texts[d.name])} for d in datasets],
+                "datasets": [{**entry, "texts": len(texts[entry["name"]])} for entry in datasets_provenance(datasets)],
                 "seed": seed,
             })
             mark_done(folder, settings)
 
     def _build_sft_trainer(self, base: str, pairs: list[dict[str, Any]], folder: Path, seed: int, device: str):
         import torch
-        from accelerate import PartialState
         from datasets import Dataset
         from transformers import AutoModelForImageTextToText, AutoProcessor
         from trl import SFTConfig, SFTTrainer
 
-        on_cpu = str(device) == "cpu"
-        bf16 = (not on_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()) if self.bf16 == "auto" \
-            else bool(self.bf16)
-        per_step = self.sft_per_device_train_batch_size * PartialState().num_processes
-        if self.sft_batch_size % per_step:
-            raise IQABenchError(
-                f"sft_batch_size {self.sft_batch_size} is not a multiple of sft_per_device_train_batch_size x "
-                f"processes ({per_step})."
-            )
+        bf16 = use_bf16(self.bf16, device)
+        accumulation = accumulation_steps(
+            self.sft_batch_size, self.sft_per_device_train_batch_size, num_processes(), prefix="sft_"
+        )
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16 if bf16 else torch.float32)
         if self.train_module == "vision":
             for name, parameter in model.named_parameters():
@@ -298,25 +323,18 @@ class RACT(Trainer):
         processor = AutoProcessor.from_pretrained(base)
         dataset = Dataset.from_dict({key: [row[key] for row in pairs] for key in ("path", "task", "target")})
         args = SFTConfig(
-            output_dir=str(folder / "trainer"),
+            **common_args(
+                folder / "trainer", device=device, bf16=bf16, gradient_checkpointing=self.gradient_checkpointing,
+                deepspeed=deepspeed_config_file(self.deepspeed), save_steps=self.save_steps,
+                save_total_limit=self.save_total_limit, seed=seed,
+            ),
             learning_rate=self.sft_learning_rate,
             num_train_epochs=self.sft_num_train_epochs,
             max_steps=self.sft_max_steps if self.sft_max_steps is not None else -1,
             per_device_train_batch_size=self.sft_per_device_train_batch_size,
-            gradient_accumulation_steps=self.sft_batch_size // per_step,
-            bf16=bf16,
-            use_cpu=on_cpu,
-            gradient_checkpointing=self.gradient_checkpointing,
-            deepspeed=deepspeed_config_file(self.deepspeed),
+            gradient_accumulation_steps=accumulation,
             max_length=None,
-            save_strategy="steps",
-            save_steps=self.save_steps,
-            save_total_limit=self.save_total_limit,
             logging_steps=1,
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            remove_unused_columns=False,
         )
         trainer_cls = with_iqabench_schedule_and_resume(SFTTrainer, self.sft_min_learning_rate)
         return trainer_cls(

@@ -19,7 +19,6 @@ completions with the very parsers the scoring models use
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import statistics
@@ -27,7 +26,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from iqabench.errors import DuplicateNameError, UnknownNameError
+from iqabench.errors import DuplicateNameError, UnknownNameError, did_you_mean
 from iqabench_plugins.mllm.parsing import parse_q_insight, parse_visualquality
 
 ENTRY_POINT_GROUP = "iqabench.rewards"
@@ -160,9 +159,7 @@ def get_reward(name: str) -> RewardFunction:
     rewards = available_rewards()
     if name in rewards:
         return rewards[name]
-    close = difflib.get_close_matches(name, list(rewards), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownNameError(
-        f"unknown reward {name!r}.{hint} Available rewards: {', '.join(sorted(rewards))}. "
+        f"unknown reward {name!r}.{did_you_mean(name, rewards)} Available rewards: {', '.join(sorted(rewards))}. "
         f"A plugin adds one through the {ENTRY_POINT_GROUP!r} entry-point group."
     )

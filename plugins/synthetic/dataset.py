@@ -29,6 +29,9 @@ from iqabench_plugins.synthetic.generate import (
     MIN_SIDE,
     default_root,
     ensure_generated,
+    generation_folder,
+    is_usable,
+    read_manifest,
 )
 from iqabench_plugins.synthetic.references import REFERENCES
 
@@ -119,6 +122,12 @@ class Synthetic(Dataset):
         self.test_fraction = float(test_fraction)
         self.references = _names(references, REFERENCES, "references")
         self.distortions = _names(distortions, DISTORTIONS, "distortions")
+
+    def is_generated(self) -> bool:
+        """Whether :meth:`load` finds its images ready, without generating them (``data check`` asks)."""
+        assert self.root is not None
+        folder = generation_folder(Path(self.root), self.size)
+        return is_usable(folder, read_manifest(folder), self.references, self.distortions)
 
     def load(self) -> DatasetIndex:
         assert self.root is not None

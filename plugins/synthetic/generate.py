@@ -108,6 +108,11 @@ def covers(manifest: dict[str, Any], references: Sequence[str], distortions: Seq
     )
 
 
+def is_usable(folder: Path, manifest: dict[str, Any] | None, references: Sequence[str], distortions: Sequence[str]) -> bool:
+    """Whether a generation can serve the request as it is: trusted, covering it, and with its files on disk."""
+    return manifest is not None and covers(manifest, references, distortions) and _files_present(folder, manifest)
+
+
 def ensure_generated(
     root: Path, size: tuple[int, int], references: Sequence[str], distortions: Sequence[str]
 ) -> tuple[Path, dict[str, Any]]:
@@ -118,7 +123,7 @@ def ensure_generated(
     """
     folder = generation_folder(root, size)
     manifest = read_manifest(folder)
-    if manifest is not None and covers(manifest, references, distortions) and _files_present(folder, manifest):
+    if is_usable(folder, manifest, references, distortions):
         return folder, manifest
     if manifest is not None:
         wanted_references = set(references) | set(manifest.get("references", ()))
