@@ -7,6 +7,7 @@ _torchvision_shim.install()
 import pluggy  # noqa: E402
 
 from iqabench.dataset import Dataset, DatasetIndex, Provenance, Record, rescale_to_1_5  # noqa: E402
+from iqabench.factory import create_dataset, create_model, create_trainer  # noqa: E402
 from iqabench.model import Model, Score  # noqa: E402
 from iqabench.trainer import Trainer, TrainingSet  # noqa: E402
 
@@ -22,6 +23,9 @@ __all__ = [
     "Score",
     "Trainer",
     "TrainingSet",
+    "create_dataset",
+    "create_model",
+    "create_trainer",
     "hookimpl",
     "rescale_to_1_5",
 ]

@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from iqabench.errors import IQABenchError
-from iqabench.loader import iterate_batches
 from iqabench.model import Model
+from iqabench.scoring import score_files
 from iqabench.texts import ReasoningText, TextsWriter
 
 
@@ -56,41 +56,25 @@ def describe(
         )
     summary = DescribeSummary()
     with TextsWriter(out) as writer:
-        total = len(images) * len(seeds)
-        bar = tqdm(total=total, desc=f"describe {model.name}", disable=not progress, unit="text")
+        bar = tqdm(total=len(images) * len(seeds), desc=f"describe {model.name}", disable=not progress, unit="text")
         for seed in seeds:
             todo = [im for im in images if (im.image, seed) not in writer.done]
             summary.skipped += len(images) - len(todo)
             bar.update(len(images) - len(todo))
-            start = 0
-            for batch in iterate_batches(
-                [im.path for im in todo], model.preprocessor(), batch_size=batch_size, num_workers=num_workers
-            ):
-                chosen = [todo[item.index] for item in batch]
+
+            def seed_batch(start: int, seed: int = seed) -> None:
                 torch.manual_seed(seed * 1_000_003 + start)
-                ready = [item for item in batch if item.error is None]
-                scores = model.score_batch([item.item for item in ready]) if ready else []
-                by_index = {item.index: score for item, score in zip(ready, scores)}
+
+            for batch in score_files(model, [im.path for im in todo], batch_size=batch_size, num_workers=num_workers,
+                                     before_batch=seed_batch):
                 rows = []
-                for item, image in zip(batch, chosen):
-                    score = by_index.get(item.index)
-                    error = item.error if score is None else score.error
-                    rows.append(
-                        ReasoningText(
-                            image=image.image,
-                            seed=seed,
-                            text=(score.text or "") if score is not None else "",
-                            score=None if score is None else score.value,
-                            gt=image.gt,
-                            dataset=dataset,
-                            model=model.name,
-                            error=error,
-                        )
-                    )
-                    summary.failed += error is not None
+                for index, score in batch:
+                    image = todo[index]
+                    rows.append(ReasoningText(image=image.image, seed=seed, text=score.text or "", score=score.value,
+                                              gt=image.gt, dataset=dataset, model=model.name, error=score.error))
+                    summary.failed += score.failed
                 writer.write(rows)
                 summary.written += len(rows)
-                start += len(batch)
                 bar.update(len(batch))
         bar.close()
     return summary

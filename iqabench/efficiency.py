@@ -1,8 +1,13 @@
 """Cost measurements that can be trusted: latency, peak memory, parameters.
 
+Used by suites (one efficiency row per model) and by ``iqabench bench`` (the
+side-by-side study): there is no second way to time a model.
+
 Latency is the model's own time per image at a given batch size: inputs are
 decoded and prepared beforehand, warm-up calls are excluded, the device is
 synchronised around every call, and the median over repeats is reported.
+End-to-end throughput adds decoding in worker processes; stage times split
+the forward pass where the model declares stages.
 
 Peak memory on CUDA is ``torch.cuda.max_memory_allocated`` after a reset. On
 CPU torch keeps no allocator statistics (``torch.cuda.*`` silently reads 0),
@@ -173,5 +178,65 @@ def measure(
     )
 
 
+def stage_times(model: Model, batch: Sequence[Any], *, warmup: int, repeats: int) -> dict[str, float] | None:
+    """Median ms per image of each of the model's declared stages, each fed the previous stage's output.
+
+    ``None`` for a model that declares no stages (:meth:`Model.timing_stages`).
+    """
+    stages = model.timing_stages()
+    if not stages:
+        return None
+    value: Any = torch.stack(list(batch))
+    times = {}
+    with torch.inference_mode():
+        for stage, call in stages.items():
+            output: dict[str, Any] = {}
+            runs = time_batches(lambda: output.update(value=call(value)), model.synchronize,
+                                warmup=warmup, repeats=repeats)
+            times[stage] = 1000.0 * statistics.median(runs) / len(batch)
+            value = output["value"]
+    return times
+
+
+def end_to_end_throughput(model: Model, paths: Sequence[Any], *, batch_size: int, num_workers: int) -> float:
+    """Images per second from image files to scores, decoding in worker processes that overlap the model.
+
+    The clock starts once the first batch is scored and only later batches count:
+    worker start-up and the first batch's unoverlapped decode are one-offs, not
+    per-image costs. With a single batch the whole loop is timed.
+    """
+    from iqabench.errors import IQABenchError
+    from iqabench.loader import iterate_batches
+
+    begin = time.perf_counter()
+    count, start, batches, first = 0, None, 0, 0
+    for batch in iterate_batches(paths, model.preprocessor(), batch_size=batch_size, num_workers=num_workers,
+                                 pin_memory=str(model.device).startswith("cuda")):
+        items = [loaded.item for loaded in batch if loaded.error is None]
+        if len(items) != len(batch):
+            raise IQABenchError(f"{len(batch) - len(items)} images failed to decode: {batch[0].error}")
+        model.score_batch(items)
+        batches += 1
+        if start is None:
+            model.synchronize()
+            start, first = time.perf_counter(), len(items)
+        else:
+            count += len(items)
+    model.synchronize()
+    if batches == 1:
+        return first / (time.perf_counter() - begin)
+    return count / (time.perf_counter() - start)
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parameters_on_meta(build: Callable[[], torch.nn.Module]) -> int:
+    """Parameters of the module ``build()`` makes, built on the meta device: exact, with no memory or weights.
+
+    For :meth:`Model.released_parameters`: a plugin counts its released architecture from its config alone.
+    """
+    with torch.device("meta"):
+        module = build()
+    return sum(parameter.numel() for parameter in module.parameters())

@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Literal
 
 from PIL import Image
 
+from iqabench.options import constructor_params
+
 Preprocessing = Literal["full-resolution", "resize", "crop", "pad"]
 
 
@@ -57,23 +59,29 @@ class Model(ABC):
 
     Subclasses set the class attributes below and take their parameters as
     explicit keyword arguments of ``__init__`` (with the paper's defaults), plus
-    ``device`` and ``dtype`` which every model accepts.
+    ``device`` and ``dtype`` which every model accepts. Each parameter is stored
+    unchanged under its own name (``self.block_size = block_size``), so that
+    :meth:`config` can record it (scikit-learn's ``get_params`` convention).
+
+    Everything the harness needs to know about a model is declared here with a
+    default, as scikit-learn declares estimator tags: the core reads these
+    attributes and methods and nothing else.
     """
 
     #: registry name, e.g. ``"niqe"``
     name: ClassVar[str]
-    #: full-reference models need a reference image; iqabench benchmarks no-reference IQA
-    needs_reference: ClassVar[bool] = False
     #: True when a lower score means better quality (NIQE, BRISQUE)
     lower_better: ClassVar[bool] = False
     #: the range of the model's own scores, as documented by its authors
     score_range: ClassVar[tuple[float, float]]
-    #: what the model does to an image before it sees it
-    preprocessing: ClassVar[Preprocessing] = "full-resolution"
+    #: what the model does to an image before it sees it; an instance may refine it from its options
+    preprocessing: Preprocessing = "full-resolution"
     #: name of the trainer that writes checkpoints this model loads, if any
     trainer: ClassVar[str | None] = None
-    #: True for models that write text (reasoning MLLMs)
+    #: True for models that write text (reasoning MLLMs): they can describe images
     generative: ClassVar[bool] = False
+    #: options that set how many tokens a generative model writes; an efficiency study fixes them all
+    new_tokens_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
         self.device = device
@@ -96,13 +104,49 @@ class Model(ABC):
         """Number of parameters (learned or fitted) the model carries."""
         return 0
 
+    @classmethod
+    def released_parameters(cls) -> int | None:
+        """Parameters of the released architecture this model reproduces, counted without loading weights.
+
+        Lets an efficiency study say whether a measured model is at its real size
+        (a tiny stand-in on CPU is not). ``None`` when there is no single release.
+        """
+        return None
+
+    @property
+    def random_weights(self) -> bool:
+        """True when the weights are random (an architecture built for timing): scores then mean nothing."""
+        return False
+
+    @property
+    def generated_tokens(self) -> int | None:
+        """Running count of the tokens a generative model has written, for per-image token costs."""
+        return None
+
+    def timing_stages(self) -> dict[str, Callable[[Any], Any]] | None:
+        """The forward pass as named stages, each fed the previous one's output, for a time breakdown.
+
+        The first stage takes a stacked batch of prepared inputs. ``None`` when
+        the model is not split into stages.
+        """
+        return None
+
     def input_resolution(self) -> str:
         """What resolution the model actually sees, for the efficiency table."""
         return "full" if self.preprocessing == "full-resolution" else "model-defined"
 
     def config(self) -> dict[str, Any]:
-        """The settings that determine this model's scores, recorded with every result."""
-        return {"device": self.device, "dtype": self.dtype}
+        """The settings that determine this model's scores, recorded with every result.
+
+        Derived from the constructor's signature, so it cannot drift from the
+        options a user can set; :meth:`runtime_config` adds what is only known
+        once the model is built.
+        """
+        return {**constructor_params(self), **self.runtime_config()}
+
+    def runtime_config(self) -> dict[str, Any]:
+        """Facts decided when the model is built (a checkpoint's layout, the effective decoding settings)."""
+        return {}
 
     def synchronize(self) -> None:
         """Wait for queued device work, so timings measure it."""

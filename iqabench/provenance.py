@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -76,6 +77,18 @@ def portable(value: Any, home: Path | None = None, cwd: Path | None = None) -> A
         if value.startswith(home_prefix):
             return "~/" + value[len(home_prefix):]
     return value
+
+
+def cpu_description() -> str:
+    """The CPU model and how many cores this process may use, for efficiency tables."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {cores} cores available"
+    except OSError:
+        pass
+    return f"{cores} cores available"
 
 
 def run_provenance(command: list[str] | None = None) -> dict[str, Any]:

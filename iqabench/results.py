@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from iqabench import metrics
 from iqabench.leaderboard import render_leaderboard
-from iqabench.predictions import PredictionStore, atomic_write_json, atomic_write_text
+from iqabench.files import atomic_write_json, atomic_write_text, read_json
+from iqabench.predictions import PredictionStore
 from iqabench.provenance import portable, run_provenance
 
 if TYPE_CHECKING:
-    from iqabench.runner import ModelRun, Runner, TestSet
+    from iqabench.plan import RunPlan
+    from iqabench.runner import ModelOutcome
 
 log = logging.getLogger("iqabench.results")
 
@@ -35,18 +37,16 @@ def read_reference(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def pair_result(run: ModelRun, test: TestSet, out: Path, *, fit: str, bootstrap: int, seed: int) -> dict[str, Any]:
-    store = PredictionStore(out / "predictions" / run.key, test.key)
-    failure = out / "failures" / run.key / f"{test.key}.txt"
-    base = {"model": run.key, "test_set": test.key}
+def pair_result(store: PredictionStore, failure: str | None, *, lower_better: bool, fit: str, bootstrap: int,
+                seed: int) -> dict[str, Any]:
+    """The metrics of one (model, test set) pair from its prediction file, or why there are none."""
     if not store.csv_path.exists():
-        if failure.exists():
-            lines = failure.read_text().strip().splitlines()
-            return {**base, "status": "failed", "error": lines[-1] if lines else "failed", "traceback": str(failure)}
-        return {**base, "status": "missing"}
+        if failure is not None:
+            return {"status": "failed", "error": failure}
+        return {"status": "missing"}
     rows = store.read()
     scored = [r for r in rows if r.prediction is not None]
-    sign = -1.0 if run.cls.lower_better else 1.0
+    sign = -1.0 if lower_better else 1.0
     pred = [sign * r.prediction for r in scored]
     gt = [r.mos for r in scored]
     values = metrics.evaluate(pred, gt, fit=fit, bootstrap=bootstrap, seed=seed)
@@ -55,7 +55,6 @@ def pair_result(run: ModelRun, test: TestSet, out: Path, *, fit: str, bootstrap:
         if r.error:
             errors[r.error] = errors.get(r.error, 0) + 1
     return {
-        **base,
         "status": "ok",
         "count": len(rows),
         "scored": len(scored),
@@ -67,75 +66,68 @@ def pair_result(run: ModelRun, test: TestSet, out: Path, *, fit: str, bootstrap:
     }
 
 
-def build_results(runner: Runner, runs: list[ModelRun], tests: list[TestSet], *, elapsed: float) -> dict[str, Any]:
-    suite = runner.suite
-    out = runner.out
-    pairs = [
-        pair_result(run, test, out, fit=suite.correlation, bootstrap=suite.bootstrap, seed=suite.seed)
-        for run in runs
-        for test in tests
-    ]
-    reference = None
-    if suite.reference:
-        path = (runner.suite_path.parent / suite.reference).resolve()
-        if path.exists():
-            reference = {"file": str(path), "rows": read_reference(path)}
-        else:
-            log.warning("reference file %s not found; the leaderboard shows measured numbers only", path)
+def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float) -> dict[str, Any]:
+    """``results.json`` and ``leaderboard.md`` of a run, from its plan, what became of each model and its files."""
+    suite, layout = plan.suite, plan.layout
+    pairs = []
+    for outcome in outcomes:
+        model = outcome.planned
+        for test in plan.tests:
+            failure = layout.failure_summary(model.slug, test.slug)
+            result = pair_result(layout.predictions(model.slug, test.slug), failure,
+                                 lower_better=model.registered.cls.lower_better, fit=suite.correlation,
+                                 bootstrap=suite.bootstrap, seed=suite.seed)
+            if result["status"] == "failed":
+                result["traceback"] = str(layout.failure(model.slug, test.slug))
+            pairs.append({"model": model.slug, "test_set": test.slug, **result})
     models = []
-    for run in runs:
-        eff_path = out / "efficiency" / f"{run.key}.json"
+    for outcome in outcomes:
+        model = outcome.planned
         models.append(
             {
-                "key": run.key,
-                "label": run.entry.display,
-                "name": run.entry.name,
-                "options": run.options,
-                "reference": run.entry.reference,
-                "lower_better": run.cls.lower_better,
-                "score_range": list(run.cls.score_range),
-                "preprocessing": run.cls.preprocessing,
-                "training": run.training,
-                "efficiency": json.loads(eff_path.read_text()) if eff_path.exists() else None,
+                "key": model.slug,
+                "label": model.label,
+                "name": model.entry.name,
+                "options": outcome.options,
+                "config": outcome.config,
+                "plugin": model.registered.provenance(),
+                "reference": model.entry.reference,
+                "lower_better": model.registered.cls.lower_better,
+                "score_range": list(model.registered.cls.score_range),
+                "preprocessing": outcome.preprocessing or model.registered.cls.preprocessing,
+                "training": outcome.training,
+                "efficiency": read_json(layout.efficiency(model.slug)) or None,
             }
         )
+    reference = None
+    if plan.reference_file is not None:
+        reference = {"file": str(plan.reference_file), "rows": read_reference(plan.reference_file)}
     results = {
         "suite": {
             "name": suite.name,
             "description": suite.description,
             "notes": suite.notes,
             "protocol": suite.protocol,
-            "file": str(runner.suite_path),
-            "sha256": runner.suite_hash,
+            "file": str(plan.suite_file),
+            "sha256": plan.suite_sha256,
             "correlation": suite.correlation,
             "bootstrap": suite.bootstrap,
             "seed": suite.seed,
-            "device": runner.device,
+            "device": plan.device,
             "dtype": suite.dtype,
             "batch_size": suite.batch_size,
-            "data_root": None if runner.data_root is None else str(runner.data_root),
+            "data_root": None if plan.data_root is None else str(plan.data_root),
         },
         "provenance": run_provenance(),
-        "test_sets": [
-            {
-                "key": t.key,
-                "label": t.label,
-                "group": t.group,
-                "dataset": t.ref.dataset,
-                "split": t.records[0].split if t.records else None,
-                "count": len(t.records),
-                "dataset_provenance": t.index.provenance.to_dict(),
-            }
-            for t in tests
-        ],
+        "test_sets": [test.describe() for test in plan.tests],
         "models": models,
         "results": pairs,
         "reference": reference,
         "seconds": elapsed,
     }
     results = portable(results)
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "leaderboard.md", render_leaderboard(results))
+    atomic_write_json(layout.results, results)
+    atomic_write_text(layout.leaderboard, render_leaderboard(results))
     return results
 
 

@@ -149,42 +149,51 @@ class Suite(_Strict):
         return {"in_domain": self.test.in_domain, "out_of_domain": self.test.out_of_domain}
 
 
-def _all_field_names() -> list[str]:
+def field_names(*schemas: type[BaseModel]) -> list[str]:
+    """Every field name of ``schemas`` and the schemas they nest, for "did you mean" hints."""
     names: set[str] = set()
-    for model in (Suite, ModelEntry, DatasetRef, TrainSpec, CrossDomainTest, EfficiencySpec, Preprocessing):
-        names.update(model.model_fields)
+    for schema in schemas:
+        names.update(schema.model_fields)
     return sorted(names)
 
 
-def _format_error(path: Path, error: dict[str, Any]) -> str:
+def _format_error(path: Path, error: dict[str, Any], known: list[str], what: str) -> str:
     location = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "list[", "CrossDomain")))
     location = location or "(top level)"
     if error["type"] == "extra_forbidden":
         field = str(error["loc"][-1])
-        hint = did_you_mean(field, _all_field_names(), n=1, cutoff=0.6)
-        return f"{path}: field `{location}` is not a suite field.{hint}"
+        hint = did_you_mean(field, known, n=1, cutoff=0.6)
+        return f"{path}: field `{location}` is not {what} field.{hint}"
     if error["type"] == "missing":
         return f"{path}: field `{location}` is required but missing"
     return f"{path}: field `{location}`: {error['msg']} (got {error.get('input')!r})"
 
 
-def load_suite(path: str | Path) -> tuple[Suite, str]:
-    """Read and validate a suite file; return it with the SHA-256 of its bytes (for provenance)."""
+def load_validated(path: str | Path, schema: type[BaseModel], known: list[str], what: str) -> tuple[Any, str]:
+    """Read a YAML file with ``yaml.safe_load`` and validate it against ``schema``; return it and its SHA-256.
+
+    Errors name the file, the field and (for a misspelled field) the closest valid name.
+    """
     path = Path(path)
     if not path.is_file():
-        raise SuiteError(f"suite file not found: {path}. The bundled suites are in the repository's suites/ folder.")
+        raise SuiteError(f"{what} file not found: {path}. The bundled ones are in the repository's suites/ folder.")
     raw = path.read_bytes()
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise SuiteError(f"{path}: expected a mapping of suite fields (name, protocol, test, models, ...)")
+        raise SuiteError(f"{path}: expected a mapping of {what} fields")
     try:
-        suite = Suite.model_validate(data)
+        value = schema.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        # a union (list | CrossDomainTest) reports every branch; keep the most specific messages
-        messages = list(dict.fromkeys(_format_error(path, e) for e in errors))
+        # a union (list | CrossDomainTest) reports every branch; keep the distinct messages
+        messages = list(dict.fromkeys(_format_error(path, e, known, f"a {what}") for e in exc.errors()))
         raise SuiteError("\n".join(messages[:8])) from None
-    return suite, hashlib.sha256(raw).hexdigest()
+    return value, hashlib.sha256(raw).hexdigest()
+
+
+def load_suite(path: str | Path) -> tuple[Suite, str]:
+    """Read and validate a suite file; return it with the SHA-256 of its bytes (for provenance)."""
+    known = field_names(Suite, ModelEntry, DatasetRef, TrainSpec, CrossDomainTest, EfficiencySpec, Preprocessing)
+    return load_validated(path, Suite, known, "suite")

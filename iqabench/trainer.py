@@ -2,9 +2,12 @@
 
 A trainer takes a model's options and the training records of one or more
 datasets, writes a checkpoint folder, and returns the model options that load
-it (typically ``{"checkpoint": "<folder>"}``). The runner writes into a
-temporary folder and renames it when :meth:`Trainer.train` returns, so an
-interrupted training never leaves a folder a resume would trust.
+it (typically ``{"checkpoint": "<folder>"}``). :func:`iqabench.training.train_model`
+runs every trainer: it writes into a temporary folder and renames it when
+:meth:`Trainer.train` returns, so an interrupted training never leaves a
+folder a resume would trust. Hyper-parameters are keyword arguments of
+``__init__``, each stored under its own name so :meth:`Trainer.config` can
+record them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from iqabench.dataset import Record
+from iqabench.options import constructor_params
 
 
 @dataclass(frozen=True)
@@ -55,5 +59,9 @@ class Trainer(ABC):
         """
 
     def config(self) -> dict[str, Any]:
-        """Hyper-parameters, recorded in the checkpoint's provenance."""
+        """Hyper-parameters, recorded with the checkpoint: every ``__init__`` keyword, read back by name."""
+        return {**constructor_params(self), **self.runtime_config()}
+
+    def runtime_config(self) -> dict[str, Any]:
+        """Fixed facts of the recipe that no option sets (the loss, the schedule's shape)."""
         return {}

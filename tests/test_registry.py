@@ -76,8 +76,7 @@ def test_example_package_loads_through_entry_points_and_runs_in_a_suite(tmp_path
 
     import yaml
 
-    from iqabench.runner import Runner
-    from iqabench.suite import load_suite
+    from iqabench.runner import run_suite
 
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(
@@ -94,9 +93,8 @@ def test_example_package_loads_through_entry_points_and_runs_in_a_suite(tmp_path
             }
         )
     )
-    suite, digest = load_suite(suite_path)
-    results = Runner(suite, suite_path, digest, tmp_path / "out", data_root=str(tmp_path / "data"),
-                     registry=registry, progress=False).run()
+    results = run_suite(suite_path, tmp_path / "out", data_root=str(tmp_path / "data"), registry=registry,
+                        progress=False)
     pair = results["results"][0]
     assert pair["status"] == "ok" and pair["scored"] == pair["count"] > 0
     # blur lowers the Laplacian variance, and the designed label falls with blur level

@@ -13,7 +13,8 @@ from scipy import stats
 
 from iqabench import hookimpl
 from iqabench.errors import SuiteError, UnknownNameError
-from iqabench.runner import DataMissingError, Runner
+from iqabench.plan import DataMissingError
+from iqabench.runner import run_suite as run_suite_file
 from iqabench.suite import load_suite
 from tests.helpers import Broken, Brightness, Darkness, Picky, make_graded_root, registry_with
 
@@ -37,10 +38,9 @@ def write_suite(path: Path, **overrides) -> Path:
 def run_suite(tmp_path: Path, registry, force=False, **overrides):
     data = make_graded_root(tmp_path / "data" / "graded") if not (tmp_path / "data" / "graded").exists() else None
     suite_path = write_suite(tmp_path / "suite.yaml", **overrides)
-    suite, digest = load_suite(suite_path)
-    runner = Runner(suite, suite_path, digest, tmp_path / "out", data_root=str(tmp_path / "data"),
-                    registry=registry, progress=False, force=force)
-    return runner.run(), data
+    results = run_suite_file(suite_path, tmp_path / "out", data_root=str(tmp_path / "data"), registry=registry,
+                        progress=False, force=force)
+    return results, data
 
 
 def cell(results, model, test="graded-test"):
@@ -148,11 +148,9 @@ def test_unknown_model_option_is_an_error(tmp_path):
 
 def test_missing_dataset_stops_before_work(tmp_path):
     suite_path = write_suite(tmp_path / "suite.yaml")
-    suite, digest = load_suite(suite_path)
-    runner = Runner(suite, suite_path, digest, tmp_path / "out", data_root=str(tmp_path / "nowhere"),
-                    registry=registry_with(Brightness, Darkness), progress=False)
     with pytest.raises(DataMissingError, match="labels.csv"):
-        runner.run()
+        run_suite_file(suite_path, tmp_path / "out", data_root=str(tmp_path / "nowhere"),
+                  registry=registry_with(Brightness, Darkness), progress=False)
     assert not (tmp_path / "out" / "predictions").exists()
 
 
@@ -190,7 +188,7 @@ def test_model_that_cannot_load_fails_its_cells_and_suite_goes_on(tmp_path):
 
 
 def test_labels_that_map_to_one_folder_are_refused(tmp_path):
-    from iqabench.runner import slug
+    from iqabench.layout import slug
 
     assert slug("CLIP-IQA+") != slug("CLIP-IQA")
     with pytest.raises(Exception, match="share the folder"):

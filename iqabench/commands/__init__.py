@@ -2,5 +2,32 @@
 
 Each module defines ``NAME`` (the subcommand), ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``. :mod:`iqabench.cli` discovers them, so adding a
-command is adding a module.
+command is adding a module. Commands are thin: they parse arguments and call
+the Python API (:mod:`iqabench.factory`, :mod:`iqabench.plan`, :mod:`iqabench.runner`, ...).
 """
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (batch sizes, image counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts that may be 0 (warm-up calls, decode workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value

@@ -9,23 +9,26 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from iqabench.commands import non_negative_int, positive_int
+
 NAME = "bench"
 HELP = "measure models' time, throughput, peak memory and parameters side by side (efficiency study)"
 DEFAULT_SUITE = Path("suites") / "efficiency.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", help=f"efficiency suite file (default: {DEFAULT_SUITE})")
+    parser.add_argument("--suite", help=f"efficiency suite file (default: {DEFAULT_SUITE} where it exists)")
     parser.add_argument("--models", help="comma-separated subset of the suite's models, or registered models to add")
     parser.add_argument("--batch-sizes", help="comma-separated, e.g. 1,4,16,64 (default: the suite's, per device)")
-    parser.add_argument("--new-tokens", type=int, help="new tokens generative models write (suite: 256, CPU 16)")
+    parser.add_argument("--new-tokens", type=positive_int, help="new tokens generative models write (suite: 256, CPU 16)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the suite's, per device)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
+                        help="default: the suite's, per device")
     parser.add_argument("--image-size", help="WIDTHxHEIGHT of the generated JPEGs (default 512x384)")
-    parser.add_argument("--images", type=int, help="images per end-to-end pass (default: the suite's)")
-    parser.add_argument("--warmup", type=int, help="unmeasured calls before timing")
-    parser.add_argument("--repeats", type=int, help="timed calls; the median is reported")
-    parser.add_argument("--num-workers", type=int, help="JPEG decode worker processes (default: cores - 1)")
+    parser.add_argument("--images", type=positive_int, help="images per end-to-end pass (default: the suite's)")
+    parser.add_argument("--warmup", type=non_negative_int, help="unmeasured calls before timing")
+    parser.add_argument("--repeats", type=positive_int, help="timed calls; the median is reported")
+    parser.add_argument("--num-workers", type=non_negative_int, help="JPEG decode worker processes (default: cores - 1)")
     parser.add_argument("--image-dir", help="where the generated JPEGs are written (default: a temporary folder)")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="MODEL:KEY=VALUE",
                         help="model option, e.g. -o q-insight:checkpoint=/models/Q-Insight")
@@ -37,17 +40,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _suite(args: argparse.Namespace):
-    from iqabench.bench import BenchSuite, ModelSpec, load_bench_suite
+    from iqabench.bench import BenchModel, BenchSuite, load_bench_suite
+    from iqabench.errors import IQABenchError
 
+    wanted = [name.strip() for name in (args.models or "").split(",") if name.strip()]
     path = Path(args.suite) if args.suite else DEFAULT_SUITE
     if args.suite or path.is_file():
         suite = load_bench_suite(path)
-    else:  # outside a checkout, with no suite: plain options, no baseline
-        suite = BenchSuite(models=[ModelSpec(name="rali", options={"random_init": True})])
-    if args.models:
-        wanted = [name.strip() for name in args.models.split(",") if name.strip()]
-        known = {spec.name: spec for spec in suite.models}
-        suite.models = [known.get(name) or ModelSpec(name=name) for name in wanted]
+    elif wanted:  # outside a checkout: the named models with their default options, no baseline
+        suite = BenchSuite(models=[BenchModel(name=name) for name in wanted])
+    else:
+        raise IQABenchError(f"no efficiency suite: {DEFAULT_SUITE} is not here. Pass --suite FILE, or --models "
+                            "NAME[,NAME...] to measure registered models with their default options.")
+    if wanted:
+        known = {entry.name: entry for entry in suite.models}
+        suite.models = [known.get(name) or BenchModel(name=name) for name in wanted]
     return suite
 
 
@@ -59,14 +66,14 @@ def _apply_options(suite, flags: list[str]) -> None:
         model, sep, option = flag.partition(":")
         if not sep:
             raise UnknownNameError(f"option {flag!r} is not MODEL:KEY=VALUE (e.g. -o q-insight:max_pixels=200704).")
-        specs = [spec for spec in suite.models if spec.name == model]
-        if not specs:
+        entries = [entry for entry in suite.models if entry.name == model]
+        if not entries:
             raise UnknownNameError(f"option {flag!r} names model {model!r}, which is not in this run: "
-                                   f"{', '.join(spec.name for spec in suite.models)}.")
-        for spec in specs:
+                                   f"{', '.join(entry.name for entry in suite.models)}.")
+        for entry in entries:
             parsed = parse_option_flags([option])
-            spec.options.update(parsed)
-            spec.cpu_options.update(parsed)  # what the user says wins on every device
+            entry.options.update(parsed)
+            entry.cpu_options.update(parsed)  # what the user says wins on every device
 
 
 def _command_line(args: argparse.Namespace) -> list[str]:
@@ -92,24 +99,23 @@ def _command_line(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.bench import render_markdown, run_bench
-    from iqabench.options import check_options
-    from iqabench.registry import default_registry
-    from iqabench.runner import resolve_device
+    from iqabench.bench import model_options, run_bench
+    from iqabench.bench_report import render_markdown
+    from iqabench.factory import check_model_options, resolve_device
 
     device = resolve_device(args.device)
     suite = _suite(args)
     _apply_options(suite, args.option)
-    registry = default_registry()
-    for spec in suite.models:
-        check_options(registry.model(spec.name), {**spec.options, **spec.cpu_options}, f"model {spec.name!r}",
-                      ("device",))
     overrides = {
-        "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None,
-        "new_tokens": args.new_tokens, "dtype": args.dtype, "image_size": args.image_size, "images": args.images,
-        "warmup": args.warmup, "repeats": args.repeats, "num_workers": args.num_workers,
+        "batch_sizes": _batch_sizes(args.batch_sizes), "new_tokens": args.new_tokens, "dtype": args.dtype,
+        "image_size": args.image_size, "images": args.images, "warmup": args.warmup, "repeats": args.repeats,
+        "num_workers": args.num_workers,
     }
     settings = suite.resolve(device, overrides)
+    for entry in suite.models:  # every name and option checked before the first model is measured
+        options = model_options(entry, settings)
+        options.pop("dtype", None)
+        check_model_options(entry.name, options)
     command = _command_line(args)
     with tempfile.TemporaryDirectory(prefix="iqabench-bench-") as scratch:
         report = run_bench(suite, settings, args.image_dir or scratch, isolate=not args.no_isolate, command=command)
@@ -127,6 +133,20 @@ def run(args: argparse.Namespace) -> int:
     print(markdown)
     failed = [m["label"] for m in report["models"] if m.get("error") or any(r.get("error") for r in m["rows"])]
     return 1 if failed else 0
+
+
+def _batch_sizes(text: str | None) -> list[int] | None:
+    from iqabench.errors import IQABenchError
+
+    if text is None:
+        return None
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise IQABenchError(f"--batch-sizes {text!r} is not a comma-separated list of positive integers, e.g. 1,4,16.")
+    return sizes
 
 
 def _portable_text(text: str) -> str:

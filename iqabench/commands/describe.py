@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from iqabench.commands import non_negative_int, positive_int
+
 NAME = "describe"
 HELP = "write a reasoning model's texts for images or a dataset (the file RALI/RACT train on)"
 
@@ -26,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the texts file (JSON lines); appended to and resumed")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="model option")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--dtype", default="float32", help="float32, float16, bfloat16 (or auto where the model has it)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=0, help="image decode worker processes")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"),
+                        help="precision (default: the model's own)")
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--num-workers", type=non_negative_int, default=0, help="image decode worker processes")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -45,18 +48,16 @@ def parse_seeds(text: str) -> list[int]:
 
 def images_to_describe(args: argparse.Namespace):
     """``(images, dataset name)`` from the image arguments or from ``--dataset``."""
-    from iqabench.dataset import dataset_root, resolve_data_root
+    from iqabench.dataset import resolve_data_root
     from iqabench.describe import ImageToDescribe
     from iqabench.errors import IQABenchError
-    from iqabench.registry import default_registry
+    from iqabench.factory import create_dataset
 
     if bool(args.images) == bool(args.dataset):
         raise IQABenchError("give either image files or --dataset NAME (not both, not neither).")
     if args.images:
         return [ImageToDescribe(image=path, path=Path(path)) for path in args.images], None
-    cls = default_registry().dataset(args.dataset)
-    root = dataset_root(cls, resolve_data_root(args.data_root, None), args.root)
-    dataset = cls(root=root)
+    dataset = create_dataset(args.dataset, root=args.root, data_root=resolve_data_root(args.data_root, None))
     if dataset.root is None:
         raise dataset.missing_error("no dataset folder given")
     records = dataset.load().split(args.split)
@@ -66,16 +67,12 @@ def images_to_describe(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.describe import describe
-    from iqabench.options import check_options, parse_option_flags
-    from iqabench.registry import default_registry
-    from iqabench.runner import resolve_device
+    from iqabench.factory import create_model
+    from iqabench.options import parse_option_flags
 
     seeds = parse_seeds(args.seeds)
     images, dataset = images_to_describe(args)
-    cls = default_registry().model(args.model)
-    options = parse_option_flags(args.option)
-    check_options(cls, options, f"model {args.model!r}", ("device", "dtype"))
-    model = cls(**options, device=resolve_device(args.device), dtype=args.dtype)
+    model = create_model(args.model, device=args.device, dtype=args.dtype, **parse_option_flags(args.option))
     summary = describe(
         model,
         images,

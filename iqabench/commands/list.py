@@ -21,17 +21,12 @@ def _describe(entry) -> dict:
     info = entry.describe()
     cls = entry.cls
     if entry.kind == "model":
-        info.update(
-            lower_better=cls.lower_better,
-            score_range=list(getattr(cls, "score_range", ())),
-            preprocessing=cls.preprocessing,
-            generative=cls.generative,
-            trainer=cls.trainer,
-        )
+        info.update(lower_better=cls.lower_better, score_range=list(cls.score_range), preprocessing=cls.preprocessing,
+                    generative=cls.generative, trainer=cls.trainer)
     elif entry.kind == "dataset":
         info.update(title=cls.title, folder=cls.default_dir, official_count=cls.official_count)
     elif entry.kind == "trainer":
-        info.update(model=getattr(cls, "model", None))
+        info.update(model=cls.model)
     return info
 
 
@@ -49,4 +44,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{kind}s:")
         print(tabulate(rows, headers=["name", "plugin", "summary"], tablefmt="simple") if rows else "  (none)")
         print()
+    for plugin, reason in sorted(registry.load_failures.items()):
+        print(f"skipped plugin {plugin}: {reason}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 NAME = "run"
 HELP = "run a suite (train where asked, score, metrics, efficiency, leaderboard); re-runs resume"
@@ -20,25 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.runner import Runner
-    from iqabench.suite import load_suite
+    from iqabench.plan import plan_run
+    from iqabench.runner import evaluate
 
-    suite, digest = load_suite(args.suite)
-    out = Path(args.out) if args.out else Path("runs") / suite.name
-    runner = Runner(
-        suite,
-        Path(args.suite),
-        digest,
-        out,
+    plan = plan_run(
+        args.suite,
+        args.out,
         data_root=args.data_root,
         force=args.force,
         only_models=[m.strip() for m in args.models.split(",")] if args.models else None,
         device=args.device,
         progress=not args.no_progress,
     )
-    results = runner.run()
+    results = evaluate(plan)
     failed = [p for p in results["results"] if p["status"] != "ok"]
-    print(f"wrote {out / 'leaderboard.md'} and {out / 'results.json'}")
+    print(f"wrote {plan.layout.leaderboard} and {plan.layout.results}")
     if failed:
-        print(f"{len(failed)} (model, test set) pair(s) did not finish; see {out / 'failures'} and {out / 'run.log'}")
+        print(f"{len(failed)} (model, test set) pair(s) did not finish; see {plan.layout.root / 'failures'} and "
+              f"{plan.layout.log}")
     return 1 if failed else 0

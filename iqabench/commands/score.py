@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from iqabench.commands import positive_int
+
 NAME = "score"
 HELP = "score image files with a model"
 
@@ -14,32 +16,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="model option")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"),
+                        help="precision (default: the model's own)")
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--json", action="store_true", help='one JSON object per line: {"image", "score", "error"}')
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.loader import iterate_batches
-    from iqabench.options import check_options, parse_option_flags
-    from iqabench.registry import default_registry
-    from iqabench.runner import resolve_device, score_safely
+    from iqabench.factory import create_model
+    from iqabench.options import parse_option_flags
+    from iqabench.scoring import score_files
 
-    cls = default_registry().model(args.model)
-    options = parse_option_flags(args.option)
-    check_options(cls, options, f"model {args.model!r}", ("device", "dtype"))
-    model = cls(**options, device=resolve_device(args.device), dtype=args.dtype)
+    model = create_model(args.model, device=args.device, dtype=args.dtype, **parse_option_flags(args.option))
     failures = 0
-    for batch in iterate_batches(args.images, model.preprocessor(), batch_size=args.batch_size):
-        ready = [item for item in batch if item.error is None]
-        scores = dict(zip((item.index for item in ready), score_safely(model, [item.item for item in ready])))
-        for item in batch:
-            score = scores.get(item.index)
-            error = item.error if score is None else score.error
-            value = None if error else score.value
-            failures += error is not None
+    for batch in score_files(model, args.images, batch_size=args.batch_size):
+        for index, score in batch:
+            failures += score.failed
             if args.json:
-                print(json.dumps({"image": args.images[item.index], "score": value, "error": error}), flush=True)
+                print(json.dumps({"image": args.images[index], "score": score.value, "error": score.error}),
+                      flush=True)
             else:
-                print(f"{args.images[item.index]}\t{'ERROR: ' + error if error else f'{value:.4f}'}", flush=True)
+                result = f"ERROR: {score.error}" if score.failed else f"{score.value:.4f}"
+                print(f"{args.images[index]}\t{result}", flush=True)
     return 1 if failures else 0

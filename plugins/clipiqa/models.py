@@ -142,15 +142,8 @@ class ClipPairScorer(Model):
     def input_resolution(self) -> str:
         return describe_resize(self.resize)
 
-    def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "model_name": self.model_name,
-            "pretrained": self.pretrained,
-            "resize": self.resize,
-            "pos_embedding": self.pos_embedding,
-            "logit_scale": self.logit_scale,
-        }
+    def runtime_config(self) -> dict[str, Any]:
+        return {"logit_scale": self.logit_scale}
 
 
 class ClipIQA(ClipPairScorer):
@@ -199,8 +192,8 @@ class ClipIQA(ClipPairScorer):
         tokens = tokenizer([caption for pair in pairs for caption in pair]).to(self.device)
         return self.clip.encode_text(tokens).reshape(len(pairs), 2, -1)
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "prompts": [list(pair) for pair in self.prompts], "native_range": [0.0, 1.0]}
+    def runtime_config(self) -> dict[str, Any]:
+        return {**super().runtime_config(), "native_range": [0.0, 1.0]}
 
 
 class ClipIQAPlus(ClipPairScorer):
@@ -268,11 +261,10 @@ class ClipIQAPlus(ClipPairScorer):
     def num_parameters(self) -> int:
         return super().num_parameters() + self.learner.context.numel()
 
-    def config(self) -> dict[str, Any]:
+    def runtime_config(self) -> dict[str, Any]:
         saved = self.checkpoint_config
         return {
-            **super().config(),
-            "checkpoint": self.checkpoint,
+            **super().runtime_config(),
             "class_names": list(saved["class_names"]),
             "n_ctx": saved["n_ctx"],
             "native_range": [0.0, 1.0],

@@ -90,20 +90,8 @@ class CoOpTrainer(Trainer):
         self.feature_batch_size = feature_batch_size
         self.num_workers = num_workers
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "iterations": self.iterations,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-            "schedule": "cosine",
-            "n_ctx": self.n_ctx,
-            "class_names": list(self.class_names),
-            "hflip": self.hflip,
-            "train_resize": self.train_resize,
-            "loss": "mse(P(positive), (mos - 1) / 4)",
-        }
+    def runtime_config(self) -> dict[str, Any]:
+        return {"schedule": "cosine", "loss": "mse(P(positive), (mos - 1) / 4)"}
 
     def train(
         self,

@@ -94,6 +94,8 @@ class QAlign(Model):
         dtype: str = "auto",
     ) -> None:
         super().__init__(device=device, dtype=dtype)
+        self.checkpoint = checkpoint
+        self.subfolder = subfolder
         self.trust_remote_code = bool(trust_remote_code)
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
@@ -173,13 +175,11 @@ class QAlign(Model):
             return "one-align remote code: padded to square, then its own CLIP preprocessing"
         return f"Qwen2.5-VL smart_resize to multiples of 28 within {self.min_pixels}..{self.max_pixels} pixels"
 
-    def config(self) -> dict[str, Any]:
+    def runtime_config(self) -> dict[str, Any]:
         return {
-            **super().config(),
             "dtype": str(self.torch_dtype).replace("torch.", ""),
             **self.source.to_dict(),
             "route": "one-align remote code" if self.trust_remote_code else "generic level tokens",
-            "trust_remote_code": self.trust_remote_code,
             "min_pixels": None if self.trust_remote_code else self.min_pixels,
             "max_pixels": None if self.trust_remote_code else self.max_pixels,
             "attn_implementation": self.attn_implementation,

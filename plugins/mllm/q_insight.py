@@ -74,8 +74,8 @@ class QInsight(ReasoningScorer):
     def parse(self, text: str) -> ParsedAnswer:
         return parse_q_insight(text, self.score_range)
 
-    def config(self) -> dict:
-        return {**super().config(), "prompt": "q-insight score regression", "parser": "q-insight json rating"}
+    def runtime_config(self) -> dict:
+        return {**super().runtime_config(), "prompt": "q-insight score regression", "parser": "q-insight json rating"}
 
 
 class Ract(QInsight):

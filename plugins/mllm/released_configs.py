@@ -2,9 +2,8 @@
 
 Kept in one place because two things need it without the hub: the
 ``random_init`` option of the reasoning scorers (the real architecture with
-random weights, for timing) and ``iqabench bench``, which counts the released
-parameters on the meta device (``suites/efficiency.yaml`` names
-:data:`QWEN25_VL_7B_INSTRUCT` instead of repeating the numbers).
+random weights, for timing) and :func:`released_parameters`, which counts the
+released parameters on the meta device for the efficiency study.
 
 Values are those of ``config.json`` and ``preprocessor_config.json`` of
 Qwen/Qwen2.5-VL-7B-Instruct, written in transformers' ``Qwen2_5_VLConfig``
@@ -53,3 +52,12 @@ QWEN25_VL_7B_INSTRUCT: dict[str, Any] = {
 
 #: ``Qwen2VLImageProcessor`` keywords of the release; ``min_pixels``/``max_pixels`` are the scorers' options
 QWEN25_VL_7B_IMAGE_PROCESSOR: dict[str, Any] = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
+
+
+def released_parameters() -> int:
+    """Parameters of Qwen2.5-VL-7B-Instruct, counted from :data:`QWEN25_VL_7B_INSTRUCT` on the meta device."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from iqabench.efficiency import parameters_on_meta
+
+    return parameters_on_meta(lambda: Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(**QWEN25_VL_7B_INSTRUCT)))

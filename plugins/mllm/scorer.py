@@ -39,6 +39,7 @@ from iqabench_plugins.mllm.generation import (
     resolve_dtype,
 )
 from iqabench_plugins.mllm.parsing import ParsedAnswer
+from iqabench_plugins.mllm.released_configs import released_parameters
 
 BACKENDS = ("transformers", "vllm")
 
@@ -55,6 +56,21 @@ class ReasoningScorer(Model):
     default_subfolder: ClassVar[str | None] = None
     #: extra arguments of ``apply_chat_template`` (VisualQuality-R1 numbers its images)
     chat_template_kwargs: ClassVar[dict[str, Any]] = {}
+    #: an efficiency study fixes the generated length by setting both
+    new_tokens_options = ("max_new_tokens", "min_new_tokens")
+
+    @classmethod
+    def released_parameters(cls) -> int:
+        """Qwen2.5-VL-7B, the architecture of every release these scorers load."""
+        return released_parameters()
+
+    @property
+    def random_weights(self) -> bool:
+        return self.source.random_weights
+
+    @property
+    def generated_tokens(self) -> int:
+        return self.generator.generated_tokens
 
     def __init__(
         self,
@@ -95,6 +111,16 @@ class ReasoningScorer(Model):
             raise IQABenchError("random_init builds the model in transformers; use -o backend=transformers with it.")
         if subfolder is None and checkpoint == self.default_checkpoint:
             subfolder = self.default_subfolder
+        self.checkpoint = checkpoint
+        self.subfolder = subfolder
+        self.random_init = random_init
+        self.max_new_tokens = max_new_tokens
+        self.min_new_tokens = min_new_tokens
+        self.do_sample = do_sample
+        self.temperature = temperature
+        self.top_p = top_p
+        self.top_k = top_k
+        self.num_samples = num_samples
         self.decoding = Decoding(
             max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens,
@@ -169,14 +195,9 @@ class ReasoningScorer(Model):
     def input_resolution(self) -> str:
         return f"Qwen2.5-VL smart_resize to multiples of 28 within {self.min_pixels}..{self.max_pixels} pixels"
 
-    def config(self) -> dict[str, Any]:
+    def runtime_config(self) -> dict[str, Any]:
         return {
-            **super().config(),
             "dtype": str(self.torch_dtype).replace("torch.", ""),
             **self.source.to_dict(),
-            "backend": self.backend,
-            "attn_implementation": self.attn_implementation,
-            "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels,
             "decoding": self.decoding.to_dict(),
         }

@@ -76,6 +76,6 @@ class VisualQualityR1(ReasoningScorer):
     def parse(self, text: str) -> ParsedAnswer:
         return parse_visualquality(text, self.score_range)
 
-    def config(self) -> dict:
+    def runtime_config(self) -> dict:
         prompt = "visualquality-r1 " + ("thinking" if self.thinking else "non-thinking")
-        return {**super().config(), "thinking": self.thinking, "prompt": prompt, "parser": "last answer, first number"}
+        return {**super().runtime_config(), "prompt": prompt, "parser": "last answer, first number"}

@@ -137,12 +137,10 @@ class NIQE(Model):
         """The fitted prior: 36 means + 36x36 covariance entries = 1332 numbers (none learned by gradient)."""
         return int(self.pristine_mu.size + self.pristine_cov.size)
 
-    def config(self) -> dict[str, Any]:
+    def runtime_config(self) -> dict[str, Any]:
         return {
-            **super().config(),
             "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
             "gray": "matlab-rgb2gray-uint8",
-            "block_size": self.block_size,
             "scales": SCALES,
-            "pristine_model": self.pristine_model or "LIVE modelparameters.mat (2012)",
+            "pristine_model_source": self.pristine_model or "LIVE modelparameters.mat (2012)",
         }

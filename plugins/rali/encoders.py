@@ -439,6 +439,16 @@ def build_encoder(kind: str, backbone: str | None = None, pretrained: str | None
     raise ValueError(f"unknown RALI encoder {kind!r}; choose one of {', '.join(ENCODER_KINDS)}.")
 
 
+def released_vision_parameters() -> int:
+    """CLIP ViT-L/14-336's vision tower plus projection, counted from :data:`VIT_L14_336_CONFIG` on the meta device."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from iqabench.efficiency import parameters_on_meta
+
+    config = CLIPVisionConfig(**VIT_L14_336_CONFIG["vision_config"], projection_dim=VIT_L14_336_CONFIG["projection_dim"])
+    return parameters_on_meta(lambda: CLIPVisionModelWithProjection(config))
+
+
 def random_encoder(kind: str, backbone: str | None = None) -> ImageTextEncoder:
     """The real architecture with random weights, for timing; no download of weights."""
     if kind == "hf-clip":

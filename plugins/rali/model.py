@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from iqabench_plugins.rali.checkpoint import load_checkpoint, resolve_folder
-from iqabench_plugins.rali.encoders import random_encoder
+from iqabench_plugins.rali.encoders import random_encoder, released_vision_parameters
 from iqabench_plugins.rali.head import PrototypeHead
 from PIL import Image
 
@@ -24,9 +24,11 @@ class RALI(Model):
     folder or a hub repository id), ``subfolder`` (inside it: ``RALI`` for the release
     in ``ByteDance/Q-Insight``),
     ``trust_pickle`` (allow unpickling the official ``pca.pkl``/``ckpt.pt``),
-    ``random_init`` (timing only: the real architecture of ``encoder`` /
-    ``backbone`` with random weights and a random head; its scores mean
-    nothing), ``pca_dim`` / ``num_prototypes`` (shape of the random head).
+    ``random_init`` (timing only: the real architecture of ``encoder``
+    (default ``hf-clip``) / ``backbone`` with random weights and a random head
+    of ``pca_dim`` (512) x ``num_prototypes`` (250); its scores mean nothing).
+    A checkpoint decides its own encoder and head, so those four options are
+    refused next to one rather than silently ignored.
     """
 
     name = "rali"
@@ -41,10 +43,10 @@ class RALI(Model):
         subfolder: str | None = None,
         trust_pickle: bool = False,
         random_init: bool = False,
-        encoder: str = "hf-clip",
+        encoder: str | None = None,
         backbone: str | None = None,
-        pca_dim: int = 512,
-        num_prototypes: int = 250,
+        pca_dim: int | None = None,
+        num_prototypes: int | None = None,
         compile: bool = False,
         channels_last: bool = False,
         device: str = "cpu",
@@ -59,14 +61,25 @@ class RALI(Model):
         self.subfolder = subfolder
         self.trust_pickle = trust_pickle
         self.random_init = random_init
+        self.encoder = encoder
+        self.backbone = backbone
+        self.pca_dim = pca_dim
+        self.num_prototypes = num_prototypes
+        random_head = {"encoder": encoder, "backbone": backbone, "pca_dim": pca_dim, "num_prototypes": num_prototypes}
+        if checkpoint is not None and any(value is not None for value in random_head.values()):
+            given = ", ".join(f"{key}={value}" for key, value in random_head.items() if value is not None)
+            raise CheckpointError(
+                f"rali: {given} shape(s) the random model of random_init; checkpoint={checkpoint} decides its own "
+                "encoder and head. Remove them (to train another encoder or head, set them as trainer options)."
+            )
         if checkpoint is not None:
             loaded = load_checkpoint(resolve_folder(checkpoint, subfolder), trust_pickle=trust_pickle)
-            self.encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
+            self.image_encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
             self.checkpoint_config = loaded.config
         elif random_init:
-            self.encoder = random_encoder(encoder, backbone)
-            head = _random_head(self.encoder.feature_dim, pca_dim, num_prototypes)
-            self.layout, self.checkpoint_config = "random weights: timing only", {"encoder": self.encoder.spec()}
+            self.image_encoder = random_encoder(encoder or "hf-clip", backbone)
+            head = _random_head(self.image_encoder.feature_dim, pca_dim or 512, num_prototypes or 250)
+            self.layout, self.checkpoint_config = "random weights: timing only", {"encoder": self.image_encoder.spec()}
         else:
             raise CheckpointError(
                 "rali needs a fitted checkpoint: pass -o checkpoint=DIR (an iqabench RALI checkpoint or the official "
@@ -76,19 +89,19 @@ class RALI(Model):
             )
         self.head = head
         self.fused = head.fused().to(device)
-        self.encoder.to(device=device, dtype=DTYPES[dtype]).eval()
-        self.encoder.requires_grad_(False)
+        self.image_encoder.to(device=device, dtype=DTYPES[dtype]).eval()
+        self.image_encoder.requires_grad_(False)
         # Throughput switches (efficiency study). channels_last helps convolutional encoders (EfficientNet,
         # ResNet) on GPUs; a ViT only has its patch embedding as a convolution. torch.compile trades a
         # one-off compilation for faster steady-state batches.
         self.channels_last = channels_last
         self.compile = compile
         if channels_last:
-            self.encoder.to(memory_format=torch.channels_last)
-        self._encode_image = torch.compile(self.encoder.encode_image) if compile else self.encoder.encode_image
+            self.image_encoder.to(memory_format=torch.channels_last)
+        self._encode_image = torch.compile(self.image_encoder.encode_image) if compile else self.image_encoder.encode_image
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
-        return self.encoder.image_transform()
+        return self.image_encoder.image_transform()
 
     @torch.inference_mode()
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -105,25 +118,34 @@ class RALI(Model):
         return [Score.ok(v) if v == v and abs(v) != float("inf") else Score.failure("non-finite score") for v in values]
 
     def num_parameters(self) -> int:
-        return self.encoder.num_vision_parameters() + sum(t.numel() for t in self.head.tensors().values())
+        return self.image_encoder.num_vision_parameters() + sum(t.numel() for t in self.head.tensors().values())
+
+    @classmethod
+    def released_parameters(cls) -> int:
+        """The paper's encoder, CLIP ViT-L/14-336's vision tower and projection (the head adds a few hundred K)."""
+        return released_vision_parameters()
+
+    @property
+    def random_weights(self) -> bool:
+        return self.random_init and self.checkpoint is None
+
+    def timing_stages(self) -> dict[str, Callable[[Any], Any]]:
+        """One encoder forward, then the fused PCA + prototype head: where RALI's time goes."""
+        return {"encoder": self.features, "head": self.fused}
 
     def input_resolution(self) -> str:
-        transform = self.encoder.image_transform()
+        transform = self.image_encoder.image_transform()
         probe = transform(Image.new("RGB", (640, 480)))
         return f"{probe.shape[-1]}x{probe.shape[-2]} (resize + centre crop)"
 
-    def config(self) -> dict[str, Any]:
+    def runtime_config(self) -> dict[str, Any]:
+        """What the checkpoint decided: its layout, the encoder it holds and the head's shape."""
         return {
-            **super().config(),
-            "checkpoint": self.checkpoint,
-            "subfolder": self.subfolder,
             "layout": self.layout,
-            "encoder": self.encoder.spec(),
-            "pca_dim": self.head.pca_dim,
-            "num_prototypes": self.head.num_prototypes,
+            "encoder_spec": self.image_encoder.spec(),
+            "head_pca_dim": self.head.pca_dim,
+            "head_num_prototypes": self.head.num_prototypes,
             "tau": self.head.tau,
-            "compile": self.compile,
-            "channels_last": self.channels_last,
         }
 
 

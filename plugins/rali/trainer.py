@@ -125,9 +125,6 @@ class RALITrainer(Trainer):
         self.batch_size = batch_size
         self.num_workers = num_workers
 
-    def config(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()}
-
     # ----------------------------------------------------------------- pipeline
 
     def train(self, model_options: dict[str, Any], datasets: Sequence[TrainingSet], out_dir: Path, *,

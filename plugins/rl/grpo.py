@@ -198,9 +198,6 @@ class GRPO(Trainer):
         self.logging_steps = logging_steps
         self.resume = resume
 
-    def config(self) -> dict[str, Any]:
-        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
-
     # -- checks that run before anything is loaded -------------------------------------------------
 
     def check(self, datasets: Sequence[TrainingSet]) -> list[tuple[str, RewardFunction]]:

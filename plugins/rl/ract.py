@@ -151,9 +151,6 @@ class RACT(Trainer):
         self.save_total_limit = save_total_limit
         self.resume = resume
 
-    def config(self) -> dict[str, Any]:
-        return dict(vars(self))
-
     def _grpo(self) -> GRPO:
         options = {"resume": self.resume, "deepspeed": self.deepspeed, **self.grpo}
         try:

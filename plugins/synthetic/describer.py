@@ -83,5 +83,5 @@ class Describer(Model):
             scores.append(Score.ok(entry["label"], text=text))
         return scores
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "root": str(self.root), "known_images": len(self._by_hash)}
+    def runtime_config(self) -> dict[str, Any]:
+        return {"known_images": len(self._by_hash)}
