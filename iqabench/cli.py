@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 import iqabench
-from iqabench import commands
+from iqabench import commands, progress
 from iqabench.errors import IQABenchError
 
 
@@ -29,6 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: file-system errors that are the machine's state, not a bug: reported in one line, not a traceback
+USER_FIXABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                       errno.EISDIR, errno.ENAMETOOLONG}
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as ``iqabench: warning: ...`` lines, without the source line Python prints by default."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    kind = "" if category in (UserWarning, RuntimeWarning) else f"{category.__name__}: "
+    print(f"iqabench: warning: {kind}{text}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -38,10 +52,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    progress.quiet_dependencies()
+    progress.set_enabled(not getattr(args, "no_progress", False))
+    warnings.showwarning = _one_line_warning
     try:
         return int(args.handler(args) or 0)
     except IQABenchError as exc:
         print(f"iqabench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"iqabench: error: {exc.strerror or exc}{where}. Results written before this are kept; fix it "
+              "(free space, permissions, another --out) and run the same command again to resume.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("iqabench: interrupted; finished work is kept and a re-run resumes from it.", file=sys.stderr)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
-
 from iqabench.errors import IQABenchError
+from iqabench.progress import bar as progress_bar
 from iqabench.model import Model
 from iqabench.scoring import score_files
 from iqabench.texts import ReasoningText, TextsWriter
@@ -56,7 +55,8 @@ def describe(
         )
     summary = DescribeSummary()
     with TextsWriter(out) as writer:
-        bar = tqdm(total=len(images) * len(seeds), desc=f"describe {model.name}", disable=not progress, unit="text")
+        bar = progress_bar(total=len(images) * len(seeds), desc=f"describe {model.name}", unit="text",
+                           enabled=progress)
         for seed in seeds:
             todo = [im for im in images if (im.image, seed) not in writer.done]
             summary.skipped += len(images) - len(todo)

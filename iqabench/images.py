@@ -1,40 +1,78 @@
 """Reading images the way IQA needs: faithfully, or not at all.
 
-Every image is returned as 8-bit RGB. Grey images are replicated to three
-channels, 16-bit images are scaled (not clipped) to 8 bits, palette images are
-expanded, and images with an alpha channel are composited on white (what a
-viewer shows). A missing, truncated or corrupt file raises
-:class:`ImageLoadError` with the path and the reason; it is never replaced by
-a blank image.
+Every image is returned as 8-bit RGB, as a viewer would show it:
+
+* orientation: the EXIF orientation tag is applied (a phone photo taken upright
+  is scored upright), unless ``exif_orientation=False``; the label files of the
+  eight datasets name images whose pixels are already stored upright, so this
+  changes nothing for them and matters for users' own photos;
+* bit depth: grey images are replicated to three channels; 16-bit images are
+  scaled (not clipped) to 8 bits; 32-bit integer images are read as 8-bit
+  values when they fit, else as 16-bit ones; float images must hold values in
+  [0, 1] (the float convention of PIL, scikit-image and torchvision): any other
+  range is ambiguous and refused with the range found, never clipped;
+* alpha: images with transparency are composited on white;
+* animation: only the first frame of an animated GIF, PNG or WebP is scored;
+* size: an image above ``max_megapixels`` is refused before it is decoded,
+  with a message naming the suite setting that downscales it
+  (``preprocessing.max_side``) or raises the limit.
+
+A missing, truncated or corrupt file raises :class:`ImageLoadError` with the
+path and the reason; it is never replaced by a blank image.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from iqabench.errors import ImageLoadError
 
 # Truncated files must fail, not decode to a partly grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# iqabench applies its own, clearer size limit (ImageReading.max_megapixels) before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
+#: default limit: 12000x9000 images took 5.8 GB in NIQE's full-resolution float64 pipeline
+DEFAULT_MAX_MEGAPIXELS = 64.0
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """How files become RGB images; recorded with predictions because it changes what models see."""
+
+    exif_orientation: bool = True
+    #: refuse larger images (``None``: no limit) unless ``downscaled`` says they will be made smaller
+    max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS
+    #: the run resizes every image to at most this many pixels on its longer side, right after decoding
+    downscaled_to: int | None = None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB without clipping high bit depths."""
+    """Convert any PIL mode to 8-bit RGB without clipping high bit depths; refuse ambiguous float ranges."""
     mode = image.mode
     if mode == "RGB":
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        if mode.startswith("I;16") or (mode == "I" and array.max() > 255):
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if mode.startswith("I;16"):
             peak = 65535.0
-        elif mode == "F" and array.max() <= 1.0:
-            peak = 1.0
+        elif mode == "I":
+            if low < 0 or high > 65535:
+                raise ValueError(f"32-bit integer image with values {low:g}..{high:g}: outside 8 and 16 bits")
+            peak = 255.0 if high <= 255 else 65535.0
         else:
-            peak = 255.0
+            if low < 0 or high > 1:
+                raise ValueError(
+                    f"float image with values {low:g}..{high:g}: iqabench reads float images as [0, 1]; "
+                    "save it as 8- or 16-bit, or scale it to [0, 1]"
+                )
+            peak = 1.0
         grey = np.clip(np.round(array / peak * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
@@ -44,7 +82,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike, reading: ImageReading = ImageReading()) -> Image.Image:
     """Decode ``path`` into an 8-bit RGB image, or raise :class:`ImageLoadError`."""
     path = Path(path)
     if not path.exists():
@@ -53,10 +91,26 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageLoadError(f"expected an image file but {path} is a folder")
     try:
         with Image.open(path) as image:
-            image.load()
+            _check_size(path, image.size, reading)
+            image.load()  # the first frame of an animation
+            if reading.exif_orientation:
+                image = ImageOps.exif_transpose(image)
             return to_rgb(image).copy()
     except UnidentifiedImageError:
         raise ImageLoadError(f"not an image Pillow can read: {path}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError) as exc:
         raise ImageLoadError(f"cannot decode {path}: {exc} (the file is truncated or corrupt)") from None
+    except ValueError as exc:
+        raise ImageLoadError(f"cannot use {path}: {exc}") from None
 
+
+def _check_size(path: Path, size: tuple[int, int], reading: ImageReading) -> None:
+    width, height = size
+    megapixels = width * height / 1e6
+    if reading.max_megapixels is None or megapixels <= reading.max_megapixels or reading.downscaled_to:
+        return
+    raise ImageLoadError(
+        f"{path} is {width}x{height} ({megapixels:.0f} MP), above the {reading.max_megapixels:g} MP limit that keeps "
+        "full-resolution models within memory. Downscale it with the suite's `preprocessing: {max_side: 4096}` "
+        "(or `--max-side` with `iqabench score`), or raise `preprocessing: {max_megapixels: ...}`."
+    )

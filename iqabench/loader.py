@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from iqabench.images import load_image
+from iqabench.images import ImageReading, load_image
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,19 @@ class LoadedItem:
 
 
 class _ImageFiles(torch.utils.data.Dataset):
-    def __init__(self, paths: Sequence[os.PathLike | str], prepare: Callable[[Image.Image], Any], resize: Resize | None):
+    def __init__(self, paths: Sequence[os.PathLike | str], prepare: Callable[[Image.Image], Any],
+                 resize: Resize | None, reading: ImageReading):
         self.paths = list(paths)
         self.prepare = prepare
         self.resize = resize
+        self.reading = reading
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> LoadedItem:
         try:
-            image = load_image(self.paths[index])
+            image = load_image(self.paths[index], self.reading)
             if self.resize is not None and self.resize.active:
                 image = self.resize(image)
             return LoadedItem(index, self.prepare(image), None)
@@ -86,11 +88,14 @@ def iterate_batches(
     batch_size: int,
     num_workers: int = 0,
     resize: Resize | None = None,
+    reading: ImageReading | None = None,
     pin_memory: bool = False,
 ) -> Iterator[list[LoadedItem]]:
     """Yield batches of decoded, prepared images in input order."""
+    if reading is None:
+        reading = ImageReading(downscaled_to=resize.max_side if resize is not None else None)
     loader = torch.utils.data.DataLoader(
-        _ImageFiles(paths, prepare, resize),
+        _ImageFiles(paths, prepare, resize, reading),
         batch_size=max(1, batch_size),
         shuffle=False,
         num_workers=num_workers,

@@ -29,6 +29,7 @@ from iqabench.factory import (
     trainer_for,
 )
 from iqabench.layout import RunLayout, slug
+from iqabench.images import ImageReading
 from iqabench.loader import Resize
 from iqabench.provenance import fingerprint
 from iqabench.registry import Entry, PluginRegistry, default_registry
@@ -56,6 +57,7 @@ class TestSet:
     split: str
     records: list[Record]
     resize: Resize
+    reading: ImageReading
 
     def paths(self) -> list[Path]:
         return [self.dataset.image_path(record) for record in self.records]
@@ -223,6 +225,8 @@ def _open_datasets(
                 group=group, slug=slug(f"{ref.label or ref.dataset}-{split}"), label=ref.label or dataset.title,
                 ref=ref, dataset=dataset, index=index, split=split, records=index.split(split),
                 resize=Resize(shorter_side=spec.shorter_side, max_side=spec.max_side),
+                reading=ImageReading(exif_orientation=spec.exif_orientation, max_megapixels=spec.max_megapixels,
+                                     downscaled_to=spec.max_side),
             ))
     slugs = [t.slug for t in tests]
     if len(set(slugs)) != len(slugs):

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from iqabench import efficiency
+from iqabench import efficiency, progress
 from iqabench.errors import IQABenchError
 from iqabench.factory import create_model
 from iqabench.model import Model
@@ -150,7 +148,7 @@ def _pair_fingerprint(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> st
             "training": (outcome.training or {}).get("fingerprint"),
             "dataset": test.ref.model_dump(exclude={"root"}),
             "records": [(r.image, r.mos) for r in test.records],
-            "preprocessing": test.resize.__dict__,
+            "preprocessing": {**test.resize.__dict__, **test.reading.__dict__},
             "dtype": outcome.planned.dtype,
         }
     )
@@ -194,11 +192,11 @@ def _score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> None:
 def _score(plan: RunPlan, model: Model, planned: PlannedModel, test: TestSet) -> tuple[list[Prediction], dict]:
     paths = test.paths()
     scores = [None] * len(paths)
-    bar = tqdm(total=len(paths), desc=f"{planned.label} | {test.label}", unit="img", disable=not plan.progress)
+    bar = progress.bar(total=len(paths), desc=f"{planned.label} | {test.label}", unit="img", enabled=plan.progress)
     start = time.perf_counter()
     with efficiency.PeakMemory(plan.device) as memory:
         for batch in score_files(model, paths, batch_size=planned.batch_size, num_workers=plan.suite.num_workers,
-                                 resize=test.resize):
+                                 resize=test.resize, reading=test.reading):
             for index, score in batch:
                 scores[index] = score
             bar.update(len(batch))
@@ -254,7 +252,7 @@ def _prepared_inputs(model: Model, test: TestSet, count: int):
     from iqabench.loader import iterate_batches
 
     for batch in iterate_batches(test.paths()[:count], model.preprocessor(), batch_size=8, num_workers=0,
-                                 resize=test.resize):
+                                 resize=test.resize, reading=test.reading):
         yield [item.item for item in batch if item.error is None]
 
 

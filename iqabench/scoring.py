@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from iqabench.errors import IQABenchError
+from iqabench.images import ImageReading
 from iqabench.loader import Resize, iterate_batches
 from iqabench.model import Model, Score
 
@@ -45,6 +46,7 @@ def score_files(
     batch_size: int = 8,
     num_workers: int = 0,
     resize: Resize | None = None,
+    reading: ImageReading | None = None,
     before_batch: Callable[[int], None] | None = None,
 ) -> Iterator[list[tuple[int, Score]]]:
     """Yield, batch by batch in input order, ``(index into paths, Score)`` for every image.
@@ -62,6 +64,7 @@ def score_files(
         batch_size=batch_size,
         num_workers=num_workers,
         resize=resize,
+        reading=reading,
         pin_memory=str(model.device).startswith("cuda"),
     ):
         ready = [item for item in batch if item.error is None]

@@ -30,10 +30,14 @@ class _Strict(BaseModel):
 
 
 class Preprocessing(_Strict):
-    """Resize applied to every image before the model's own preprocessing (none by default)."""
+    """How images are read, and a resize applied before the model's own preprocessing (none by default)."""
 
     shorter_side: int | None = Field(default=None, gt=0)
     max_side: int | None = Field(default=None, gt=0)
+    #: apply the EXIF orientation tag, as viewers do
+    exif_orientation: bool = True
+    #: refuse larger images unless max_side downscales them (null: no limit)
+    max_megapixels: float | None = Field(default=64.0, gt=0)
 
 
 class DatasetRef(_Strict):

@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 
 
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars (iqabench's and plugins')")
+
+
 def positive_int(text: str) -> int:
     """An argparse type for counts that must be at least 1 (batch sizes, image counts)."""
     try:

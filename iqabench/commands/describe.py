@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iqabench.commands import non_negative_int, positive_int
+from iqabench.commands import add_progress_flag, non_negative_int, positive_int
 
 NAME = "describe"
 HELP = "write a reasoning model's texts for images or a dataset (the file RALI/RACT train on)"
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="precision (default: the model's own)")
     parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--num-workers", type=non_negative_int, default=0, help="image decode worker processes")
+    add_progress_flag(parser)
 
 
 def parse_seeds(text: str) -> list[int]:

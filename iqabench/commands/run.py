@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from iqabench.commands import add_progress_flag
+
 NAME = "run"
 HELP = "run a suite (train where asked, score, metrics, efficiency, leaderboard); re-runs resume"
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="redo finished training and predictions")
     parser.add_argument("--models", help="comma-separated model names or labels to run (default: all)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the suite)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,17 +19,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"),
                         help="precision (default: the model's own)")
     parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--max-side", type=positive_int,
+                        help="shrink images whose longer side exceeds this many pixels before scoring")
     parser.add_argument("--json", action="store_true", help='one JSON object per line: {"image", "score", "error"}')
 
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.factory import create_model
+    from iqabench.loader import Resize
     from iqabench.options import parse_option_flags
     from iqabench.scoring import score_files
 
     model = create_model(args.model, device=args.device, dtype=args.dtype, **parse_option_flags(args.option))
     failures = 0
-    for batch in score_files(model, args.images, batch_size=args.batch_size):
+    for batch in score_files(model, args.images, batch_size=args.batch_size, resize=Resize(max_side=args.max_side)):
         for index, score in batch:
             failures += score.failed
             if args.json:

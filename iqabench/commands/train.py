@@ -31,6 +31,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from iqabench.commands import add_progress_flag
+
 NAME = "train"
 HELP = "train a model from a training config or a suite's `train: true` entries (no scoring)"
 
@@ -44,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="train again even if --out holds a finished checkpoint")
     parser.add_argument("--data-root", help="folder holding the datasets (default: config/suite, then $IQABENCH_DATA)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's, else cpu)")
+    add_progress_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
