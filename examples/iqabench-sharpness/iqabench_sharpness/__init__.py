@@ -30,7 +30,7 @@ class LaplacianSharpness(Model):
 
     def __init__(self, *, min_side: int = 8, device: str = "cpu", dtype: str = "float32") -> None:
         super().__init__(device=device, dtype=dtype)
-        self.min_side = min_side
+        self.min_side = min_side  # stored under its own name: results record it (Model.config)
 
     def preprocessor(self):
         return grey
@@ -44,9 +44,6 @@ class LaplacianSharpness(Model):
             variance = float(ndimage.laplace(array).var())
             scores.append(Score.ok(np.log10(1.0 + variance)))
         return scores
-
-    def config(self) -> dict:
-        return {**super().config(), "min_side": self.min_side}
 
 
 @hookimpl
