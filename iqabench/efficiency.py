@@ -191,8 +191,11 @@ def stage_times(model: Model, batch: Sequence[Any], *, warmup: int, repeats: int
     with torch.inference_mode():
         for stage, call in stages.items():
             output: dict[str, Any] = {}
-            runs = time_batches(lambda: output.update(value=call(value)), model.synchronize,
-                                warmup=warmup, repeats=repeats)
+
+            def run(call: Callable[[Any], Any] = call, inputs: Any = value, output: dict = output) -> None:
+                output["value"] = call(inputs)
+
+            runs = time_batches(run, model.synchronize, warmup=warmup, repeats=repeats)
             times[stage] = 1000.0 * statistics.median(runs) / len(batch)
             value = output["value"]
     return times

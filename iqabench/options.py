@@ -55,7 +55,7 @@ def accepted_options(cls: type) -> dict[str, Any]:
     return accepted
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _annotations(cls: type) -> dict[str, Any]:
     """Resolved type hints of the accepted keywords; unresolvable ones are left out (not checked)."""
     hints: dict[str, Any] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,6 @@ from iqabench.provenance import portable, run_provenance
 if TYPE_CHECKING:
     from iqabench.plan import RunPlan
     from iqabench.runner import ModelOutcome
-
-log = logging.getLogger("iqabench.results")
-
 
 def read_reference(path: Path) -> list[dict[str, Any]]:
     """Rows of a reported-numbers CSV: table, model, dataset, plcc, srcc, source."""
