@@ -56,40 +56,43 @@ def _cubic(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return inner + outer
 
 
-def _contributions(in_length: int, scale: float) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """Weights and (mirrored) source indices of each output sample, as MATLAB computes them.
+def half_scale_weights() -> NDArray[np.float64]:
+    """The 8 taps of MATLAB ``imresize(im, 0.5)`` (bicubic, antialiased), left to right.
 
-    When shrinking, MATLAB stretches the kernel by 1/scale (antialiasing), places
-    output sample u (1-based) at input position u/scale + (1 - 1/scale)/2, and
-    reflects indices that fall off the image (symmetric, edge repeated).
+    When shrinking by 1/2, MATLAB widens the cubic kernel by 2 (antialiasing,
+    ``h(x) = 0.5 * cubic(x / 2)``), places output sample u (1-based) at input
+    position 2u - 0.5 and keeps the taps with non-zero weight: inputs
+    2u - 4 ... 2u + 3, at distances 3.5 ... -3.5. The weights are dyadic
+    rationals summing to exactly 1, so the resize is exact in float64 whatever
+    the summation order.
     """
-    out_length = int(np.ceil(in_length * scale))
-    stretch = min(scale, 1.0)  # antialiasing: a shrinking kernel is widened by 1/scale
-    kernel_width = 4.0 / stretch
-    u = np.arange(1, out_length + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - kernel_width / 2)
-    taps = int(np.ceil(kernel_width)) + 2
-    indices = left[:, None] + np.arange(taps)[None, :]
-    weights = stretch * _cubic(stretch * (u[:, None] - indices))
-    weights /= weights.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
-    zero_based = mirror[np.mod(indices.astype(np.intp) - 1, 2 * in_length)]
-    return weights, zero_based
+    distances = np.arange(3.5, -4.0, -1.0)
+    weights = 0.5 * _cubic(0.5 * distances)
+    return weights / weights.sum()
 
 
-def imresize(image: NDArray[np.floating], scale: float) -> NDArray[np.float64]:
-    """MATLAB ``imresize(image, scale)`` (bicubic, antialiased) of a 2-D double image.
+def imresize_half(image: NDArray[np.floating]) -> NDArray[np.float64]:
+    """MATLAB ``imresize(image, 0.5)`` of a 2-D double image: ceil(size / 2), symmetric borders.
 
-    Rows are resized first, then columns, as MATLAB does for equal scales.
-    Each output sample is a weighted sum over a handful of taps, so the work
-    is a loop over taps rather than a dense (out x in) matrix product.
+    Rows are resized first, then columns, as MATLAB does for equal scales;
+    indices that fall off the image are mirrored with the edge repeated
+    (MATLAB's ``aux = [1:n, n:-1:1]``). Each output is an 8-tap sum over
+    strided slices of the padded image: no gathers, no dense matrix.
     """
     result = np.asarray(image, dtype=np.float64)
+    weights = half_scale_weights()
     for axis in (0, 1):
-        weights, indices = _contributions(result.shape[axis], scale)
-        moved = np.moveaxis(result, axis, 0)
-        resized = np.zeros((weights.shape[0],) + moved.shape[1:])
-        for tap in range(weights.shape[1]):
-            resized += weights[:, tap, None] * moved[indices[:, tap]]
-        result = np.moveaxis(resized, 0, axis)
+        length = result.shape[axis]
+        out_length = -(-length // 2)
+        padding = [(0, 0), (0, 0)]
+        padding[axis] = (4, 2 * out_length + 3 - length)
+        padded = np.pad(result, padding, mode="symmetric")
+        resized = None
+        for tap, weight in enumerate(weights):
+            taps = [slice(None), slice(None)]
+            # Output o (0-based) reads inputs 2o-3 .. 2o+4, i.e. padded 2o+1 .. 2o+8.
+            taps[axis] = slice(tap + 1, tap + 1 + 2 * out_length, 2)
+            term = weight * padded[tuple(taps)]
+            resized = term if resized is None else np.add(resized, term, out=resized)
+        result = resized
     return result
