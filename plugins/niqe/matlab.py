@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from iqabench_plugins.niqe.scratch import scratch
+
 #: MATLAB rgb2gray weights: the first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]),
 #: i.e. the Y of NTSC YIQ, to full double precision (0.298936, 0.587043, 0.114021).
 RGB2GRAY_WEIGHTS: NDArray[np.float64] = np.linalg.inv(
@@ -87,12 +89,14 @@ def imresize_half(image: NDArray[np.floating]) -> NDArray[np.float64]:
         padding = [(0, 0), (0, 0)]
         padding[axis] = (4, 2 * out_length + 3 - length)
         padded = np.pad(result, padding, mode="symmetric")
-        resized = None
+        shape = list(result.shape)
+        shape[axis] = out_length
+        resized = np.zeros(shape)
+        term = scratch(f"imresize-term-{axis}", tuple(shape))
         for tap, weight in enumerate(weights):
             taps = [slice(None), slice(None)]
             # Output o (0-based) reads inputs 2o-3 .. 2o+4, i.e. padded 2o+1 .. 2o+8.
             taps[axis] = slice(tap + 1, tap + 1 + 2 * out_length, 2)
-            term = weight * padded[tuple(taps)]
-            resized = term if resized is None else np.add(resized, term, out=resized)
+            resized += np.multiply(padded[tuple(taps)], weight, out=term)
         result = resized
     return result
