@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from scipy.special import gamma
 
 from iqabench_plugins.niqe.matlab import imresize_half
+from iqabench_plugins.niqe.scratch import scratch
 from iqabench_plugins.niqe.nss import PAIR_SHIFTS, aggd_moments, fit_aggd_moments, fit_ggd_moments, mscn
 
 SCALES = 2
@@ -39,7 +40,9 @@ def _scale_features(image: NDArray[np.float64]) -> list[float]:
 
 def brisque_features(gray: NDArray) -> NDArray[np.float64]:
     """The 36 features of a gray image in [0, 255]; NaN where a fit is undefined (no contrast)."""
-    image = np.asarray(gray, dtype=np.float64)
+    gray = np.asarray(gray)
+    image = scratch("gray-float", gray.shape)
+    image[...] = gray
     features: list[float] = []
     for scale in range(1, SCALES + 1):
         features += _scale_features(image)

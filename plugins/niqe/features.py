@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from scipy.special import gamma
 
 from iqabench_plugins.niqe.matlab import imresize_half
+from iqabench_plugins.niqe.scratch import scratch
 from iqabench_plugins.niqe.nss import PAIR_SHIFTS, aggd_moments, fit_aggd_moments, mscn
 
 SCALES = 2
@@ -47,7 +48,9 @@ def niqe_features(gray: NDArray, block_size: int = 96) -> NDArray[np.float64]:
         raise ValueError(
             f"NIQE needs at least one {block_size}x{block_size} block, the image is {image.shape[1]}x{image.shape[0]}"
         )
-    image = image[: rows * block_size, : cols * block_size].astype(np.float64)
+    cropped = image[: rows * block_size, : cols * block_size]
+    image = scratch("gray-float", cropped.shape)
+    image[...] = cropped
     per_scale = []
     for scale in range(1, SCALES + 1):
         per_scale.append(_scale_features(mscn(image, border="replicate"), block_size // scale))

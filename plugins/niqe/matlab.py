@@ -86,17 +86,20 @@ def imresize_half(image: NDArray[np.floating]) -> NDArray[np.float64]:
     for axis in (0, 1):
         length = result.shape[axis]
         out_length = -(-length // 2)
-        padding = [(0, 0), (0, 0)]
-        padding[axis] = (4, 2 * out_length + 3 - length)
-        padded = np.pad(result, padding, mode="symmetric")
-        shape = list(result.shape)
-        shape[axis] = out_length
-        resized = np.zeros(shape)
-        term = scratch(f"imresize-term-{axis}", tuple(shape))
-        for tap, weight in enumerate(weights):
-            taps = [slice(None), slice(None)]
-            # Output o (0-based) reads inputs 2o-3 .. 2o+4, i.e. padded 2o+1 .. 2o+8.
-            taps[axis] = slice(tap + 1, tap + 1 + 2 * out_length, 2)
-            resized += np.multiply(padded[tuple(taps)], weight, out=term)
-        result = resized
-    return result
+        # Output o (0-based) reads inputs 2o-3 .. 2o+4: pad 4 before and enough after, mirrored.
+        pad_after = 2 * out_length + 3 - length
+        moved = np.moveaxis(result, axis, 0)
+        padded = scratch(f"imresize-padded-{axis}", (length + 4 + pad_after,) + moved.shape[1:])
+        padded[4 : 4 + length] = moved
+        mirror = np.concatenate([np.arange(length), np.arange(length - 1, -1, -1)])
+        padded[:4] = moved[mirror[np.arange(-4, 0) % (2 * length)]]
+        padded[4 + length :] = moved[mirror[np.arange(length, length + pad_after) % (2 * length)]]
+        resized = scratch(f"imresize-out-{axis}", (out_length,) + moved.shape[1:])
+        term = scratch(f"imresize-term-{axis}", resized.shape)
+        np.multiply(padded[1 : 1 + 2 * out_length : 2], weights[0], out=resized)
+        for tap in range(1, len(weights)):
+            resized += np.multiply(padded[tap + 1 : tap + 1 + 2 * out_length : 2], weights[tap], out=term)
+        result = np.moveaxis(resized, 0, axis)
+    contiguous = scratch("imresize-result", result.shape)
+    contiguous[...] = result
+    return contiguous

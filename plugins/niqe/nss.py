@@ -165,7 +165,9 @@ def _pair_products(
     if row_shift:
         index = np.arange(rows.start, rows.stop)
         top = index - index % block_rows
-        source = coefficients.take(top + (index - row_shift) % block_rows, axis=0)
+        source = coefficients.take(
+            top + (index - row_shift) % block_rows, axis=0, out=scratch("pair-source", here.shape)
+        )
     else:
         source = here
     products = scratch("pair-products", here.shape)
@@ -203,9 +205,10 @@ def aggd_moments(
         negative = np.minimum(tiles, 0.0, out=scratch("moments-negative", tiles.shape))
         positive = np.maximum(tiles, 0.0, out=scratch("moments-positive", tiles.shape))
         row = top // block_rows
-        totals[0, row] += np.count_nonzero(negative, axis=(0, 2))
+        nonzero = scratch("moments-nonzero", tiles.shape, np.bool_)
+        totals[0, row] += np.not_equal(negative, 0.0, out=nonzero).sum(axis=(0, 2))
         totals[1, row] += np.einsum("rcb,rcb->c", negative, negative)
-        totals[2, row] += np.count_nonzero(positive, axis=(0, 2))
+        totals[2, row] += np.not_equal(positive, 0.0, out=nonzero).sum(axis=(0, 2))
         totals[3, row] += np.einsum("rcb,rcb->c", positive, positive)
         totals[4, row] += positive.sum(axis=(0, 2)) - negative.sum(axis=(0, 2))
         top = bottom
