@@ -202,7 +202,7 @@ from iqabench_plugins.datasets import (  # noqa: E402
     TID2013,
     DeqaMetaDataset,
 )
-from iqabench_plugins.datasets.missing import MissingImagesWarning  # noqa: E402
+from iqabench.dataset import MissingImagesWarning  # noqa: E402
 
 
 def load_quietly(dataset):
@@ -252,7 +252,7 @@ def test_koniq_missing_images_are_listed_and_kept(tmp_path):
     with pytest.warns(MissingImagesWarning, match=r"2 of 6 image files are missing.*1000\.jpg"):
         index = dataset.load()
     assert len(index.records) == 6
-    assert sorted(dataset.missing_images) == ["1024x768/1000.jpg", "1024x768/2000.jpg"]
+    assert sorted(r.image for r in dataset.missing_images(index)) == ["1024x768/1000.jpg", "1024x768/2000.jpg"]
 
 
 def test_missing_root_and_label_files_name_what_to_do(tmp_path, monkeypatch):
@@ -419,7 +419,7 @@ def test_deqa_metas_with_the_official_release_use_the_whole_dataset_range(tmp_pa
     for record in index.records:
         assert record.mos == pytest.approx(expected_mos(record.mos_raw, official))
     notes = " ".join(index.provenance.notes)
-    assert "equals the official label for 4 of 4" in notes and "agrees with the metas' gt_score_norm on 3" in notes
+    assert "equals the official label (to the meta's printed precision) for 4 of 4" in notes and "agrees with the metas' gt_score_norm on 3" in notes
     official_split = load_quietly(KonIQ10k(root, split_source="official"))
     assert official_split.provenance.splits == {"train": 3, "val": 1, "test": 2}
 
