@@ -51,19 +51,13 @@ def find_meta_files(meta_dir: Path, key: str) -> list[Path]:
     return found
 
 
-def printed_precision(value: Any) -> float:
-    """Half a unit of the last decimal ``value`` was written with: 0.0005 for ``0.062``.
-
-    Q-Align's lists round some labels (CSIQ's 0.061989 is written 0.062):
-    such a value still equals the official label to the precision it was
-    written with.
-    """
-    text = value.strip() if isinstance(value, str) else repr(float(value))
+def decimals(value: decimal.Decimal | int | str) -> int:
+    """Digits after the decimal point as written: 3 for ``0.062``; 0 for an int or an unreadable value."""
     try:
-        exponent = decimal.Decimal(text).as_tuple().exponent
-    except decimal.InvalidOperation:
-        return 0.0
-    return 0.5 * 10.0 ** exponent if isinstance(exponent, int) else 0.0
+        exponent = decimal.Decimal(value.strip() if isinstance(value, str) else value).as_tuple().exponent
+    except (decimal.InvalidOperation, TypeError, ValueError):
+        return 0
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _score_from_id(record: dict[str, Any]) -> str | None:
@@ -80,12 +74,14 @@ def read_meta(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     Each record gets ``image`` (from ``image``, or ``img_path`` as in Q-Align's
     ``livec.json`` / ``agi.json``), ``gt_score`` (a number, or a number in a
     string; from ``id`` ``"name->score"`` when absent, as in Q-Align's
-    ``test_kadid.json``), ``precision`` (see :func:`printed_precision`),
+    ``test_kadid.json``), ``precision`` (half a unit of the last decimal
+    the file writes its scores with: Q-Align's CSIQ list rounds the official
+    0.061989 to 0.062, which still equals it to that precision),
     ``gt_score_norm``, ``std`` and ``position`` (its index in the file).
     """
     try:
         with open(path, encoding="utf-8") as handle:
-            content = json.load(handle)
+            content = json.load(handle, parse_float=decimal.Decimal)  # keeps the digits as written
     except json.JSONDecodeError as exc:
         raise IQABenchError(f"{path} is not valid JSON ({exc}); expected a DeQA-Score meta file (a list of records).")
     if isinstance(content, dict) and isinstance(content.get("files"), list):
@@ -115,7 +111,11 @@ def read_meta(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
                 numbers[key] = None if value is None else float(value)
             except (TypeError, ValueError):
                 raise IQABenchError(f"record {position} of {path} has a non-numeric {key} {value!r}.") from None
-        records.append({"image": image.strip(), **numbers, "precision": printed_precision(score), "position": position})
+        records.append({"image": image.strip(), **numbers, "decimals": decimals(score), "position": position})
+    # writers drop trailing zeros (0.490 -> 0.49): the file's precision is that of its longest score
+    precision = 0.5 * 10.0 ** -max((r.pop("decimals") for r in records), default=0)
+    for record in records:
+        record["precision"] = precision
     notes = [f"{path.name}: the score of {from_id} records was read from their id ('name->score')"] if from_id else []
     return records, notes
 
