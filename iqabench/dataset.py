@@ -57,7 +57,7 @@ def rescale_to_1_5(raw: float, lo: float, hi: float, direction: Direction = "hig
 class Record:
     """One labelled image."""
 
-    #: path relative to the dataset root, with forward slashes
+    #: path relative to the dataset root, with forward slashes (outside it only with ``allow_outside_root``)
     image: str
     #: the label as published (MOS, DMOS, Elo...)
     mos_raw: float
@@ -158,20 +158,27 @@ def images_outside_root(root: Path, images: Sequence[str]) -> list[tuple[int, st
     """
     real_root = os.path.realpath(root)
     prefix = os.path.join(real_root, "")
-    folders: dict[str, tuple[str, set[str]]] = {}
+
+    def inside(path: str) -> bool:
+        return path == real_root or path.startswith(prefix)
+
+    folders: dict[str, tuple[bool, str, set[str]]] = {}
     outside = []
     for position, image in enumerate(images):
-        folder, name = os.path.split(os.path.join(root, image))
+        cut = image.rfind("/") + 1  # "/x.png" keeps its "/": absolute paths stay absolute
+        folder, name = image[:cut], image[cut:]
         known = folders.get(folder)
         if known is None:
-            known = folders[folder] = (os.path.realpath(folder), _symlink_names(folder))
-        real_folder, links = known
-        target = os.path.join(real_folder, name)
-        if name in links:
-            target = os.path.realpath(target)
-        elif name in ("", ".", ".."):
-            target = os.path.normpath(target)
-        if target != real_root and not target.startswith(prefix):
+            real_folder = os.path.realpath(os.path.join(root, folder))
+            known = folders[folder] = (inside(real_folder), real_folder, _symlink_names(real_folder))
+        folder_inside, real_folder, links = known
+        if name in links or name in ("", ".", ".."):
+            target = os.path.realpath(os.path.join(real_folder, name))
+        elif folder_inside:
+            continue
+        else:
+            target = os.path.join(real_folder, name)
+        if not inside(target):
             outside.append((position, target))
     return outside
 
@@ -303,6 +310,9 @@ class Dataset(ABC):
     official_count: ClassVar[int | None] = None
     #: split a test set uses when a suite names none
     default_test_split: ClassVar[str] = "test"
+    #: whether label or meta files may name images outside ``root`` (the dataset option of the same name)
+    allow_outside_root: bool = False
+    _missing_cache: tuple[DatasetIndex, list[Record]] | None = None
 
     def __init__(self, root: str | os.PathLike | None = None, *, allow_outside_root: bool = False) -> None:
         if not isinstance(allow_outside_root, bool):
@@ -310,7 +320,6 @@ class Dataset(ABC):
         #: the dataset's folder; None until :meth:`load` finds it under the data root
         self.root = Path(root) if root is not None else None
         self.allow_outside_root = allow_outside_root
-        self._missing_cache: tuple[DatasetIndex, list[Record]] | None = None
 
     @abstractmethod
     def load(self) -> DatasetIndex:
@@ -341,10 +350,11 @@ class Dataset(ABC):
         listed: dict[str, set[str]] = {}
         missing = []
         for record in index.records:
-            folder, name = os.path.split(os.path.join(root, record.image))  # as the runner opens it
+            cut = record.image.rfind("/") + 1
+            folder, name = record.image[:cut], record.image[cut:]
             names = listed.get(folder)
-            if names is None:
-                names = listed[folder] = set(list_files(folder))
+            if names is None:  # root / folder, as the runner opens it (an absolute folder replaces the root)
+                names = listed[folder] = set(list_files(os.path.join(root, folder)))
             if name not in names:
                 missing.append(record)
         self._missing_cache = (index, missing)

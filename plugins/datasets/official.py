@@ -20,6 +20,7 @@ class turns them into an index:
 
 from __future__ import annotations
 
+import math
 import os
 from abc import abstractmethod
 from dataclasses import dataclass, field
@@ -335,7 +336,9 @@ class OfficialDataset(Dataset):
         from scipy.stats import spearmanr
 
         rho = float(spearmanr([row["mos_raw"] for row, _ in shared], [theirs for _, theirs in shared])[0])
-        if not rho > 0:  # also NaN: constant scores say nothing about direction
+        if math.isnan(rho):
+            return f"direction of the metas not checked (their scores or the labels are constant): {self.direction} assumed"
+        if rho <= 0:
             better = "higher" if self.direction == "lower_better" else "lower"
             raise IQABenchError(
                 f"{self.title}: the DeQA meta scores do not run the way of the official labels "
