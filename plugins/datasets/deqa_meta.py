@@ -15,6 +15,7 @@ from __future__ import annotations
 import decimal
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,7 @@ class DeqaMetaDataset(Dataset):
         *,
         meta: str | list[str] | None = None,
         direction: Direction = "higher_better",
-        rescale_range: tuple[float, float] | str | None = None,
+        rescale_range: Sequence[float] | str | None = None,
         allow_outside_root: bool = False,
     ) -> None:
         super().__init__(root, allow_outside_root=allow_outside_root)
