@@ -6,11 +6,17 @@ and returns a :class:`DatasetIndex`: one :class:`Record` per image plus the
 raw and rescaled to [1, 5] by min-max over the whole dataset as observed (all
 splits together), the convention of DeQA-Score and VisualQuality-R1; DMOS
 datasets are flipped so that higher is always better.
+
+Label and meta files are input from strangers: :func:`build_index` refuses
+every image path that resolves outside the dataset's root (``../``, absolute
+paths, symbolic links), for every dataset plugin, unless the user opts in with
+the dataset option ``allow_outside_root``.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +27,20 @@ from iqabench.errors import DatasetNotFoundError, IQABenchError
 
 Direction = Literal["higher_better", "lower_better"]
 DATA_ENV = "IQABENCH_DATA"
+#: how many missing image names a warning spells out before giving only the count
+MISSING_SHOWN = 5
+
+
+class DatasetWarning(UserWarning):
+    """Something a reader of the results must know about a dataset (also kept in ``Provenance.warnings``)."""
+
+
+class MissingImagesWarning(DatasetWarning):
+    """Some images named in a dataset's labels are not on disk."""
+
+
+class ImageOutsideRootError(IQABenchError):
+    """A label or meta file names an image outside the dataset's root, and the user has not allowed it."""
 
 
 def rescale_to_1_5(raw: float, lo: float, hi: float, direction: Direction = "higher_better") -> float:
@@ -37,7 +57,7 @@ def rescale_to_1_5(raw: float, lo: float, hi: float, direction: Direction = "hig
 class Record:
     """One labelled image."""
 
-    #: path relative to the dataset root, with forward slashes
+    #: path relative to the dataset root, with forward slashes (outside it only with ``allow_outside_root``)
     image: str
     #: the label as published (MOS, DMOS, Elo...)
     mos_raw: float
@@ -69,9 +89,16 @@ class Provenance:
     official_count: int | None = None
     splits: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: facts that may make the numbers differ from the dataset's published ones (``data check`` shows them)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def warn(self, message: str, category: type[Warning] = DatasetWarning) -> None:
+        """Keep ``message`` with the provenance and emit it as a Python warning."""
+        self.warnings.append(message)
+        warnings.warn(message, category, stacklevel=3)
 
 
 @dataclass
@@ -98,6 +125,89 @@ class DatasetIndex:
         return sorted({r.split for r in self.records})
 
 
+def list_files(folder: str | os.PathLike) -> list[str]:
+    """Names of the regular files in ``folder`` (empty when it does not exist); symbolic links to files count."""
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries if entry.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _where(row: dict[str, Any], position: int, label_files: Sequence[str]) -> str:
+    """Where a row came from, for messages: the plugin's ``source`` (file and line or record) if it gave one."""
+    return str(row.get("source") or f"record {position} of {', '.join(label_files) or 'the label files'}")
+
+
+def _symlink_names(folder: str) -> set[str]:
+    """Names of the symbolic links in ``folder``: one ``scandir``, no ``stat`` per file."""
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name for entry in entries if entry.is_symlink()}
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return set()
+
+
+def images_outside_root(root: Path, images: Sequence[str]) -> list[tuple[int, str]]:
+    """``(position, resolved path)`` of the images that resolve outside ``root``.
+
+    An image path is joined to the root (an absolute one replaces it), ``..``
+    is resolved, and symbolic links are followed, those of the folders and the
+    file's own. Each distinct folder is resolved and listed once, so 10k
+    images in one folder cost two system calls, not 10k.
+    """
+    real_root = os.path.realpath(root)
+    prefix = os.path.join(real_root, "")
+
+    def inside(path: str) -> bool:
+        return path == real_root or path.startswith(prefix)
+
+    folders: dict[str, tuple[bool, str, set[str]]] = {}
+    outside = []
+    for position, image in enumerate(images):
+        cut = image.rfind("/") + 1  # "/x.png" keeps its "/": absolute paths stay absolute
+        folder, name = image[:cut], image[cut:]
+        known = folders.get(folder)
+        if known is None:
+            real_folder = os.path.realpath(os.path.join(root, folder))
+            known = folders[folder] = (inside(real_folder), real_folder, _symlink_names(real_folder))
+        folder_inside, real_folder, links = known
+        if name in links or name in ("", ".", ".."):
+            target = os.path.realpath(os.path.join(real_folder, name))
+        elif folder_inside:
+            continue
+        else:
+            target = os.path.join(real_folder, name)
+        if not inside(target):
+            outside.append((position, target))
+    return outside
+
+
+def confine_to_root(
+    dataset: str, root: Path, rows: Sequence[dict[str, Any]], label_files: Sequence[str], allow_outside_root: bool
+) -> str | None:
+    """Refuse rows whose image is outside ``root``; with ``allow_outside_root``, a note saying how many are.
+
+    Label and meta files come from strangers: without this, a meta naming
+    ``../../home/x.jpg`` or ``/etc/...`` would make iqabench open any file the
+    user can read and publish a score for it.
+    """
+    outside = images_outside_root(root, [str(r["image"]) for r in rows])
+    if not outside:
+        return None
+    if allow_outside_root:
+        return f"{len(outside)} image paths resolve outside the dataset root (allowed by allow_outside_root)"
+    position, target = outside[0]
+    others = f" ({len(outside) - 1} more records do too)" if len(outside) > 1 else ""
+    raise ImageOutsideRootError(
+        f"{dataset}: {_where(rows[position], position, label_files)} names the image {rows[position]['image']!r}, "
+        f"which resolves to {target}, outside the dataset root {root}{others}. iqabench reads only images under "
+        "the dataset root, so that a label or meta file cannot make it open other files. If the images are "
+        "outside on purpose (e.g. linked from another disk), allow it with the dataset option "
+        "allow_outside_root: true (-o allow_outside_root=true)."
+    )
+
+
 def build_index(
     dataset: str,
     root: Path,
@@ -110,16 +220,30 @@ def build_index(
     official_count: int | None,
     notes: Sequence[str] = (),
     rescale_range: tuple[float, float] | None = None,
+    allow_outside_root: bool = False,
 ) -> DatasetIndex:
     """Rescale raw rows (``image``, ``mos_raw``, ``split`` and optional extras) into an index.
 
     ``rescale_range`` overrides the observed min/max, for subsets that must keep
-    the whole dataset's scale (e.g. a DeQA test meta that is one split).
+    the whole dataset's scale (e.g. a DeQA test meta that is one split). An
+    optional ``source`` per row ("file, line 12") names the row in errors.
+    Every image must resolve under ``root`` unless ``allow_outside_root``
+    (the dataset option of the same name): see :func:`confine_to_root`.
     """
     if not rows:
         raise IQABenchError(f"dataset {dataset!r} at {root} has no records; check the label file(s) {label_files}.")
+    notes = list(notes)
+    outside = confine_to_root(dataset, root, rows, label_files, allow_outside_root)
+    if outside:
+        notes.append(outside)
     values = [float(r["mos_raw"]) for r in rows]
     lo, hi = rescale_range if rescale_range is not None else (min(values), max(values))
+    if hi <= lo:
+        what = f"the rescale range [{lo:g}, {hi:g}]" if rescale_range is not None else f"all {len(rows)} scores are {lo:g}"
+        raise IQABenchError(
+            f"dataset {dataset!r}: cannot rescale to [1, 5]: {what}. Check the label file(s) {', '.join(label_files)}"
+            + (" or the rescale_range option." if rescale_range is not None else ".")
+        )
     records = [
         Record(
             image=str(r["image"]).replace(os.sep, "/"),
@@ -134,7 +258,6 @@ def build_index(
     counts: dict[str, int] = {}
     for record in records:
         counts[record.split] = counts.get(record.split, 0) + 1
-    notes = list(notes)
     if official_count is not None and len(records) != official_count:
         notes.append(f"record count {len(records)} differs from the official count {official_count}")
     provenance = Provenance(
@@ -160,6 +283,17 @@ class Dataset(ABC):
     ``root`` is the folder holding the dataset as distributed. When it is not
     given, it is ``<data root>/<default_dir>``, where the data root comes from
     ``--data-root``, else the suite's ``data_root``, else ``$IQABENCH_DATA``.
+
+    ``allow_outside_root`` lets the label or meta files name images outside
+    ``root`` (``../``, absolute paths, links to another disk); by default
+    :func:`build_index` refuses them. A plugin passes it on to
+    :func:`build_index` and accepts it as a keyword (directly or through
+    ``**options``) so that users can set it.
+
+    What the core asks of every dataset besides :meth:`load`:
+    :meth:`missing_images` (which indexed images are absent, for ``data
+    check`` and the warnings) and :meth:`is_generated` (whether a dataset that
+    makes its own images has made them, so ``data check`` never generates).
     """
 
     #: registry name, e.g. ``"koniq10k"``
@@ -176,9 +310,16 @@ class Dataset(ABC):
     official_count: ClassVar[int | None] = None
     #: split a test set uses when a suite names none
     default_test_split: ClassVar[str] = "test"
+    #: whether label or meta files may name images outside ``root`` (the dataset option of the same name)
+    allow_outside_root: bool = False
+    _missing_cache: tuple[DatasetIndex, list[Record]] | None = None
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, *, allow_outside_root: bool = False) -> None:
+        if not isinstance(allow_outside_root, bool):
+            raise IQABenchError(f"allow_outside_root must be true or false, not {allow_outside_root!r}.")
+        #: the dataset's folder; None until :meth:`load` finds it under the data root
         self.root = Path(root) if root is not None else None
+        self.allow_outside_root = allow_outside_root
 
     @abstractmethod
     def load(self) -> DatasetIndex:
@@ -187,6 +328,51 @@ class Dataset(ABC):
     def image_path(self, record: Record) -> Path:
         assert self.root is not None
         return self.root / record.image
+
+    def is_generated(self) -> bool:
+        """Whether :meth:`load` would find its images without making them.
+
+        Datasets that make their own images on first use (``synthetic``)
+        override this; a downloaded dataset has nothing to generate: True.
+        """
+        return True
+
+    def missing_images(self, index: DatasetIndex) -> list[Record]:
+        """The records of ``index`` (from :meth:`load`) whose image file is not on disk.
+
+        One directory listing per folder, so 10k records cost a few
+        ``scandir`` calls; the answer for the last index asked about is kept,
+        so asking again after :meth:`report_missing` is free.
+        """
+        if self._missing_cache is not None and self._missing_cache[0] is index:
+            return list(self._missing_cache[1])
+        root = index.provenance.root
+        listed: dict[str, set[str]] = {}
+        missing = []
+        for record in index.records:
+            cut = record.image.rfind("/") + 1
+            folder, name = record.image[:cut], record.image[cut:]
+            names = listed.get(folder)
+            if names is None:  # root / folder, as the runner opens it (an absolute folder replaces the root)
+                names = listed[folder] = set(list_files(os.path.join(root, folder)))
+            if name not in names:
+                missing.append(record)
+        self._missing_cache = (index, missing)
+        return list(missing)
+
+    def report_missing(self, index: DatasetIndex) -> list[Record]:
+        """Note and warn about absent images; they stay in the index and count as unscored, never dropped."""
+        missing = self.missing_images(index)
+        if missing:
+            shown = ", ".join(r.image for r in missing[:MISSING_SHOWN])
+            more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+            message = (
+                f"{self.title}: {len(missing)} of {len(index.records)} image files are missing under {self.root}: "
+                f"{shown}{more}. They stay in the index and count as unscored; complete the download to score them."
+            )
+            index.provenance.notes.append(message)
+            warnings.warn(message, MissingImagesWarning, stacklevel=3)
+        return missing
 
     def missing_error(self, what: str) -> DatasetNotFoundError:
         """An error that tells a new user exactly what to put where."""

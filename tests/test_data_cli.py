@@ -63,3 +63,44 @@ def test_check_does_not_generate_the_synthetic_dataset(tmp_path, monkeypatch):
         (row,) = check_datasets(data_root, ["synthetic"])
         assert not row["found"] and row["problem"] == "not generated yet (generated on first use)"
         assert row["root"].startswith(str(where)) and not where.exists()
+
+
+def test_show_says_which_direction_a_meta_was_assumed_to_have(tmp_path, capsys):
+    from test_datasets import CSIQ_ROWS, write_image, write_meta
+
+    root = tmp_path / "CSIQ"
+    for *_, path in CSIQ_ROWS:
+        write_image(root / "images" / path.rpartition("/")[2])
+    write_meta(root / "metas" / "test_csiq_866.json",
+               [{"image": f"images/{row[5].rpartition('/')[2]}", "gt_score": row[4]} for row in CSIQ_ROWS])
+    assert main(["data", "show", "csiq", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "direction: lower_better" in out
+    assert "note: official label files not found" in out and "assumed lower_better" in out
+
+
+def test_rescale_range_on_the_command_line(tmp_path, capsys):
+    from test_datasets import write_image, write_meta
+
+    root = tmp_path / "m"
+    write_image(root / "x.png")
+    write_image(root / "y.png")
+    write_meta(root / "m.json", [{"image": "x.png", "gt_score": 40.0}, {"image": "y.png", "gt_score": 70.0}])
+    for flag in ("rescale_range=3.9,88.4", "rescale_range=[3.9, 88.4]"):
+        assert main(["data", "show", "deqa-meta", "--root", str(root), "-o", "meta=m.json", "-o", flag, "--provenance"]) == 0
+        provenance = json.loads(capsys.readouterr().out)["provenance"]
+        assert (provenance["rescale_min"], provenance["rescale_max"]) == (3.9, 88.4)
+    assert main(["data", "show", "deqa-meta", "--root", str(root), "-o", "meta=m.json", "-o", "rescale_range=3.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iqabench: error: rescale_range must be two numbers") and err.count("\n") == 1
+
+
+def test_check_shows_the_provenance_warnings(tmp_path):
+    from test_datasets import write_meta
+
+    root = make_koniq(tmp_path / "koniq10k")
+    write_meta(root / "metas" / "test_koniq_2k.json", [{"image": "4000.jpg", "gt_score": 88.39},
+                                                       {"image": "5000.jpg", "gt_score": 75.0}])
+    (row,) = check_datasets(tmp_path, ["koniq10k"])
+    assert row["found"] and row["split_source"] == "deqa"
+    assert row["problem"].startswith("meta gt_score differs from the official label for 1 of 2 images")

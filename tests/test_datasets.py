@@ -202,7 +202,7 @@ from iqabench_plugins.datasets import (  # noqa: E402
     TID2013,
     DeqaMetaDataset,
 )
-from iqabench_plugins.datasets.missing import MissingImagesWarning  # noqa: E402
+from iqabench.dataset import MissingImagesWarning  # noqa: E402
 
 
 def load_quietly(dataset):
@@ -252,7 +252,7 @@ def test_koniq_missing_images_are_listed_and_kept(tmp_path):
     with pytest.warns(MissingImagesWarning, match=r"2 of 6 image files are missing.*1000\.jpg"):
         index = dataset.load()
     assert len(index.records) == 6
-    assert sorted(dataset.missing_images) == ["1024x768/1000.jpg", "1024x768/2000.jpg"]
+    assert sorted(r.image for r in dataset.missing_images(index)) == ["1024x768/1000.jpg", "1024x768/2000.jpg"]
 
 
 def test_missing_root_and_label_files_name_what_to_do(tmp_path, monkeypatch):
@@ -419,7 +419,7 @@ def test_deqa_metas_with_the_official_release_use_the_whole_dataset_range(tmp_pa
     for record in index.records:
         assert record.mos == pytest.approx(expected_mos(record.mos_raw, official))
     notes = " ".join(index.provenance.notes)
-    assert "equals the official label for 4 of 4" in notes and "agrees with the metas' gt_score_norm on 3" in notes
+    assert "equals the official label (to the meta's printed precision) for 4 of 4" in notes and "agrees with the metas' gt_score_norm on 3" in notes
     official_split = load_quietly(KonIQ10k(root, split_source="official"))
     assert official_split.provenance.splits == {"train": 3, "val": 1, "test": 2}
 
@@ -445,3 +445,135 @@ def test_options_are_checked_against_the_signature():
         check_options(LiveWild, {"drop_training_image": False}, "livew")
     with pytest.raises(IQABenchError, match="no official"):
         SPAQ(split_source="official")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# layouts real users have (issue 11), option parsing, and the direction of DeQA metas
+
+from iqabench.dataset import DatasetWarning  # noqa: E402
+
+
+def test_csiq_label_txt_with_the_flat_dst_imgs_all_folder(tmp_path):
+    root = tmp_path / "csiq"
+    names = [path.rpartition("/")[2].replace(".jpeg.", ".JPEG.") for *_, path in CSIQ_ROWS]
+    root.mkdir()
+    (root / "csiq_label.txt").write_text("".join(f"{n} {row[4]}\n" for n, row in zip(names, CSIQ_ROWS)))
+    for name in names:
+        write_image(root / "dst_imgs_all" / name)
+    index = load_quietly(CSIQ(root))
+    assert [r.image for r in index.records] == [f"dst_imgs_all/{n}" for n in names]
+    dmos = [row[4] for row in CSIQ_ROWS]
+    assert [r.mos for r in index.records] == pytest.approx([expected_mos(d, dmos, lower_better=True) for d in dmos])
+
+
+def test_koniq_with_only_512x384_is_read_with_a_warning(tmp_path):
+    root = make_koniq(tmp_path / "koniq10k", images=False)
+    for name, *_ in KONIQ_ROWS:
+        write_image(root / "512x384" / name)
+    with pytest.warns(DatasetWarning, match=r"1024x768/ not found, images read from 512x384/.*resolution=512x384"):
+        index = KonIQ10k(root).load()
+    assert [r.image for r in index.records] == [f"512x384/{n}" for n, *_ in KONIQ_ROWS]
+    assert index.provenance.warnings and "512x384" in index.provenance.warnings[0]
+    asked = KonIQ10k(root, resolution="1024x768")  # asked for explicitly: not substituted
+    with pytest.warns(MissingImagesWarning, match="6 of 6"):
+        asked.load()
+    with pytest.raises(IQABenchError, match="resolution must be one of auto, 1024x768, 512x384"):
+        KonIQ10k(root, resolution="800x600")
+
+
+def test_deqa_meta_paths_relative_to_a_parent_folder_are_found_by_name(tmp_path):
+    # Q-Align's lists name koniq/x.jpg (relative to the folder above the dataset); the images are in 1024x768/
+    root = make_koniq(tmp_path / "koniq10k")
+    write_image(root / "512x384" / "1000.jpg")  # the same name twice under the root: sorted folder order wins
+    records = [{"image": f"koniq/{n}", "gt_score": m} for n, m, _, _ in KONIQ_ROWS]
+    write_meta(tmp_path / "test_koniq.json", records)
+    index = load_quietly(DeqaMetaDataset(root, meta=str(tmp_path / "test_koniq.json")))
+    assert [r.image for r in index.records] == [f"1024x768/{n}" for n, *_ in KONIQ_ROWS]
+    assert any("1 image names occur in more than one folder" in n and "512x384/1000.jpg" in n
+               for n in index.provenance.notes)
+
+
+def test_qalign_record_variants_img_path_string_scores_and_id_scores(tmp_path):
+    root = tmp_path / "mixed"
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        write_image(root / "imgs" / name)
+    write_meta(root / "agi.json", [{"img_path": "agi-cgi/a.jpg", "gt_score": "0.965602553"},
+                                   {"img_path": "agi-cgi/b.jpg", "gt_score": "4.1"}])
+    write_meta(root / "test_kadid.json", [{"id": "c.jpg->4.63", "image": "kadid10k/c.jpg"},
+                                          {"id": "a.jpg->1.5", "image": "kadid10k/a.jpg"}])
+    agi = load_quietly(DeqaMetaDataset(root, meta="agi.json"))
+    assert [(r.image, r.mos_raw) for r in agi.records] == [("imgs/a.jpg", 0.965602553), ("imgs/b.jpg", 4.1)]
+    kadid = load_quietly(DeqaMetaDataset(root, meta="test_kadid.json"))
+    assert [r.mos_raw for r in kadid.records] == [4.63, 1.5]
+    assert any("read from their id" in n for n in kadid.provenance.notes)
+
+
+@pytest.mark.parametrize("value", ["3.91,88.39", "3.91, 88.39", [3.91, 88.39], ("3.91", "88.39")])
+def test_rescale_range_accepts_the_list_forms(tmp_path, value):
+    root = tmp_path / "m"
+    write_image(root / "x.png")
+    write_image(root / "y.png")
+    write_meta(root / "m.json", [{"image": "x.png", "gt_score": 40.0}, {"image": "y.png", "gt_score": 70.0}])
+    index = load_quietly(DeqaMetaDataset(root, meta="m.json", rescale_range=value))
+    assert (index.provenance.rescale_min, index.provenance.rescale_max) == (3.91, 88.39)
+    assert [r.mos for r in index.records] == pytest.approx([expected_mos(v, [3.91, 88.39]) for v in (40.0, 70.0)])
+
+
+@pytest.mark.parametrize("value, message", [("abc", "two numbers"), ("1,2,3", "two numbers"), ([5, 1], "below the maximum"),
+                                            (7, "two numbers")])
+def test_rescale_range_rejects_bad_values_clearly(value, message):
+    with pytest.raises(IQABenchError, match=message):
+        DeqaMetaDataset("/nowhere", rescale_range=value)
+
+
+def csiq_meta_records(flip: bool) -> list[dict]:
+    return [{"image": f"images/{path.rpartition('/')[2]}", "gt_score": (1 - row[4]) if flip else row[4]}
+            for row, path in ((row, row[5]) for row in CSIQ_ROWS)]
+
+
+def test_csiq_meta_direction_is_checked_against_the_official_labels(tmp_path):
+    root = make_csiq(tmp_path / "csiq")
+    write_meta(root / "metas" / "test_csiq_866.json", csiq_meta_records(flip=False))
+    index = load_quietly(CSIQ(root))
+    assert index.provenance.split_source == "deqa"
+    assert any(n.startswith("direction of the metas checked: Spearman correlation +1.000") for n in index.provenance.notes)
+    write_meta(root / "metas" / "test_csiq_866.json", csiq_meta_records(flip=True))
+    with pytest.raises(IQABenchError, match=r"Spearman correlation -1\.000 over the 6 images.*higher is better"):
+        CSIQ(root).load()
+
+
+def test_csiq_meta_without_official_labels_says_which_direction_it_assumed(tmp_path):
+    root = tmp_path / "CSIQ"
+    for *_, path in CSIQ_ROWS:
+        write_image(root / "images" / path.rpartition("/")[2])
+    write_meta(root / "metas" / "test_csiq_866.json", csiq_meta_records(flip=False))
+    index = load_quietly(CSIQ(root))
+    assert index.provenance.direction == "lower_better"
+    assert any("assumed lower_better like the official labels (not checked without them)" in n
+               for n in index.provenance.notes)
+    best = min(CSIQ_ROWS, key=lambda row: row[4])[5].rpartition("/")[2]
+    assert next(r for r in index.records if r.image.endswith(best)).mos == pytest.approx(5.0)
+
+
+def test_meta_values_that_differ_from_the_official_labels_are_a_warning(tmp_path):
+    root = make_koniq(tmp_path / "koniq10k")
+    records = [{"image": n, "gt_score": m + (5.0 if n == "5000.jpg" else 0.0)} for n, m, _, split in KONIQ_ROWS
+               if split == "test"] + [{"image": "99.jpg", "gt_score": 50.0}]
+    write_meta(root / "metas" / "test_koniq_2k.json", records)
+    with pytest.warns(DatasetWarning) as caught:
+        index = KonIQ10k(root).load()
+    warned = [str(w.message) for w in caught if w.category is DatasetWarning]
+    assert any("differs from the official label for 1 of 2" in m and "5000.jpg: meta 75, official 70" in m for m in warned)
+    assert any("1 of 3 meta records name images that are not in the official labels of KonIQ (99.jpg)" in m
+               for m in warned)
+    assert index.provenance.warnings == warned
+
+
+def test_dataset_options_are_stored_unchanged():
+    dataset = DeqaMetaDataset("/x", meta="a.json,b.json", direction="lower_better", rescale_range="1,5")
+    assert (dataset.meta, dataset.direction, dataset.rescale_range, dataset.allow_outside_root) == (
+        "a.json,b.json", "lower_better", "1,5", False)
+    koniq = KonIQ10k("/x", seed=5, test_fraction=0.25, split_source="random")
+    assert (koniq.resolution, koniq.seed, koniq.test_fraction, koniq.split_source) == ("auto", 5, 0.25, "random")
+    with pytest.raises(IQABenchError, match="seed must be an integer"):
+        KonIQ10k("/x", seed="five")

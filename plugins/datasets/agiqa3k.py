@@ -71,10 +71,11 @@ class AGIQA3k(OfficialDataset):
         labels = [
             Label(
                 name=row["name"].strip(),
-                mos_raw=to_float(row[mos_column], f"{path}, {row['name']}"),
-                std_raw=to_float(row[std_column], f"{path}, {row['name']}") if row.get(std_column) else None,
+                mos_raw=to_float(row[mos_column], f"{path}, line {line}"),
+                std_raw=to_float(row[std_column], f"{path}, line {line}") if row.get(std_column) else None,
                 folder=".",
+                source=f"{path}, line {line}",
             )
-            for row in read_csv_rows(path, ("name", mos_column))
+            for line, row in read_csv_rows(path, ("name", mos_column))
         ]
         return Labels(labels, [str(path)], [f"label: {mos_column}"])

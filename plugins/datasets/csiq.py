@@ -5,8 +5,9 @@ block, then a header row with image, dst_idx, dst_type, dst_lev, dmos_std,
 dmos), reference images in ``src_imgs/`` and distorted ones in
 ``dst_imgs/<type>/<image>.<TYPE>.<level>.png``, e.g.
 ``dst_imgs/awgn/1600.AWGN.1.png``. DMOS: lower is better, so it is flipped.
-The derived ``csiq_label.txt`` of pyiqa/LIQE ("<file> <dmos>" per line) is
-accepted when the workbook is absent.
+The widely used derived ``csiq_label.txt`` ("<file> <dmos>" per line, 866
+lines) is accepted when the workbook is absent; it usually comes with every
+distorted image in one flat folder, ``dst_imgs_all/``, which is searched too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from iqabench_plugins.datasets.tabular import read_xlsx_table, to_float
 LABEL_FILE = "csiq.DMOS.xlsx"
 SHEET = "all_by_image"
 DERIVED_LABEL_FILE = "csiq_label.txt"
+#: the flat folder of all 866 distorted images that accompanies csiq_label.txt
+FLAT_IMAGE_DIR = "dst_imgs_all"
 #: dst_type in the workbook -> (folder under dst_imgs, type word in the file name)
 DISTORTIONS = {
     "noise": ("awgn", "AWGN"),
@@ -57,7 +60,8 @@ class CSIQ(OfficialDataset):
     homepage = "https://s2.smu.edu/~eclarson/csiq.html"
     expected_files = (
         f"{LABEL_FILE} (sheet {SHEET}) or {DERIVED_LABEL_FILE}",
-        "dst_imgs/<type>/<image>.<TYPE>.<level>.png (awgn, blur, contrast, fnoise, jpeg, jpeg2000)",
+        "dst_imgs/<type>/<image>.<TYPE>.<level>.png (awgn, blur, contrast, fnoise, jpeg, jpeg2000), "
+        f"or all of them in {FLAT_IMAGE_DIR}/",
         "or instead: metas/test_csiq_866.json and images/ (Data-DeQA-Score CSIQ)",
     )
     official_count = 866
@@ -70,7 +74,7 @@ class CSIQ(OfficialDataset):
     nested_dirs = ("CSIQ",)
 
     def image_folders(self, root: Path) -> list[str]:
-        return [f"dst_imgs/{sub}" for sub in list_subfolders(root / "dst_imgs")] + ["dst_imgs"]
+        return [f"dst_imgs/{sub}" for sub in list_subfolders(root / "dst_imgs")] + ["dst_imgs", FLAT_IMAGE_DIR]
 
     def read_labels(self, root: Path) -> Labels | None:
         workbook = root / LABEL_FILE
@@ -83,31 +87,34 @@ class CSIQ(OfficialDataset):
 
     def _read_workbook(self, path: Path) -> Labels:
         labels = []
-        for row in read_xlsx_table(path, SHEET, ("image", "dst_type", "dst_lev", "dmos")):
+        for number, row in read_xlsx_table(path, SHEET, ("image", "dst_type", "dst_lev", "dmos")):
             if row["image"] is None:
                 continue
             image = _image_name(row["image"])
+            where = f"{path} (sheet {SHEET}), row {number}"
             kind = str(row["dst_type"]).strip().lower()
             if kind not in DISTORTIONS:
                 raise IQABenchError(
-                    f"{path}, image {image}: unknown dst_type {row['dst_type']!r}; expected one of "
+                    f"{where}: unknown dst_type {row['dst_type']!r}; expected one of "
                     f"{', '.join(sorted(DISTORTIONS))}."
                 )
             folder, word = DISTORTIONS[kind]
-            level = int(to_float(row["dst_lev"], f"{path}, image {image}"))
+            level = int(to_float(row["dst_lev"], where))
             std = row.get("dmos_std")
             labels.append(
                 Label(
                     name=f"{image}.{word}.{level}.png",
-                    mos_raw=to_float(row["dmos"], f"{path}, image {image}"),
-                    std_raw=None if std is None else to_float(std, f"{path}, image {image}"),
+                    mos_raw=to_float(row["dmos"], where),
+                    std_raw=None if std is None else to_float(std, where),
                     reference=image,
                     folder=f"dst_imgs/{folder}",
+                    source=where,
                 )
             )
         return Labels(labels, [f"{path} (sheet {SHEET})"])
 
     def _read_derived(self, path: Path) -> Labels:
+        flat = (path.parent / FLAT_IMAGE_DIR).is_dir()
         labels = []
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
@@ -123,7 +130,8 @@ class CSIQ(OfficialDataset):
                     name=name,
                     mos_raw=to_float(parts[1], f"{path}, line {number}"),
                     reference=name.split(".")[0],
-                    folder=f"dst_imgs/{folder}" if folder else "dst_imgs",
+                    folder=FLAT_IMAGE_DIR if flat else f"dst_imgs/{folder}" if folder else "dst_imgs",
+                    source=f"{path}, line {number}",
                 )
             )
         return Labels(labels, [str(path)], [f"labels from the derived {DERIVED_LABEL_FILE}, not the official workbook"])

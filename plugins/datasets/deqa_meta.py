@@ -12,16 +12,17 @@ iqabench's numbers comparable with the papers' tables.
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench.dataset import Dataset, DatasetIndex, Direction, build_index, resolve_data_root
+from iqabench.dataset import Dataset, DatasetIndex, Direction, build_index, list_files, resolve_data_root
 from iqabench.errors import DatasetNotFoundError, IQABenchError
 
-from iqabench_plugins.datasets.files import ImageFinder, list_files
-from iqabench_plugins.datasets.missing import report_missing
+from iqabench_plugins.datasets.files import ImageFinder
 
 SPLIT_PREFIXES = ("train", "val", "test")
 #: where a Data-DeQA-Score dataset folder keeps its metas, relative to the dataset root
@@ -51,11 +52,37 @@ def find_meta_files(meta_dir: Path, key: str) -> list[Path]:
     return found
 
 
-def read_meta(path: Path) -> list[dict[str, Any]]:
-    """The records of one meta file; each must have ``image`` and a numeric ``gt_score``."""
+def decimals(value: decimal.Decimal | int | str) -> int:
+    """Digits after the decimal point as written: 3 for ``0.062``; 0 for an int or an unreadable value."""
+    try:
+        exponent = decimal.Decimal(value.strip() if isinstance(value, str) else value).as_tuple().exponent
+    except (decimal.InvalidOperation, TypeError, ValueError):
+        return 0
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _score_from_id(record: dict[str, Any]) -> str | None:
+    """The score of an ``id`` like ``"I66_01_01.png->4.63"`` (Q-Align's KADID list has no gt_score)."""
+    identifier = record.get("id")
+    if isinstance(identifier, str) and "->" in identifier:
+        return identifier.rpartition("->")[2].strip()
+    return None
+
+
+def read_meta(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of one meta file, normalised, and notes on what was read.
+
+    Each record gets ``image`` (from ``image``, or ``img_path`` as in Q-Align's
+    ``livec.json`` / ``agi.json``), ``gt_score`` (a number, or a number in a
+    string; from ``id`` ``"name->score"`` when absent, as in Q-Align's
+    ``test_kadid.json``), ``precision`` (half a unit of the last decimal
+    the file writes its scores with: Q-Align's CSIQ list rounds the official
+    0.061989 to 0.062, which still equals it to that precision),
+    ``gt_score_norm``, ``std`` and ``position`` (its index in the file).
+    """
     try:
         with open(path, encoding="utf-8") as handle:
-            content = json.load(handle)
+            content = json.load(handle, parse_float=decimal.Decimal)  # keeps the digits as written
     except json.JSONDecodeError as exc:
         raise IQABenchError(f"{path} is not valid JSON ({exc}); expected a DeQA-Score meta file (a list of records).")
     if isinstance(content, dict) and isinstance(content.get("files"), list):
@@ -65,17 +92,33 @@ def read_meta(path: Path) -> list[dict[str, Any]]:
             f"{path} holds a JSON {type(content).__name__}; a DeQA-Score meta file is a list of records "
             "with fields image and gt_score."
         )
+    records = []
+    from_id = 0
     for position, record in enumerate(content):
-        if not isinstance(record, dict) or "image" not in record or "gt_score" not in record:
+        image = record.get("image", record.get("img_path")) if isinstance(record, dict) else None
+        score = record.get("gt_score") if isinstance(record, dict) else None
+        if isinstance(record, dict) and score is None:
+            score = _score_from_id(record)
+            from_id += score is not None
+        if not isinstance(image, str) or not image.strip() or score is None:
             raise IQABenchError(
-                f"record {position} of {path} lacks `image` or `gt_score` ({str(record)[:120]}); "
-                "a DeQA-Score meta record has image, gt_score and optionally gt_score_norm, std."
+                f"record {position} of {path} lacks an image path or a score ({str(record)[:120]}); a DeQA-Score "
+                "meta record has image (or img_path), gt_score (or an id 'name->score') and optionally "
+                "gt_score_norm, std."
             )
-        try:
-            float(record["gt_score"])
-        except (TypeError, ValueError):
-            raise IQABenchError(f"record {position} of {path} has a non-numeric gt_score {record['gt_score']!r}.")
-    return content
+        numbers = {}
+        for key, value in (("gt_score", score), ("gt_score_norm", record.get("gt_score_norm")), ("std", record.get("std"))):
+            try:
+                numbers[key] = None if value is None else float(value)
+            except (TypeError, ValueError):
+                raise IQABenchError(f"record {position} of {path} has a non-numeric {key} {value!r}.") from None
+        records.append({"image": image.strip(), **numbers, "decimals": decimals(score), "position": position})
+    # writers drop trailing zeros (0.490 -> 0.49): the file's precision is that of its longest score
+    precision = 0.5 * 10.0 ** -max((r.pop("decimals") for r in records), default=0)
+    for record in records:
+        record["precision"] = precision
+    notes = [f"{path.name}: the score of {from_id} records was read from their id ('name->score')"] if from_id else []
+    return records, notes
 
 
 def rows_from_metas(
@@ -84,16 +127,20 @@ def rows_from_metas(
     """Rows for :func:`iqabench.dataset.build_index` from meta files, plus notes.
 
     Image paths are resolved against the folders the ``finder`` knows, so a
-    meta naming ``images/x.jpg`` works with the official layout too. An image
-    listed in two splits is an error: it would make a test score meaningless.
+    meta naming ``images/x.jpg`` works with the official layout too; a path
+    that leaves the root is kept as written, for ``build_index`` to refuse.
+    An image listed in two splits is an error: it would make a test score
+    meaningless.
     """
     rows: list[dict[str, Any]] = []
+    notes = [f"splits and labels from DeQA-Score metas: {', '.join(p.name for p in metas)}"]
     seen: dict[str, str] = {}
-    norms: list[float | None] = []
     for path in metas:
         split = split_of_meta(path, default_split)
-        for record in read_meta(path):
-            image = str(record["image"])
+        records, read_notes = read_meta(path)
+        notes += read_notes
+        for record in records:
+            image = record["image"]
             relative = finder.resolve(image) or image.replace("\\", "/")
             if relative in seen and seen[relative] != split:
                 raise IQABenchError(
@@ -104,15 +151,38 @@ def rows_from_metas(
             rows.append(
                 {
                     "image": relative,
-                    "mos_raw": float(record["gt_score"]),
+                    "mos_raw": record["gt_score"],
                     "split": split,
-                    "std_raw": record.get("std"),
+                    "std_raw": record["std"],
+                    "gt_score_norm": record["gt_score_norm"],
+                    "precision": record["precision"],
+                    "source": f"{path}, record {record['position']}",
                 }
             )
-            norms.append(None if record.get("gt_score_norm") is None else float(record["gt_score_norm"]))
-    for row, norm in zip(rows, norms):
-        row["gt_score_norm"] = norm
-    return rows, [f"splits and labels from DeQA-Score metas: {', '.join(p.name for p in metas)}"]
+    if finder.ambiguous:
+        example = sorted(finder.ambiguous)[0]
+        notes.append(
+            f"{len(finder.ambiguous)} image names occur in more than one folder under the root; the first in sorted "
+            f"folder order was used (e.g. {example}: {', '.join(finder.duplicates[example])})"
+        )
+    return rows, notes
+
+
+def parse_range(value: Any, option: str = "rescale_range") -> tuple[float, float] | None:
+    """``(min, max)`` from a list/tuple of two numbers or a string ``"3.9,88.4"`` (as ``-o`` gives it)."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.strip().strip("[]()").split(",")] if isinstance(value, str) else value
+    try:
+        low, high = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise IQABenchError(
+            f"{option} must be two numbers, the minimum and maximum of the dataset's raw scores "
+            f"(e.g. -o {option}=3.91,88.39 or, in a suite, {option}: [3.91, 88.39]); got {value!r}."
+        ) from None
+    if not low < high:
+        raise IQABenchError(f"{option}: the minimum {low:g} must be below the maximum {high:g}.")
+    return low, high
 
 
 def compare_with_deqa_norm(index: DatasetIndex, rows: list[dict[str, Any]]) -> str | None:
@@ -133,6 +203,9 @@ class DeqaMetaDataset(Dataset):
     root:
         The folder the meta's ``image`` paths are relative to (a
         Data-DeQA-Score dataset folder such as ``Data-DeQA-Score/KONIQ``).
+        A path that does not exist as written is looked for by file name in
+        every folder under the root, so Q-Align's lists (``koniq/x.jpg``,
+        relative to a parent folder) work with the dataset's own folder.
     meta:
         One meta file or a list of them (a comma-separated string works on the
         command line: ``-o meta=metas/train_x.json,metas/test_x.json``).
@@ -140,10 +213,14 @@ class DeqaMetaDataset(Dataset):
         ``<root>/metas/``.
     direction:
         ``"higher_better"`` for MOS, ``"lower_better"`` for DMOS (flipped when
-        rescaling so that 5 is always best).
+        rescaling so that 5 is always best). Nothing here can check it: the
+        dataset plugins (e.g. ``csiq``) do, against the official labels.
     rescale_range:
-        ``(min, max)`` of the whole dataset when the metas hold only part of it;
-        default: the min and max of all the given metas together.
+        ``(min, max)`` of the whole dataset when the metas hold only part of it
+        (``-o rescale_range=3.91,88.39`` or a YAML list); default: the min and
+        max of all the given metas together.
+    allow_outside_root:
+        Accept image paths that resolve outside ``root`` (default: refused).
     """
 
     name = "deqa-meta"
@@ -160,15 +237,16 @@ class DeqaMetaDataset(Dataset):
         *,
         meta: str | list[str] | None = None,
         direction: Direction = "higher_better",
-        rescale_range: tuple[float, float] | None = None,
+        rescale_range: Sequence[float] | str | None = None,
+        allow_outside_root: bool = False,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, allow_outside_root=allow_outside_root)
         if direction not in ("higher_better", "lower_better"):
             raise IQABenchError(f"direction must be 'higher_better' or 'lower_better', not {direction!r}.")
+        parse_range(rescale_range)  # a bad value fails here, before any file is read
         self.meta = meta
         self.direction = direction
-        self.rescale_range = None if rescale_range is None else (float(rescale_range[0]), float(rescale_range[1]))
-        self.missing_images: list[str] = []
+        self.rescale_range = rescale_range
 
     def _meta_paths(self) -> list[Path]:
         assert self.root is not None
@@ -178,7 +256,7 @@ class DeqaMetaDataset(Dataset):
                 raise self.missing_error(f"no meta files given and none found in {self.root / META_SUBDIR}")
             return paths
         given = self.meta.split(",") if isinstance(self.meta, str) else list(self.meta)
-        paths = [Path(os.path.expanduser(p.strip())) for p in given if str(p).strip()]
+        paths = [Path(os.path.expanduser(str(p).strip())) for p in given if str(p).strip()]
         paths = [p if p.is_absolute() else self.root / p for p in paths]
         for path in paths:
             if not path.is_file():
@@ -197,8 +275,9 @@ class DeqaMetaDataset(Dataset):
         if not self.root.is_dir():
             raise self.missing_error(f"the root folder {self.root} does not exist")
         metas = self._meta_paths()
-        finder = ImageFinder(self.root, [".", "images"])
+        finder = ImageFinder(self.root, [".", "images"], search_tree=True)
         rows, notes = rows_from_metas(metas, finder)
+        notes.append(f"direction {self.direction} as given (the direction option); not checked against official labels")
         index = build_index(
             self.name,
             self.root,
@@ -209,10 +288,11 @@ class DeqaMetaDataset(Dataset):
             split_source="deqa-meta",
             official_count=None,
             notes=notes,
-            rescale_range=self.rescale_range,
+            rescale_range=parse_range(self.rescale_range),
+            allow_outside_root=self.allow_outside_root,
         )
         agreement = compare_with_deqa_norm(index, rows)
         if agreement:
             index.provenance.notes.append(agreement)
-        self.missing_images = report_missing(self.title, self.root, index, finder)
+        self.report_missing(index)
         return index

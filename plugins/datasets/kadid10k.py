@@ -50,8 +50,8 @@ class KADID10k(OfficialDataset):
         if not path.is_file():
             return None
         labels = []
-        for row in read_csv_rows(path, ("dist_img", "ref_img", "dmos", "var")):
-            where = f"{path}, {row['dist_img']}"
+        for line, row in read_csv_rows(path, ("dist_img", "ref_img", "dmos", "var")):
+            where = f"{path}, line {line}"
             labels.append(
                 Label(
                     name=row["dist_img"].strip(),
@@ -59,6 +59,7 @@ class KADID10k(OfficialDataset):
                     std_raw=math.sqrt(to_float(row["var"], where)),
                     reference=row["ref_img"].strip(),
                     folder="images",
+                    source=where,
                 )
             )
         return Labels(labels, [str(path)], ["std_raw is the square root of the var column"])

@@ -85,7 +85,9 @@ class LiveWild(OfficialDataset):
         self, root: str | os.PathLike | None = None, *, drop_training_images: bool = True, **options: Any
     ) -> None:
         super().__init__(root, **options)
-        self.drop_training_images = bool(drop_training_images)
+        if not isinstance(drop_training_images, bool):
+            raise IQABenchError(f"drop_training_images must be true or false, not {drop_training_images!r}.")
+        self.drop_training_images = drop_training_images
 
     def image_folders(self, root: Path) -> list[str]:
         return ["Images", "Images/trainingImages"]
@@ -113,15 +115,18 @@ class LiveWild(OfficialDataset):
                 mos_raw=float(mos[i]),
                 std_raw=None if std is None else float(std[i]),
                 folder="Images/trainingImages" if i < TRAINING_IMAGES else "Images",
+                source=f"{names_path}, entry {i + 1}",
             )
             for i, name in enumerate(names)
         ]
-        notes = []
-        if self.drop_training_images:
-            dropped = labels[:TRAINING_IMAGES]
-            labels = labels[TRAINING_IMAGES:]
-            notes.append(
-                f"dropped the first {TRAINING_IMAGES} entries, the raters' training images "
-                f"({', '.join(l.name for l in dropped)}); drop_training_images=False keeps them"
-            )
-        return Labels(labels, files, notes)
+        return Labels(labels, files)
+
+    def official_subset(self, labels: Labels) -> Labels:
+        if not self.drop_training_images:
+            return labels
+        dropped = labels.labels[:TRAINING_IMAGES]
+        note = (
+            f"dropped the first {TRAINING_IMAGES} entries, the raters' training images "
+            f"({', '.join(label.name for label in dropped)}); drop_training_images=False keeps them"
+        )
+        return Labels(labels.labels[TRAINING_IMAGES:], labels.files, [*labels.notes, note])

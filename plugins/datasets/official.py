@@ -9,8 +9,12 @@ class turns them into an index:
   reference-disjoint split for training sets, the whole set for
   out-of-domain-only sets);
 - the images are found with one directory listing per folder;
+- DeQA metas are checked against the official labels when both are there:
+  the direction (a meta running opposite to the official labels stops the
+  load), the values, and images the official labels do not have (warnings);
 - the raw labels are rescaled to [1, 5] over the whole dataset
-  (:func:`iqabench.dataset.build_index`), DMOS flipped;
+  (:func:`iqabench.dataset.build_index`, which also keeps every image under
+  the root), DMOS flipped;
 - missing images are listed in a warning and kept in the index.
 """
 
@@ -28,7 +32,6 @@ from iqabench.errors import DatasetNotFoundError, IQABenchError
 
 from iqabench_plugins.datasets.deqa_meta import META_SUBDIR, compare_with_deqa_norm, find_meta_files, rows_from_metas
 from iqabench_plugins.datasets.files import ImageFinder
-from iqabench_plugins.datasets.missing import report_missing
 from iqabench_plugins.datasets.splits import split_by_reference
 
 SPLIT_SOURCES = ("auto", "official", "deqa", "random", "all")
@@ -47,6 +50,8 @@ class Label:
     reference: str | None = None
     #: the official split, for datasets that publish one
     split: str | None = None
+    #: where the row is ("mos_with_names.txt, line 12"), for error messages
+    source: str | None = None
 
 
 @dataclass
@@ -56,6 +61,12 @@ class Labels:
     labels: list[Label]
     files: list[str]
     notes: list[str] = field(default_factory=list)
+
+
+#: fewer shared images than this and the direction of a meta is not checked
+MIN_SHARED_FOR_DIRECTION = 3
+#: meta images not in the official labels, or with other values, that a warning names
+EXAMPLES = 3
 
 
 class OfficialDataset(Dataset):
@@ -76,6 +87,9 @@ class OfficialDataset(Dataset):
     seed, test_fraction:
         The seeded split: the fraction of references (or images) that go to
         the test set. pyiqa's convention is seed 123 and 8:2.
+    allow_outside_root:
+        Accept label or meta paths that resolve outside the root (default:
+        refused; see :func:`iqabench.dataset.build_index`).
     """
 
     #: the scale as documented
@@ -98,16 +112,19 @@ class OfficialDataset(Dataset):
         meta_dir: str | os.PathLike | None = None,
         seed: int = 123,
         test_fraction: float = 0.2,
+        allow_outside_root: bool = False,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, allow_outside_root=allow_outside_root)
         if split_source not in SPLIT_SOURCES:
             raise IQABenchError(f"split_source must be one of {', '.join(SPLIT_SOURCES)}, not {split_source!r}.")
         if split_source == "official" and self.auto_split != "official":
             raise IQABenchError(
                 f"{self.title} publishes no official train/test split; use split_source deqa, random or all."
             )
-        if not 0.0 < float(test_fraction) < 1.0:
-            raise IQABenchError(f"test_fraction must be between 0 and 1, not {test_fraction}.")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise IQABenchError(f"seed must be an integer, not {seed!r}.")
+        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+            raise IQABenchError(f"test_fraction must be a number between 0 and 1, not {test_fraction!r}.")
         self.split_source = split_source
         if split_source == "all":
             self.default_test_split = "all"
@@ -115,10 +132,8 @@ class OfficialDataset(Dataset):
             # a split asked for explicitly has a test part; testing on "all" would include the training images
             self.default_test_split = "test"
         self.meta_dir = meta_dir
-        self.seed = int(seed)
-        self.test_fraction = float(test_fraction)
-        #: relative paths of the images the last :meth:`load` did not find
-        self.missing_images: list[str] = []
+        self.seed = seed
+        self.test_fraction = test_fraction
 
     # -- what a subclass provides -------------------------------------------------------------
     @abstractmethod
@@ -128,6 +143,14 @@ class OfficialDataset(Dataset):
     @abstractmethod
     def image_folders(self, root: Path) -> list[str]:
         """Folders (relative to ``root``) that may hold the images, most likely first."""
+
+    def official_subset(self, labels: Labels) -> Labels:
+        """The labels indexed when reading the official release (LIVE-W drops its training images).
+
+        Metas are compared with every official label, so this applies to the
+        official path only.
+        """
+        return labels
 
     # -- the shared pipeline ------------------------------------------------------------------
     def locate_root(self) -> Path:
@@ -169,6 +192,7 @@ class OfficialDataset(Dataset):
         source = self.split_source
         if source == "auto":
             source = "deqa" if metas else self.default_split_source(labels)
+        cautions: list[str] = []
         if source == "deqa":
             if not metas:
                 raise self.missing_error(
@@ -176,11 +200,20 @@ class OfficialDataset(Dataset):
                     f"in {Path(self.meta_dir) if self.meta_dir else root / META_SUBDIR}; set meta_dir or download "
                     "the metas from https://huggingface.co/datasets/zhiyuanyou/Data-DeQA-Score"
                 )
-            rows, notes, rescale_range = self._rows_from_metas(metas, finder, labels)
+            rows, notes = rows_from_metas(metas, finder)
+            if labels is None:
+                rescale_range = None
+                notes.append(
+                    "official label files not found: rescaled over the range of all the metas together; the metas' "
+                    f"gt_score assumed {self.direction} like the official labels (not checked without them)"
+                )
+            else:
+                rescale_range = self._check_metas(rows, labels, notes, cautions)
             label_files = [str(p) for p in metas] + (labels.files if labels else [])
         else:
             if labels is None:
                 raise self.missing_error("the label file(s) were not found (nor DeQA-Score metas under metas/)")
+            labels = self.official_subset(labels)
             rows = [self._row(label, finder) for label in labels.labels]
             notes = list(labels.notes)
             rescale_range = None
@@ -197,12 +230,15 @@ class OfficialDataset(Dataset):
             official_count=self.expected_count(),
             notes=notes,
             rescale_range=rescale_range,
+            allow_outside_root=self.allow_outside_root,
         )
+        for caution in cautions:
+            index.provenance.warn(caution)
         if source == "deqa":
             agreement = compare_with_deqa_norm(index, rows)
             if agreement:
                 index.provenance.notes.append(agreement)
-        self.missing_images = report_missing(self.title, root, index, finder)
+        self.report_missing(index)
         return index
 
     def default_split_source(self, labels: Labels | None) -> str:
@@ -221,6 +257,7 @@ class OfficialDataset(Dataset):
             "std_raw": label.std_raw,
             "reference": label.reference,
             "split": label.split,
+            "source": label.source,
         }
 
     def _assign_splits(self, rows: list[dict[str, Any]], labels: Labels, source: str) -> str:
@@ -240,30 +277,78 @@ class OfficialDataset(Dataset):
         unit = "references" if any(row.get("reference") for row in rows) else "images"
         return f"seeded random split by {unit}: seed {self.seed}, test fraction {self.test_fraction}"
 
-    def _rows_from_metas(
-        self, metas: list[Path], finder: ImageFinder, labels: Labels | None
-    ) -> tuple[list[dict[str, Any]], list[str], tuple[float, float] | None]:
-        """Rows from the metas; rescaled over the official whole-dataset range when it is on disk."""
-        rows, notes = rows_from_metas(metas, finder)
-        meta_values = [row["mos_raw"] for row in rows]
-        if labels is None:
-            notes.append("official label files not found: rescaled over the range of all the metas together")
-            return rows, notes, None
+    def _check_metas(
+        self, rows: list[dict[str, Any]], labels: Labels, notes: list[str], cautions: list[str]
+    ) -> tuple[float, float] | None:
+        """Compare meta rows with the official labels; the rescale range to use.
+
+        Stops when the metas run opposite to the official labels (the flip of a
+        DMOS set would turn them upside down); warns about meta images the
+        official labels lack and meta values that differ from them.
+        """
         official = {label.name.lower(): label.mos_raw for label in labels.labels}
-        lo, hi = min(official.values()), max(official.values())
-        matched = [(row["mos_raw"], official.get(row["image"].rpartition("/")[2].lower())) for row in rows]
-        matched = [(mine, theirs) for mine, theirs in matched if theirs is not None]
-        equal = sum(math.isclose(m, t, rel_tol=1e-4, abs_tol=1e-4) for m, t in matched)
+        names = [row["image"].rpartition("/")[2] for row in rows]
+        shared = [(row, official[name.lower()]) for row, name in zip(rows, names) if name.lower() in official]
+        strangers = [name for name in names if name.lower() not in official]
+        if strangers:
+            cautions.append(
+                f"{len(strangers)} of {len(rows)} meta records name images that are not in the official labels of "
+                f"{self.title} ({', '.join(strangers[:EXAMPLES])}{' ...' if len(strangers) > EXAMPLES else ''}): "
+                "they are kept, and count as unscored where the files are absent"
+            )
+        differing = [
+            (row, theirs) for row, theirs in shared
+            if abs(row["mos_raw"] - theirs) > row.get("precision", 0.0) + 1e-9 * max(1.0, abs(theirs))
+        ]
         notes.append(
-            f"meta gt_score equals the official label for {equal} of {len(matched)} images found in both "
-            f"({len(rows) - len(matched)} meta images not in the official labels)"
+            f"meta gt_score equals the official label (to the meta's printed precision) for "
+            f"{len(shared) - len(differing)} of {len(shared)} images found in both"
         )
+        if differing:
+            examples = ", ".join(
+                f"{row['image'].rpartition('/')[2]}: meta {row['mos_raw']:g}, official {theirs:g}"
+                for row, theirs in differing[:EXAMPLES]
+            )
+            cautions.append(
+                f"meta gt_score differs from the official label for {len(differing)} of {len(shared)} images found "
+                f"in both (e.g. {examples}): scores on these metas are not scores on the official labels"
+            )
+        notes.append(self._check_direction(shared, labels))
+        lo, hi = min(official.values()), max(official.values())
+        meta_values = [row["mos_raw"] for row in rows]
         tolerance = 1e-6 * max(abs(hi - lo), 1.0)
         if min(meta_values) >= lo - tolerance and max(meta_values) <= hi + tolerance:
             notes.append(f"rescaled over the official labels' whole-dataset range [{lo:g}, {hi:g}]")
-            return rows, notes, (lo, hi)
+            return lo, hi
         notes.append(
             f"meta gt_score values [{min(meta_values):g}, {max(meta_values):g}] fall outside the official range "
             f"[{lo:g}, {hi:g}] (another scale?): rescaled over the metas' own range"
         )
-        return rows, notes, None
+        return None
+
+    def _check_direction(self, shared: list[tuple[dict[str, Any], float]], labels: Labels) -> str:
+        """A note saying the metas run the official labels' way; an error when they run the other way."""
+        if len(shared) < MIN_SHARED_FOR_DIRECTION:
+            return (
+                f"direction of the metas not checked (only {len(shared)} of their images are in the official "
+                f"labels): {self.direction} assumed, as the official labels"
+            )
+        from scipy.stats import spearmanr
+
+        rho = float(spearmanr([row["mos_raw"] for row, _ in shared], [theirs for _, theirs in shared])[0])
+        if math.isnan(rho):
+            return f"direction of the metas not checked (their scores or the labels are constant): {self.direction} assumed"
+        if rho <= 0:
+            better = "higher" if self.direction == "lower_better" else "lower"
+            raise IQABenchError(
+                f"{self.title}: the DeQA meta scores do not run the way of the official labels "
+                f"({', '.join(labels.files)}, {self.direction.replace('_', ' ')}): Spearman correlation {rho:+.3f} "
+                f"over the {len(shared)} images in both. The metas seem to hold scores where {better} is better, "
+                "and the rescaling would turn them upside down. Check the meta files; to use them as they are, read "
+                "them with the deqa-meta dataset and its direction option, or use split_source=official/random/all "
+                "to ignore them."
+            )
+        return (
+            f"direction of the metas checked: Spearman correlation {rho:+.3f} between their gt_score and the "
+            f"official labels over {len(shared)} images, so they are {self.direction} like the official labels"
+        )

@@ -82,6 +82,7 @@ class PIPAL(OfficialDataset):
                         mos_raw=to_float(score.strip(), f"{path}, line {number}"),
                         reference=reference,
                         folder=folder,
+                        source=f"{path}, line {number}",
                     )
                 )
         return Labels(

@@ -52,9 +52,10 @@ class SPAQ(OfficialDataset):
         labels = [
             Label(
                 name=str(row["Image name"]).strip(),
-                mos_raw=to_float(row["MOS"], f"{path}, {row['Image name']}"),
+                mos_raw=to_float(row["MOS"], f"{path}, row {number}"),
                 folder="TestImage",
+                source=f"{path}, row {number}",
             )
-            for row in read_xlsx_table(path, None, ("Image name", "MOS"))
+            for number, row in read_xlsx_table(path, None, ("Image name", "MOS"))
         ]
         return Labels(labels, [str(path)])

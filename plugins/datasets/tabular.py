@@ -14,8 +14,8 @@ from typing import Any
 from iqabench.errors import IQABenchError
 
 
-def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    """Rows of a csv file with a header; the ``required`` columns must be present."""
+def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of a csv file with a header; the ``required`` columns must be present."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in (reader.fieldnames or [])]
@@ -26,11 +26,11 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]
                 f"{path} lacks the column(s) {', '.join(missing)}; it has {', '.join(columns) or 'no header'}. "
                 "Is this the file as distributed by the dataset's authors?"
             )
-        return list(reader)
+        return [(reader.line_num, row) for row in reader]
 
 
-def read_xlsx_table(path: Path, sheet: str | None, required: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Rows of a worksheet under the first row that holds every ``required`` header.
+def read_xlsx_table(path: Path, sheet: str | None, required: tuple[str, ...]) -> list[tuple[int, dict[str, Any]]]:
+    """``(row number, row)`` of a worksheet under the first row that holds every ``required`` header.
 
     The header row is searched rather than assumed because official workbooks
     put titles above it (CSIQ's header is on row 4, after an empty column).
@@ -43,9 +43,9 @@ def read_xlsx_table(path: Path, sheet: str | None, required: tuple[str, ...]) ->
         if sheet is not None and sheet not in workbook.sheetnames:
             raise IQABenchError(f"{path} has no sheet {sheet!r}; its sheets are {', '.join(workbook.sheetnames)}.")
         worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
-        rows = worksheet.iter_rows(values_only=True)
+        rows = enumerate(worksheet.iter_rows(values_only=True), 1)
         positions: dict[str, int] | None = None
-        for cells in rows:
+        for _, cells in rows:
             names = [str(c).strip() if c is not None else "" for c in cells]
             if all(r in names for r in required):
                 positions = {name: i for i, name in enumerate(names) if name}
@@ -56,10 +56,10 @@ def read_xlsx_table(path: Path, sheet: str | None, required: tuple[str, ...]) ->
                 "is this the workbook as distributed by the dataset's authors?"
             )
         table = []
-        for cells in rows:
+        for number, cells in rows:
             if cells is None or all(c is None for c in cells):
                 continue
-            table.append({name: cells[i] if i < len(cells) else None for name, i in positions.items()})
+            table.append((number, {name: cells[i] if i < len(cells) else None for name, i in positions.items()}))
         return table
     finally:
         workbook.close()

@@ -62,7 +62,7 @@ class TID2013(OfficialDataset):
             parts = line.split()
             if len(parts) != 2:
                 raise IQABenchError(f"{path}, line {number}: expected '<mos> <file name>', found {line!r}.")
-            entries.append((to_float(parts[0], f"{path}, line {number}"), parts[1]))
+            entries.append((to_float(parts[0], f"{path}, line {number}"), parts[1], f"{path}, line {number}"))
         stds: list[float | None] = [None] * len(entries)
         files = [str(path)]
         std_path = root / STD_FILE
@@ -79,7 +79,8 @@ class TID2013(OfficialDataset):
                 std_raw=std,
                 reference=name.split("_")[0].upper(),
                 folder="distorted_images",
+                source=source,
             )
-            for (mos, name), std in zip(entries, stds)
+            for (mos, name, source), std in zip(entries, stds)
         ]
         return Labels(labels, files)
