@@ -3,7 +3,7 @@
 import json
 
 from iqabench.cli import main
-from iqabench.commands.data import CHECK_COLUMNS, check_datasets
+from iqabench.data_check import CHECK_COLUMNS, check_datasets
 from test_datasets import KONIQ_ROWS, expected_mos, make_csiq, make_koniq
 
 
@@ -92,7 +92,8 @@ def test_rescale_range_on_the_command_line(tmp_path, capsys):
         assert (provenance["rescale_min"], provenance["rescale_max"]) == (3.9, 88.4)
     assert main(["data", "show", "deqa-meta", "--root", str(root), "-o", "meta=m.json", "-o", "rescale_range=3.9"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("iqabench: error: rescale_range must be two numbers") and err.count("\n") == 1
+    assert err.startswith("iqabench: error: dataset 'deqa-meta': option 'rescale_range' must be tuple[float, float]")
+    assert err.count("\n") == 1
 
 
 def test_check_shows_the_provenance_warnings(tmp_path):

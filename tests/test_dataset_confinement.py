@@ -16,7 +16,7 @@ import pytest
 
 from iqabench import Dataset, hookimpl
 from iqabench.cli import main
-from iqabench.commands.data import check_datasets
+from iqabench.data_check import check_datasets
 from iqabench.dataset import DatasetIndex, ImageOutsideRootError, MissingImagesWarning, build_index
 from iqabench.errors import IQABenchError
 from iqabench.registry import PluginRegistry

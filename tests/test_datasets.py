@@ -187,22 +187,23 @@ import math  # noqa: E402
 import warnings  # noqa: E402
 
 import pytest  # noqa: E402
-
-from iqabench.errors import DatasetNotFoundError, IQABenchError  # noqa: E402
-from iqabench.options import check_options  # noqa: E402
-from iqabench.registry import default_registry  # noqa: E402
 from iqabench_plugins.datasets import (  # noqa: E402
-    AGIQA3k,
     CSIQ,
-    KADID10k,
-    KonIQ10k,
-    LiveWild,
     PIPAL,
     SPAQ,
     TID2013,
+    AGIQA3k,
     DeqaMetaDataset,
+    KADID10k,
+    KonIQ10k,
+    LiveWild,
 )
+
 from iqabench.dataset import MissingImagesWarning  # noqa: E402
+from iqabench.errors import DatasetNotFoundError, IQABenchError  # noqa: E402
+from iqabench.factory import create_dataset
+from iqabench.options import check_options  # noqa: E402
+from iqabench.registry import default_registry  # noqa: E402
 
 
 def load_quietly(dataset):
@@ -514,16 +515,16 @@ def test_rescale_range_accepts_the_list_forms(tmp_path, value):
     write_image(root / "x.png")
     write_image(root / "y.png")
     write_meta(root / "m.json", [{"image": "x.png", "gt_score": 40.0}, {"image": "y.png", "gt_score": 70.0}])
-    index = load_quietly(DeqaMetaDataset(root, meta="m.json", rescale_range=value))
+    index = load_quietly(create_dataset("deqa-meta", root=root, meta="m.json", rescale_range=value))
     assert (index.provenance.rescale_min, index.provenance.rescale_max) == (3.91, 88.39)
     assert [r.mos for r in index.records] == pytest.approx([expected_mos(v, [3.91, 88.39]) for v in (40.0, 70.0)])
 
 
-@pytest.mark.parametrize("value, message", [("abc", "two numbers"), ("1,2,3", "two numbers"), ([5, 1], "below the maximum"),
-                                            (7, "two numbers")])
+@pytest.mark.parametrize("value, message", [("abc", "must be tuple"), ("1,2,3", "must be tuple"),
+                                            ([5, 1], "below the maximum"), (7, "must be tuple")])
 def test_rescale_range_rejects_bad_values_clearly(value, message):
     with pytest.raises(IQABenchError, match=message):
-        DeqaMetaDataset("/nowhere", rescale_range=value)
+        create_dataset("deqa-meta", root="/nowhere", rescale_range=value)
 
 
 def csiq_meta_records(flip: bool) -> list[dict]:
@@ -570,9 +571,9 @@ def test_meta_values_that_differ_from_the_official_labels_are_a_warning(tmp_path
 
 
 def test_dataset_options_are_stored_unchanged():
-    dataset = DeqaMetaDataset("/x", meta="a.json,b.json", direction="lower_better", rescale_range="1,5")
+    dataset = DeqaMetaDataset("/x", meta="a.json,b.json", direction="lower_better", rescale_range=(1, 5))
     assert (dataset.meta, dataset.direction, dataset.rescale_range, dataset.allow_outside_root) == (
-        "a.json,b.json", "lower_better", "1,5", False)
+        "a.json,b.json", "lower_better", (1, 5), False)
     koniq = KonIQ10k("/x", seed=5, test_fraction=0.25, split_source="random")
     assert (koniq.resolution, koniq.seed, koniq.test_fraction, koniq.split_source) == ("auto", 5, 0.25, "random")
     with pytest.raises(IQABenchError, match="seed must be an integer"):

@@ -168,18 +168,15 @@ def rows_from_metas(
     return rows, notes
 
 
-def parse_range(value: Any, option: str = "rescale_range") -> tuple[float, float] | None:
-    """``(min, max)`` from a list/tuple of two numbers or a string ``"3.9,88.4"`` (as ``-o`` gives it)."""
+def check_range(value: Sequence[float] | None, option: str = "rescale_range") -> tuple[float, float] | None:
+    """``(min, max)`` as floats, with the minimum below the maximum.
+
+    A comma-separated ``-o rescale_range=3.9,88.4`` reaches here already split:
+    option values are checked against the annotation before construction.
+    """
     if value is None:
         return None
-    parts = [p.strip() for p in value.strip().strip("[]()").split(",")] if isinstance(value, str) else value
-    try:
-        low, high = (float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise IQABenchError(
-            f"{option} must be two numbers, the minimum and maximum of the dataset's raw scores "
-            f"(e.g. -o {option}=3.91,88.39 or, in a suite, {option}: [3.91, 88.39]); got {value!r}."
-        ) from None
+    low, high = (float(v) for v in value)
     if not low < high:
         raise IQABenchError(f"{option}: the minimum {low:g} must be below the maximum {high:g}.")
     return low, high
@@ -237,13 +234,13 @@ class DeqaMetaDataset(Dataset):
         *,
         meta: str | list[str] | None = None,
         direction: Direction = "higher_better",
-        rescale_range: Sequence[float] | str | None = None,
+        rescale_range: tuple[float, float] | None = None,
         allow_outside_root: bool = False,
     ) -> None:
         super().__init__(root, allow_outside_root=allow_outside_root)
         if direction not in ("higher_better", "lower_better"):
             raise IQABenchError(f"direction must be 'higher_better' or 'lower_better', not {direction!r}.")
-        parse_range(rescale_range)  # a bad value fails here, before any file is read
+        check_range(rescale_range)  # a bad value fails here, before any file is read
         self.meta = meta
         self.direction = direction
         self.rescale_range = rescale_range
@@ -288,7 +285,7 @@ class DeqaMetaDataset(Dataset):
             split_source="deqa-meta",
             official_count=None,
             notes=notes,
-            rescale_range=parse_range(self.rescale_range),
+            rescale_range=check_range(self.rescale_range),
             allow_outside_root=self.allow_outside_root,
         )
         agreement = compare_with_deqa_norm(index, rows)
