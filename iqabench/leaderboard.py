@@ -173,6 +173,20 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
     )
 
 
+#: a reference row for this "dataset" is the average over the test sets (Table 4 reports only that)
+AVG_KEY = "AVG"
+
+
+def _measured(results: dict[str, Any], model_key: str, column: str) -> tuple[float | None, float | None]:
+    """Measured PLCC and SRCC of one model for one test set, or their average over all test sets for ``AVG``."""
+    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
+    keys = [t["key"] for t in results["test_sets"]] if column == AVG_KEY else [column]
+    values = [(_value(pairs.get((model_key, k)), "plcc"), _value(pairs.get((model_key, k)), "srcc")) for k in keys]
+    if any(p is None or s is None for p, s in values):
+        return None, None
+    return sum(p for p, _ in values) / len(values), sum(s for _, s in values) / len(values)
+
+
 def _reference_tables(results: dict[str, Any]) -> list[str]:
     reference = results.get("reference")
     if not reference:
@@ -181,6 +195,10 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
     for test in results["test_sets"]:
         by_dataset.setdefault(test["dataset"], test["key"])
     columns = [(t["key"], t["label"]) for t in results["test_sets"]]
+    single_group = len({t["group"] for t in results["test_sets"]}) == 1
+    if single_group and any(row["dataset"] == AVG_KEY for row in reference["rows"]):
+        by_dataset[AVG_KEY] = AVG_KEY
+        columns.append((AVG_KEY, AVG_KEY))
     reported: dict[str, dict[str, tuple[float | None, float | None]]] = {}
     sources = set()
     for row in reference["rows"]:
@@ -204,7 +222,6 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
         + f"Source: {'; '.join(sorted(sources)) or reference['file']}.\n\n"
         + tabulate(rows, headers=["Model (reported)"] + [label for _, label in columns], tablefmt="github")
     ]
-    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
     diff_rows = []
     for model in results["models"]:
         name = model.get("reference")
@@ -212,9 +229,8 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
             continue
         row = [f"{model['label']} − {name} (reported)"]
         for key, _ in columns:
-            measured = pairs.get((model["key"], key))
             rep = reported[name].get(key)
-            mp, ms = _value(measured, "plcc"), _value(measured, "srcc")
+            mp, ms = _measured(results, model["key"], key)
             if rep is None or mp is None or ms is None or rep[0] is None or rep[1] is None:
                 row.append("—")
             else:

@@ -48,3 +48,17 @@ def test_a_failed_fit_keeps_the_valid_srcc_visible_but_unranked():
     assert "— / 0.990" in cell and "logistic fit did not converge" in cell and "**" not in cell
     assert "**0.700**" in row(board, "M2")
     assert "monotone in the direction of the raw predictions" in board
+
+
+def test_reported_averages_are_compared_with_the_measured_average():
+    # Table 4 reports only AVG over the test sets
+    data = results([pair("m1", "a", 0.8, 0.7), pair("m1", "b", 0.6, 0.5), pair("m2", "a", 0.9, 0.9),
+                    pair("m2", "b", 0.9, 0.9)])
+    data["test_sets"].append({"key": "b", "label": "B", "group": "test", "dataset": "b", "split": "test", "count": 5})
+    data["models"][0]["reference"] = "Case 1"
+    data["reference"] = {"file": "table4.csv", "rows": [
+        {"model": "Case 1", "dataset": "AVG", "plcc": 0.748, "srcc": 0.727, "source": "Table 4 (reported)"}]}
+    board = render_leaderboard(data)
+    # measured AVG: (0.8 + 0.6) / 2 = 0.700 and (0.7 + 0.5) / 2 = 0.600
+    assert "-0.048 / -0.127" in row(board, "M1 − Case 1 (reported)")
+    assert "0.748 / 0.727" in board
