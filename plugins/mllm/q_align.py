@@ -94,7 +94,9 @@ class QAlign(Model):
         dtype: str = "auto",
     ) -> None:
         super().__init__(device=device, dtype=dtype)
-        self.trust_remote_code = bool(trust_remote_code)
+        self.checkpoint = checkpoint
+        self.subfolder = subfolder
+        self.trust_remote_code = trust_remote_code
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
         self.attn_implementation = attn_implementation

@@ -24,6 +24,9 @@ class RALI(Model):
     folder or a hub repository id), ``subfolder`` (inside it: ``RALI`` for the release
     in ``ByteDance/Q-Insight``),
     ``trust_pickle`` (allow unpickling the official ``pca.pkl``/``ckpt.pt``),
+    ``partial_checkpoint`` (accept an official ``ckpt.pt`` that lacks the
+    fine-tuned CLIP or scorer tensors, which the official strict loader
+    refuses, taking them from ``best/``, ``pca.pkl``, ``basis.npz``),
     ``random_init`` (timing only: the real architecture of ``encoder`` /
     ``backbone`` with random weights and a random head; its scores mean
     nothing), ``pca_dim`` / ``num_prototypes`` (shape of the random head).
@@ -40,6 +43,7 @@ class RALI(Model):
         checkpoint: str | None = None,
         subfolder: str | None = None,
         trust_pickle: bool = False,
+        partial_checkpoint: bool = False,
         random_init: bool = False,
         encoder: str = "hf-clip",
         backbone: str | None = None,
@@ -58,15 +62,21 @@ class RALI(Model):
         self.checkpoint = checkpoint
         self.subfolder = subfolder
         self.trust_pickle = trust_pickle
+        self.partial_checkpoint = partial_checkpoint
         self.random_init = random_init
+        self.encoder = encoder
+        self.backbone = backbone
+        self.pca_dim = pca_dim
+        self.num_prototypes = num_prototypes
         if checkpoint is not None:
-            loaded = load_checkpoint(resolve_folder(checkpoint, subfolder), trust_pickle=trust_pickle)
-            self.encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
+            loaded = load_checkpoint(resolve_folder(checkpoint, subfolder), trust_pickle=trust_pickle,
+                                     partial_checkpoint=partial_checkpoint)
+            self.image_encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
             self.checkpoint_config = loaded.config
         elif random_init:
-            self.encoder = random_encoder(encoder, backbone)
-            head = _random_head(self.encoder.feature_dim, pca_dim, num_prototypes)
-            self.layout, self.checkpoint_config = "random weights: timing only", {"encoder": self.encoder.spec()}
+            self.image_encoder = random_encoder(encoder, backbone)
+            head = _random_head(self.image_encoder.feature_dim, pca_dim, num_prototypes)
+            self.layout, self.checkpoint_config = "random weights: timing only", {"encoder": self.image_encoder.spec()}
         else:
             raise CheckpointError(
                 "rali needs a fitted checkpoint: pass -o checkpoint=DIR (an iqabench RALI checkpoint or the official "
@@ -76,19 +86,19 @@ class RALI(Model):
             )
         self.head = head
         self.fused = head.fused().to(device)
-        self.encoder.to(device=device, dtype=DTYPES[dtype]).eval()
-        self.encoder.requires_grad_(False)
+        self.image_encoder.to(device=device, dtype=DTYPES[dtype]).eval()
+        self.image_encoder.requires_grad_(False)
         # Throughput switches (efficiency study). channels_last helps convolutional encoders (EfficientNet,
         # ResNet) on GPUs; a ViT only has its patch embedding as a convolution. torch.compile trades a
         # one-off compilation for faster steady-state batches.
         self.channels_last = channels_last
         self.compile = compile
         if channels_last:
-            self.encoder.to(memory_format=torch.channels_last)
-        self._encode_image = torch.compile(self.encoder.encode_image) if compile else self.encoder.encode_image
+            self.image_encoder.to(memory_format=torch.channels_last)
+        self._encode_image = torch.compile(self.image_encoder.encode_image) if compile else self.image_encoder.encode_image
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
-        return self.encoder.image_transform()
+        return self.image_encoder.image_transform()
 
     @torch.inference_mode()
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -105,10 +115,10 @@ class RALI(Model):
         return [Score.ok(v) if v == v and abs(v) != float("inf") else Score.failure("non-finite score") for v in values]
 
     def num_parameters(self) -> int:
-        return self.encoder.num_vision_parameters() + sum(t.numel() for t in self.head.tensors().values())
+        return self.image_encoder.num_vision_parameters() + sum(t.numel() for t in self.head.tensors().values())
 
     def input_resolution(self) -> str:
-        transform = self.encoder.image_transform()
+        transform = self.image_encoder.image_transform()
         probe = transform(Image.new("RGB", (640, 480)))
         return f"{probe.shape[-1]}x{probe.shape[-2]} (resize + centre crop)"
 
@@ -118,7 +128,8 @@ class RALI(Model):
             "checkpoint": self.checkpoint,
             "subfolder": self.subfolder,
             "layout": self.layout,
-            "encoder": self.encoder.spec(),
+            **({"parts": self.checkpoint_config["parts"]} if "parts" in self.checkpoint_config else {}),
+            "encoder": self.image_encoder.spec(),
             "pca_dim": self.head.pca_dim,
             "num_prototypes": self.head.num_prototypes,
             "tau": self.head.tau,
