@@ -4,6 +4,7 @@ import json
 import logging
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -23,6 +24,9 @@ from iqabench_plugins.mllm.q_insight import QInsight, Ract
 from iqabench_plugins.mllm.released_configs import QWEN25_VL_7B_INSTRUCT
 from iqabench_plugins.mllm.tiny import TINY_ARCHITECTURE, save_tiny_qwen25vl
 from iqabench_plugins.mllm.visualquality import VisualQualityR1
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # Qwen2.5-VL's image_mean / image_std (preprocessor_config.json)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def images(n=3):
@@ -363,13 +367,31 @@ def test_out_of_memory_halves_the_batch_and_says_so(q_insight, monkeypatch, capl
     q_insight.generator.backoff.limit = None
 
 
-def test_too_small_image_is_resized_up_with_a_warning(q_insight, caplog):
+def test_images_are_resized_as_qwen_vl_utils_does_with_pil_bicubic(q_insight, caplog):
+    # qwen-vl-utils' smart_resize by hand: sides to multiples of 28, then into [min_pixels, max_pixels]
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
+    assert FitForVisionTower()(photo).size == (1036, 756)  # round(1024/28)=37, round(768/28)=27; within the budget
+    # the 2026 Q-Insight repo's cap 320*28*28: beta = sqrt(1024*768/250880); floor(1024/beta/28)=20, floor(768/beta/28)=15
+    capped = FitForVisionTower(max_pixels=320 * 28 * 28)(photo)
+    assert capped.size == (560, 420)
+    assert np.array_equal(np.asarray(capped), np.asarray(photo.resize((560, 420), Image.BICUBIC)))
     with caplog.at_level(logging.WARNING):
-        fitted = FitForVisionTower()(Image.new("RGB", (10, 20)))
-    assert fitted.size == (28, 56)
+        # 10x20: 28x28 is below min_pixels 3136, beta = sqrt(3136/200): ceil(10*beta/28)=2, ceil(20*beta/28)=3
+        assert FitForVisionTower()(Image.new("RGB", (10, 20))).size == (56, 84)
     assert "smaller than the vision tower" in caplog.text
-    assert FitForVisionTower()(Image.new("RGB", (64, 64))).size == (64, 64)
+    assert FitForVisionTower()(Image.new("RGB", (56, 84))).size == (56, 84)
     assert len(q_insight.score([Image.new("RGB", (3, 3))])) == 1  # scored (as a failure: random model), no crash
+
+
+def test_the_processor_gets_the_pre_resized_image_unchanged(q_insight):
+    # after the PIL resize the processor (torchvision in transformers 5) must not resample again
+    image = FitForVisionTower()(Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 130, 3), dtype=np.uint8)))
+    out = q_insight.processor.image_processor(images=image, return_tensors="pt")
+    mean, std = np.array(OPENAI_CLIP_MEAN), np.array(OPENAI_CLIP_STD)
+    normalised = (np.asarray(image, dtype=np.float64) / 255 - mean) / std
+    # Qwen2.5-VL stacks each 14x14 patch twice (temporal patch 2): compare the multisets of values
+    got = np.sort(out["pixel_values"].double().numpy().ravel())
+    assert np.abs(got - np.sort(np.repeat(normalised.ravel(), 2))).max() < 1e-5
 
 
 def test_vllm_backend_without_vllm_is_a_clear_error():

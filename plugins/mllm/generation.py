@@ -66,17 +66,44 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # --------------------------------------------------------------------------------------------- images
 
 
+def qwen_vl_size(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` that qwen-vl-utils' ``smart_resize`` gives an image (what the releases feed the model).
+
+    Sides rounded to multiples of 28 (at least 28), then scaled into
+    [``min_pixels``, ``max_pixels``] keeping the aspect ratio: floored to 28
+    when too large, ceiled when too small.
+    """
+    factor = VISION_FACTOR
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return w_bar, h_bar
+
+
 @dataclass(frozen=True)
 class FitForVisionTower:
-    """Preprocessor (picklable, run in decode workers): RGB, and sides of at least 28 pixels.
+    """Preprocessor (picklable, run in decode workers): the releases' image path, qwen-vl-utils' ``fetch_image``.
 
-    Qwen2.5-VL cuts images into 28x28 merged patches; an image with a side below
-    that is scaled up (aspect ratio kept, bicubic) with a warning rather than
-    crashing the processor. The ``max_pixels`` cap itself is applied by the
-    processor's ``smart_resize``.
+    Q-Insight and VisualQuality-R1 pass their images through
+    ``qwen_vl_utils.process_vision_info``, which resizes each one with PIL
+    (bicubic) to :func:`qwen_vl_size` before the processor sees it; the
+    processor then finds nothing left to resize. Doing the same here keeps the
+    resampling PIL's, whatever backend the installed transformers gives the
+    processor (transformers 5's default resizes with torchvision, whose
+    bicubic differs by a few grey levels). An image with a side under one
+    28-pixel patch is enlarged like any other, with a warning; an aspect ratio
+    above 200 is an error (Qwen2.5-VL cannot patch it).
     """
 
-    min_side: int = VISION_FACTOR
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_aspect_ratio: float = 200.0
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -87,18 +114,13 @@ class FitForVisionTower:
                 f"image of {width}x{height} pixels has an aspect ratio above {self.max_aspect_ratio:g}, which "
                 "Qwen2.5-VL cannot patch; crop it or pad it before scoring."
             )
-        if min(width, height) >= self.min_side:
-            return image
-        scale = self.min_side / min(width, height)
-        size = (max(self.min_side, math.ceil(width * scale)), max(self.min_side, math.ceil(height * scale)))
-        logger.warning(
-            "image of %dx%d pixels is smaller than the vision tower's %d-pixel patch; resized up to %dx%d",
-            width,
-            height,
-            self.min_side,
-            *size,
-        )
-        return image.resize(size, Image.BICUBIC)
+        size = qwen_vl_size(width, height, self.min_pixels, self.max_pixels)
+        if min(width, height) < VISION_FACTOR:
+            logger.warning(
+                "image of %dx%d pixels is smaller than the vision tower's %d-pixel patch; resized up to %dx%d",
+                width, height, VISION_FACTOR, *size,
+            )
+        return image if size == (width, height) else image.resize(size, Image.BICUBIC)
 
 
 # --------------------------------------------------------------------------------------------- checkpoints

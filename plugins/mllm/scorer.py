@@ -173,7 +173,7 @@ class ReasoningScorer(Model):
         """Read the rating out of one completion."""
 
     def preprocessor(self) -> FitForVisionTower:
-        return FitForVisionTower()
+        return FitForVisionTower(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
     def score_batch(self, items: Sequence[Image.Image]) -> list[Score]:
         completions = self.generator.generate([self.messages(image) for image in items], items)
