@@ -179,8 +179,8 @@ def _load_ckpt_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
     except Exception as exc:
         if not trust_pickle:
             raise CheckpointError(
-                f"{path} cannot be read with torch.load(weights_only=True) ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:120]}); reading it needs full unpickling, which can run arbitrary code. "
+                f"{path} cannot be read with torch.load(weights_only=True) ({_weights_only_reason(exc)}); reading it "
+                "needs full unpickling, which can run arbitrary code. "
                 "If you trust the file, pass -o trust_pickle=true, or convert the release once into a pickle-free "
                 f"checkpoint ({CONVERT_HINT.format(folder=path.parent)}, which unpickles it once) and score that."
             ) from None
@@ -195,6 +195,14 @@ def _load_ckpt_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds no state_dict of tensors; expected the official RALI ckpt.pt.")
     return state
+
+
+def _weights_only_reason(exc: Exception) -> str:
+    """The telling line of torch's long weights_only refusal (the unsupported global), else the exception type."""
+    for line in str(exc).splitlines():
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            return line.strip().split(". ")[0]
+    return type(exc).__name__
 
 
 def _load_pca_pickle(path: Path, trust_pickle: bool) -> Any:
