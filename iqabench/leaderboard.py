@@ -177,9 +177,9 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
 AVG_KEY = "AVG"
 
 
-def _measured(results: dict[str, Any], model_key: str, column: str) -> tuple[float | None, float | None]:
+def _measured(results: dict[str, Any], pairs: dict[tuple[str, str], dict[str, Any]], model_key: str,
+              column: str) -> tuple[float | None, float | None]:
     """Measured PLCC and SRCC of one model for one test set, or their average over all test sets for ``AVG``."""
-    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
     keys = [t["key"] for t in results["test_sets"]] if column == AVG_KEY else [column]
     values = [(_value(pairs.get((model_key, k)), "plcc"), _value(pairs.get((model_key, k)), "srcc")) for k in keys]
     if any(p is None or s is None for p, s in values):
@@ -222,6 +222,7 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
         + f"Source: {'; '.join(sorted(sources)) or reference['file']}.\n\n"
         + tabulate(rows, headers=["Model (reported)"] + [label for _, label in columns], tablefmt="github")
     ]
+    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
     diff_rows = []
     for model in results["models"]:
         name = model.get("reference")
@@ -230,7 +231,7 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
         row = [f"{model['label']} − {name} (reported)"]
         for key, _ in columns:
             rep = reported[name].get(key)
-            mp, ms = _measured(results, model["key"], key)
+            mp, ms = _measured(results, pairs, model["key"], key)
             if rep is None or mp is None or ms is None or rep[0] is None or rep[1] is None:
                 row.append("—")
             else:
