@@ -3,8 +3,11 @@
 Accuracy: one row per model, one column per test set plus AVG, cells
 ``PLCC / SRCC`` with the best in bold and the second underlined, as in Tables 2
 and 3 (cross-domain runs get in-domain and out-of-domain groups, each with its
-AVG). Cells say when a pair failed or when images went unscored. Efficiency,
-reported numbers (labelled "reported") and measured-minus-reported follow.
+AVG). Cells say when a pair failed or when images went unscored. A cell with a
+flagged metric (constant predictions, a failed logistic fit, too few images)
+shows the flag and whatever value is still valid, but is never ranked: a number
+the protocol could not compute properly must not be bold. Efficiency, reported
+numbers (labelled "reported") and measured-minus-reported follow.
 """
 
 from __future__ import annotations
@@ -68,11 +71,19 @@ def _columns(results: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     return columns
 
 
+def _flags(pair: dict[str, Any] | None) -> set[str]:
+    if not pair or pair.get("status") != "ok":
+        return set()
+    return {pair["metrics"][m].get("flag") for m in ("plcc", "srcc")} - {None}
+
+
 def _accuracy_table(results: dict[str, Any]) -> str:
     pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
     models = results["models"]
     columns = _columns(results)
     grid: dict[tuple[str, int], tuple[float | None, float | None, str]] = {}
+    #: cells whose values are shown but never ranked
+    flagged: set[tuple[str, int]] = set()
     for model in models:
         for col, (group, _, test_key) in enumerate(columns):
             if test_key is not None:
@@ -85,8 +96,9 @@ def _accuracy_table(results: dict[str, Any]) -> str:
                 else:
                     if pair["unscored"]:
                         note = f"{pair['unscored']} unscored"
-                    flags = {pair["metrics"][m].get("flag") for m in ("plcc", "srcc")} - {None}
+                    flags = _flags(pair)
                     if flags:
+                        flagged.add((model["key"], col))
                         note = "; ".join(sorted(flags)) + (f"; {note}" if note else "")
                 grid[(model["key"], col)] = (_value(pair, "plcc"), _value(pair, "srcc"), note)
             else:
@@ -103,8 +115,9 @@ def _accuracy_table(results: dict[str, Any]) -> str:
     rows = []
     marks: dict[tuple[str, int], tuple[str, str]] = {}
     for col in range(len(columns)):
-        plcc_marks = _rank_marks([grid[(m["key"], col)][0] for m in models])
-        srcc_marks = _rank_marks([grid[(m["key"], col)][1] for m in models])
+        ranked = [(None, None) if (m["key"], col) in flagged else grid[(m["key"], col)][:2] for m in models]
+        plcc_marks = _rank_marks([values[0] for values in ranked])
+        srcc_marks = _rank_marks([values[1] for values in ranked])
         for model, pm, sm in zip(models, plcc_marks, srcc_marks):
             marks[(model["key"], col)] = (pm, sm)
     for model in models:
@@ -160,6 +173,20 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
     )
 
 
+#: a reference row for this "dataset" is the average over the test sets (Table 4 reports only that)
+AVG_KEY = "AVG"
+
+
+def _measured(results: dict[str, Any], pairs: dict[tuple[str, str], dict[str, Any]], model_key: str,
+              column: str) -> tuple[float | None, float | None]:
+    """Measured PLCC and SRCC of one model for one test set, or their average over all test sets for ``AVG``."""
+    keys = [t["key"] for t in results["test_sets"]] if column == AVG_KEY else [column]
+    values = [(_value(pairs.get((model_key, k)), "plcc"), _value(pairs.get((model_key, k)), "srcc")) for k in keys]
+    if any(p is None or s is None for p, s in values):
+        return None, None
+    return sum(p for p, _ in values) / len(values), sum(s for _, s in values) / len(values)
+
+
 def _reference_tables(results: dict[str, Any]) -> list[str]:
     reference = results.get("reference")
     if not reference:
@@ -168,6 +195,10 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
     for test in results["test_sets"]:
         by_dataset.setdefault(test["dataset"], test["key"])
     columns = [(t["key"], t["label"]) for t in results["test_sets"]]
+    single_group = len({t["group"] for t in results["test_sets"]}) == 1
+    if single_group and any(row["dataset"] == AVG_KEY for row in reference["rows"]):
+        by_dataset[AVG_KEY] = AVG_KEY
+        columns.append((AVG_KEY, AVG_KEY))
     reported: dict[str, dict[str, tuple[float | None, float | None]]] = {}
     sources = set()
     for row in reference["rows"]:
@@ -199,9 +230,8 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
             continue
         row = [f"{model['label']} − {name} (reported)"]
         for key, _ in columns:
-            measured = pairs.get((model["key"], key))
             rep = reported[name].get(key)
-            mp, ms = _value(measured, "plcc"), _value(measured, "srcc")
+            mp, ms = _measured(results, pairs, model["key"], key)
             if rep is None or mp is None or ms is None or rep[0] is None or rep[1] is None:
                 row.append("—")
             else:
@@ -236,7 +266,11 @@ def _failures(results: dict[str, Any]) -> str | None:
 def render_leaderboard(results: dict[str, Any]) -> str:
     suite = results["suite"]
     prov = results["provenance"]
-    fit = {"none": "PLCC on raw predictions (no fitting)", "logistic4": "PLCC after a VQEG 4-parameter logistic fit"}
+    fit = {
+        "none": "PLCC on raw predictions (no fitting)",
+        "logistic4": "PLCC after a VQEG 4-parameter logistic fit, monotone in the direction of the raw predictions "
+        "and signed by it (an anti-correlated model gets a negative PLCC)",
+    }
     parts = [f"# {suite['name']}"]
     if suite.get("description"):
         parts.append(suite["description"].strip())

@@ -2,21 +2,38 @@
 
 ``plcc(pred, gt, fit="none")`` is Pearson on raw predictions (pyiqa's
 protocol); ``fit="logistic4"`` first maps predictions through the VQEG
-four-parameter logistic fitted to the ground truth (DeQA-Score's protocol).
+four-parameter logistic fitted to the ground truth (DeQA-Score's
+``cal_plcc_srcc.py``: ``scipy.optimize.curve_fit``, ``maxfev=10000``, start
+``[max(gt), min(gt), mean(pred), std(pred) / 4]``).
+
 Correlations keep their sign: a model that ranks images backwards gets a
 negative SRCC rather than having it hidden by ``abs()``. Models whose scores
-are lower-is-better are negated by the caller before they get here.
+are lower-is-better are negated by the caller before they get here. The
+logistic fit would hide that sign: fitted freely, it turns decreasing for an
+anti-correlated model, and the PLCC of the mapped predictions is positive
+while SRCC is negative. The VQEG asks for a *monotonic* mapping, so the fit
+here is monotone in the direction of the raw predictions (the sign of their
+linear correlation with the ground truth): it is fitted to ``s * pred``
+(``s`` = +1 or -1) as an increasing logistic, and the reported PLCC is ``s``
+times the Pearson correlation of the mapped predictions. For every model
+that correlates positively (all those DeQA-Score reports) this is exactly
+DeQA-Score's number; for an anti-correlated one it is the same magnitude with
+the sign of its SRCC. A fit that does not converge, or converges to a mapping
+that runs against the raw direction (a non-monotone relation), is a failure:
+the metric is NaN with a ``flag`` saying why, never raw PLCC in disguise.
 
 Degenerate inputs (NaN, constant predictions, fewer than three pairs) give a
 :class:`Metric` whose ``value`` is NaN and whose ``flag`` says why, never a
-crash and never a silent 0.
+crash and never a silent 0. "Constant" allows for float noise: a model that
+returns the same score up to the last bits (60.64560257037 and
+60.64560257033) has no ranking to correlate; see :func:`is_constant`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -25,6 +42,11 @@ from scipy import optimize, stats
 
 Fit = Literal["none", "logistic4"]
 ArrayLike = Sequence[float] | np.ndarray
+
+#: spread below this fraction of the score magnitude is float noise, not a ranking. float32 carries about
+#: 7 significant digits (relative step 6e-8), and a model's arithmetic (batch-dependent kernels, casts)
+#: compounds a few such steps; real differences in quality are many orders of magnitude larger.
+CONSTANT_RTOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -44,8 +66,12 @@ class Metric:
         return asdict(self)
 
 
+class FitError(ValueError):
+    """The logistic mapping could not be fitted; the message says why."""
+
+
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
-    """VQEG four-parameter logistic: ``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2``."""
+    """VQEG four-parameter logistic: ``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2``; increasing iff b1 > b2."""
     z = np.clip(-(x - b3) / (abs(b4) + 1e-12), -500, 500)
     return (b1 - b2) / (1.0 + np.exp(z)) + b2
 
@@ -59,18 +85,43 @@ def _logistic4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float, b4: floa
     return np.stack([s, 1.0 - s, -slope / scale, -slope * (x - b3) * np.sign(b4 or 1.0) / scale**2], axis=1)
 
 
+def raw_direction(pred: np.ndarray, gt: np.ndarray) -> float:
+    """+1 when the predictions correlate (linearly) non-negatively with the ground truth, else -1."""
+    return -1.0 if stats.pearsonr(pred, gt)[0] < 0 else 1.0
+
+
 def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Predictions mapped through the logistic fitted to ``gt``; the identity if the fit fails."""
-    start = [float(np.max(gt)), float(np.min(gt)), float(np.mean(pred)), float(np.std(pred)) / 4.0 or 1.0]
+    """Predictions mapped through the logistic fitted to ``gt``, monotone in the raw direction.
+
+    Raises :class:`FitError` when the fit does not converge, gives non-finite
+    values, collapses to a constant, or runs against the raw direction.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    direction = raw_direction(pred, gt)
+    x = direction * pred
+    start = [float(np.max(gt)), float(np.min(gt)), float(np.mean(x)), float(np.std(x)) / 4.0 or 1.0]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            params, _ = optimize.curve_fit(
-                logistic4, pred, gt, p0=start, jac=_logistic4_jacobian, maxfev=10000
-            )
-    except (RuntimeError, ValueError, optimize.OptimizeWarning):
-        return pred
-    return logistic4(pred, *params)
+            params, _ = optimize.curve_fit(logistic4, x, gt, p0=start, jac=_logistic4_jacobian, maxfev=10000)
+    except (RuntimeError, ValueError, optimize.OptimizeWarning) as exc:
+        raise FitError(f"logistic fit did not converge ({str(exc).splitlines()[0]})") from None
+    mapped = logistic4(x, *params)
+    if not np.all(np.isfinite(params)) or not np.all(np.isfinite(mapped)):
+        raise FitError("logistic fit gave non-finite values")
+    if params[0] < params[1]:
+        raise FitError("logistic fit runs against the raw correlation (non-monotone relation)")
+    if is_constant(mapped):
+        raise FitError("logistic fit collapsed to a constant")
+    return mapped
+
+
+def is_constant(values: np.ndarray) -> bool:
+    """True when the spread of ``values`` is float noise relative to their magnitude (:data:`CONSTANT_RTOL`)."""
+    values = np.asarray(values, dtype=np.float64)
+    scale = max(float(np.max(np.abs(values))), np.finfo(np.float64).tiny)
+    return float(np.ptp(values)) <= CONSTANT_RTOL * scale
 
 
 def _pairs(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarray, str | None]:
@@ -84,35 +135,38 @@ def _pairs(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarray, str 
         return p, g, f"{int(np.sum(~np.isfinite(p)))} predictions are NaN or infinite"
     if not np.all(np.isfinite(g)):
         return p, g, "ground truth has NaN or infinite values"
-    if np.ptp(p) == 0:
-        return p, g, "predictions are constant"
-    if np.ptp(g) == 0:
+    if is_constant(p):
+        return p, g, "predictions are constant (up to float noise)"
+    if is_constant(g):
         return p, g, "ground truth is constant"
     return p, g, None
 
 
-def _metric(pred: ArrayLike, gt: ArrayLike, compute) -> Metric:
+def _metric(pred: ArrayLike, gt: ArrayLike, compute: Callable[[np.ndarray, np.ndarray], float]) -> Metric:
     p, g, flag = _pairs(pred, gt)
     if flag:
         return Metric(value=float("nan"), flag=flag)
-    return Metric(value=float(compute(p, g)))
+    try:
+        return Metric(value=float(compute(p, g)))
+    except FitError as exc:
+        return Metric(value=float("nan"), flag=str(exc))
 
 
-def plcc(pred: ArrayLike, gt: ArrayLike, fit: Fit = "none") -> Metric:
-    """Pearson linear correlation, on raw or logistic-fitted predictions."""
+def _check_fit(fit: str) -> None:
     if fit not in ("none", "logistic4"):
         raise ValueError(f"fit must be 'none' or 'logistic4', not {fit!r}")
 
-    def compute(p: np.ndarray, g: np.ndarray) -> float:
-        mapped = fit_logistic4(p, g) if fit == "logistic4" else p
-        if np.ptp(mapped) == 0:
-            return float("nan")
-        return stats.pearsonr(mapped, g)[0]
 
-    result = _metric(pred, gt, compute)
-    if result.flag is None and not math.isfinite(result.value):
-        return Metric(value=float("nan"), flag="the logistic fit collapsed to a constant")
-    return result
+def plcc(pred: ArrayLike, gt: ArrayLike, fit: Fit = "none") -> Metric:
+    """Pearson linear correlation, on raw or logistic-fitted predictions, signed as the raw predictions."""
+    _check_fit(fit)
+
+    def compute(p: np.ndarray, g: np.ndarray) -> float:
+        if fit == "none":
+            return stats.pearsonr(p, g)[0]
+        return raw_direction(p, g) * stats.pearsonr(fit_logistic4(p, g), g)[0]
+
+    return _metric(pred, gt, compute)
 
 
 def srcc(pred: ArrayLike, gt: ArrayLike) -> Metric:
@@ -127,6 +181,7 @@ def krcc(pred: ArrayLike, gt: ArrayLike) -> Metric:
 
 def rmse(pred: ArrayLike, gt: ArrayLike, fit: Fit = "none") -> Metric:
     """Root-mean-square error, after the logistic mapping when ``fit="logistic4"``."""
+    _check_fit(fit)
 
     def compute(p: np.ndarray, g: np.ndarray) -> float:
         mapped = fit_logistic4(p, g) if fit == "logistic4" else p

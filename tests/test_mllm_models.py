@@ -1,8 +1,10 @@
 """MLLM scorers on a tiny random Qwen2.5-VL: prompt, generate, parse, score, failures, checkpoints, Q-Align."""
 
+import json
 import logging
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -22,6 +24,9 @@ from iqabench_plugins.mllm.q_insight import QInsight, Ract
 from iqabench_plugins.mllm.released_configs import QWEN25_VL_7B_INSTRUCT
 from iqabench_plugins.mllm.tiny import TINY_ARCHITECTURE, save_tiny_qwen25vl
 from iqabench_plugins.mllm.visualquality import VisualQualityR1
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # Qwen2.5-VL's image_mean / image_std (preprocessor_config.json)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def images(n=3):
@@ -133,7 +138,9 @@ def test_sampling_averages_parsed_samples_and_fails_only_if_none_parse(monkeypat
 def test_greedy_config_and_bad_decoding_options(q_insight):
     config = q_insight.config()
     assert config["random_weights"] is True
-    assert config["decoding"] == {
+    decoding = config["decoding"]
+    assert {k: decoding[k] for k in ("max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_p", "top_k",
+                                     "num_samples", "mode", "preset")} == {
         "max_new_tokens": 8,
         "min_new_tokens": None,
         "do_sample": False,
@@ -142,10 +149,138 @@ def test_greedy_config_and_bad_decoding_options(q_insight):
         "top_k": None,
         "num_samples": 1,
         "mode": "greedy",
+        "preset": "greedy",
     }
+    effective = decoding["effective"]
+    assert effective["do_sample"] is False and effective["num_beams"] == 1 and effective["repetition_penalty"] == 1.0
+    assert effective["max_new_tokens"] == 8 and effective["num_return_sequences"] == 1
     assert config["max_pixels"] == 16384 * 28 * 28 and config["min_pixels"] == 3136
     with pytest.raises(IQABenchError, match="do_sample=true"):
         QInsight(checkpoint="tiny-random", num_samples=4)
+
+
+# ------------------------------------------------------------------------------------------- decoding
+
+
+@pytest.fixture(scope="module")
+def sampling_checkpoint(tmp_path_factory):
+    """A tiny checkpoint whose generation_config.json asks for sampling and heavy penalties."""
+    folder = save_tiny_qwen25vl(tmp_path_factory.mktemp("sampling") / "ckpt")
+    path = folder / "generation_config.json"
+    config = json.loads(path.read_text())
+    config.update(do_sample=True, temperature=5.0, top_k=3, top_p=0.5, repetition_penalty=4.0, no_repeat_ngram_size=1)
+    path.write_text(json.dumps(config))
+    return folder
+
+
+def test_without_the_guards_this_transformers_takes_the_checkpoints_decoding(sampling_checkpoint):
+    # the bug being guarded against, reproduced: a greedy GenerationConfig passed to generate on this checkpoint
+    from transformers import AutoModelForImageTextToText, GenerationConfig
+
+    net = AutoModelForImageTextToText.from_pretrained(sampling_checkpoint)
+    resolved, _ = net._prepare_generation_config(GenerationConfig(do_sample=False, max_new_tokens=8))
+    assert resolved.repetition_penalty == 4.0 and resolved.no_repeat_ngram_size == 1
+
+
+def test_greedy_stays_greedy_whatever_the_checkpoints_generation_config_says(sampling_checkpoint, monkeypatch):
+    model = QInsight(checkpoint=str(sampling_checkpoint), max_new_tokens=8)
+    net, resolved, calls = model.model, [], []
+    prepare, generate = net._prepare_generation_config, net.generate
+
+    def spy_prepare(*args, **kwargs):
+        out = prepare(*args, **kwargs)
+        resolved.append(out[0])
+        return out
+
+    def generate_with_logits(**inputs):  # the scorer's own call, also asking for the raw (unprocessed) logits
+        out = generate(**inputs, output_logits=True, return_dict_in_generate=True)
+        calls.append((out.sequences[:, inputs["input_ids"].shape[1]:], torch.stack(out.logits, dim=1)))
+        return out.sequences
+
+    monkeypatch.setattr(net, "_prepare_generation_config", spy_prepare)
+    monkeypatch.setattr(net, "generate", generate_with_logits)
+    torch.manual_seed(0)
+    model.score(images(2))
+    # greedy: each token is the arg-max of the raw logits (no penalty, no sampling), up to the row's end token
+    eos = model.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    [(tokens, logits)] = calls
+    checked = 0
+    for row in range(tokens.shape[0]):
+        for step in range(tokens.shape[1]):
+            assert int(tokens[row, step]) == int(logits[row, step].argmax()), (row, step)
+            checked += 1
+            if int(tokens[row, step]) == eos:
+                break
+    assert checked >= 2
+    # what the results record is what generate resolved, field by field
+    recorded = model.config()["decoding"]
+    for field, value in recorded["effective"].items():
+        if field != "how":
+            assert getattr(resolved[0], field) == (tuple(value) if isinstance(value, list) else value), field
+    assert recorded["effective"]["repetition_penalty"] == 1.0 and recorded["effective"]["do_sample"] is False
+    assert recorded["ignored_checkpoint_generation_config"]["repetition_penalty"] == 4.0
+
+
+def test_a_sampling_preset_samples_with_its_own_values_not_the_checkpoints(sampling_checkpoint):
+    model = QInsight(checkpoint=str(sampling_checkpoint), decoding="q-insight-demo", max_new_tokens=4)
+    effective = model.config()["decoding"]["effective"]
+    # bytedance/Q-Insight src/eval/demo_score.py: do_sample=True, temperature=1.0, top_k=50, top_p=0.95
+    assert (effective["do_sample"], effective["temperature"], effective["top_k"], effective["top_p"]) == (True, 1.0, 50, 0.95)
+    assert effective["repetition_penalty"] == 1.0 and effective["no_repeat_ngram_size"] == 0
+
+
+def test_presets_and_explicit_overrides():
+    def decoding(cls=QInsight, **options):
+        return cls(checkpoint="tiny-random", **options).config()["decoding"]
+
+    demo = decoding(decoding="q-insight-demo")
+    assert (demo["temperature"], demo["top_p"], demo["top_k"], demo["max_new_tokens"]) == (1.0, 0.95, 50, 1024)
+    assert "demo_score.py" in demo["preset_source"]
+    # do_sample on top of greedy samples as the release does
+    assert decoding(do_sample=True)["top_p"] == 0.95
+    assert decoding(cls=VisualQualityR1, do_sample=True)["top_p"] == 1.0
+    vllm = decoding(cls=VisualQualityR1, decoding="visualquality-r1-vllm")
+    assert (vllm["temperature"], vllm["top_k"], vllm["top_p"], vllm["max_new_tokens"]) == (0.1, 50, 1.0, 512)
+    # an explicit option beats the preset
+    assert decoding(decoding="q-insight-demo", temperature=0.7, num_samples=4)["temperature"] == 0.7
+    assert decoding(decoding="q-insight-demo", max_new_tokens=16)["max_new_tokens"] == 16
+    with pytest.raises(IQABenchError, match="no effect with greedy"):
+        QInsight(checkpoint="tiny-random", temperature=0.7)
+    with pytest.raises(IQABenchError, match="Did you mean 'q-insight-demo'"):
+        QInsight(checkpoint="tiny-random", decoding="qinsight-demo")
+
+
+def test_the_vllm_backend_gets_the_same_decoding_fields():
+    from iqabench_plugins.mllm.decoding import PRESETS, resolve_decoding
+
+    def vllm(preset, **explicit):
+        options = dict(max_new_tokens=None, min_new_tokens=None, do_sample=None, temperature=None, top_p=None,
+                       top_k=None, num_samples=None)
+        options.update(explicit)
+        return resolve_decoding(preset, sampling_defaults="visualquality-r1", **options).vllm_sampling()
+
+    readme = PRESETS["visualquality-r1-vllm"]  # the README's SamplingParams(temperature=0.1, top_k=50, top_p=1.0)
+    assert vllm("visualquality-r1-vllm") == {
+        "n": 1, "max_tokens": 512, "min_tokens": 0, "temperature": readme.temperature, "top_p": 1.0, "top_k": 50,
+        "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+    greedy = vllm("greedy")
+    assert greedy["temperature"] == 0.0 and greedy["top_k"] == -1 and greedy["repetition_penalty"] == 1.0
+    assert vllm("visualquality-r1", top_k=0)["top_k"] == -1  # transformers' "off" is 0, vLLM's is -1
+
+
+def test_out_of_range_ratings_are_scores_and_are_counted(monkeypatch):
+    model = QInsight(checkpoint="tiny-random", max_new_tokens=4, decoding="q-insight-demo", num_samples=2)
+    monkeypatch.setattr(model.generator, "decode", completions_returning([
+        '<answer>{"rating": 5.2}</answer>', '<answer>{"rating": 4.8}</answer>',  # image 1: one sample above 5
+        '<answer>{"rating": 3.0}</answer>', "<answer>none</answer>",            # image 2: one unparseable
+        '<answer>{"rating": 0.8}</answer>', '<answer>{"rating": 0.6}</answer>',  # image 3: both below 1
+    ]))
+    assert model.take_counts()["images"] == 0
+    first, second, third = model.score(images(3))
+    assert first.value == pytest.approx(5.0) and second.value == pytest.approx(3.0) and third.value == pytest.approx(0.7)
+    assert model.take_counts() == {"images": 3, "samples": 6, "unparseable_samples": 1, "out_of_range_samples": 3,
+                                   "out_of_range_images": 2}
+    assert model.take_counts()["samples"] == 0  # taken: the next test set starts from zero
 
 
 def test_visualquality_prompts_and_parser(monkeypatch):
@@ -232,13 +367,31 @@ def test_out_of_memory_halves_the_batch_and_says_so(q_insight, monkeypatch, capl
     q_insight.generator.backoff.limit = None
 
 
-def test_too_small_image_is_resized_up_with_a_warning(q_insight, caplog):
+def test_images_are_resized_as_qwen_vl_utils_does_with_pil_bicubic(q_insight, caplog):
+    # qwen-vl-utils' smart_resize by hand: sides to multiples of 28, then into [min_pixels, max_pixels]
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
+    assert FitForVisionTower()(photo).size == (1036, 756)  # round(1024/28)=37, round(768/28)=27; within the budget
+    # the 2026 Q-Insight repo's cap 320*28*28: beta = sqrt(1024*768/250880); floor(1024/beta/28)=20, floor(768/beta/28)=15
+    capped = FitForVisionTower(max_pixels=320 * 28 * 28)(photo)
+    assert capped.size == (560, 420)
+    assert np.array_equal(np.asarray(capped), np.asarray(photo.resize((560, 420), Image.BICUBIC)))
     with caplog.at_level(logging.WARNING):
-        fitted = FitForVisionTower()(Image.new("RGB", (10, 20)))
-    assert fitted.size == (28, 56)
+        # 10x20: 28x28 is below min_pixels 3136, beta = sqrt(3136/200): ceil(10*beta/28)=2, ceil(20*beta/28)=3
+        assert FitForVisionTower()(Image.new("RGB", (10, 20))).size == (56, 84)
     assert "smaller than the vision tower" in caplog.text
-    assert FitForVisionTower()(Image.new("RGB", (64, 64))).size == (64, 64)
+    assert FitForVisionTower()(Image.new("RGB", (56, 84))).size == (56, 84)
     assert len(q_insight.score([Image.new("RGB", (3, 3))])) == 1  # scored (as a failure: random model), no crash
+
+
+def test_the_processor_gets_the_pre_resized_image_unchanged(q_insight):
+    # after the PIL resize the processor (torchvision in transformers 5) must not resample again
+    image = FitForVisionTower()(Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 130, 3), dtype=np.uint8)))
+    out = q_insight.processor.image_processor(images=image, return_tensors="pt")
+    mean, std = np.array(OPENAI_CLIP_MEAN), np.array(OPENAI_CLIP_STD)
+    normalised = (np.asarray(image, dtype=np.float64) / 255 - mean) / std
+    # Qwen2.5-VL stacks each 14x14 patch twice (temporal patch 2): compare the multisets of values
+    got = np.sort(out["pixel_values"].double().numpy().ravel())
+    assert np.abs(got - np.sort(np.repeat(normalised.ravel(), 2))).max() < 1e-5
 
 
 def test_vllm_backend_without_vllm_is_a_clear_error():

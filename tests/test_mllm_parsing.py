@@ -1,4 +1,13 @@
-"""Parsers of Q-Insight / RACT and VisualQuality-R1 completions on realistic outputs."""
+"""Parsers of Q-Insight / RACT and VisualQuality-R1 completions on realistic outputs.
+
+What the official parsers read is written out here with their own regular
+expressions (bytedance/Q-Insight ``qinsight_multi_task.py``: ``<answer>(.*?)</answer>``
+then ``"rating"\s*:\s*([\d\.]+)``; TianheWu/VisualQuality-R1 README: last
+``<answer>``, first ``\d+(\.\d+)?``), as the independent expectation for ratings
+outside [1, 5].
+"""
+
+import re
 
 import pytest
 
@@ -69,9 +78,7 @@ class TestQInsight:
     @pytest.mark.parametrize(
         "answer, reason",
         [
-            ('{"rating": 7.2}', "outside [1, 5]"),
-            ('{"rating": 0.5}', "outside [1, 5]"),
-            ('{"rating": -3}', "outside [1, 5]"),
+            ('{"rating": -3}', "negative"),  # the official pattern cannot read it either
             ('{"rating": "good"}', "not a number"),
             ('{"rating": null}', "not a number"),
             ('{"rating": true}', "not a number"),
@@ -92,8 +99,15 @@ class TestQInsight:
         parsed = parse_q_insight("\n\n\x00ÿ garbage 3.5 ")
         assert parsed.score is None and parsed.error
 
-    def test_custom_score_range(self):
-        assert parse_q_insight('<answer>{"rating": 72}</answer>', score_range=(0, 100)).score == 72.0
+    @pytest.mark.parametrize("answer", ['{"rating": 5.2}', '{"rating": 7.2}', '{"rating": 0.5}', '{"rating": 72}'])
+    def test_ratings_outside_the_prompt_range_are_read_as_the_official_parser_reads_them(self, answer):
+        text = f"<think>r</think><answer>{answer}</answer>"
+        official = float(re.search(r'"rating"\s*:\s*([\d\.]+)', re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)
+                                   .group(1)).group(1))
+        parsed = parse_q_insight(text)
+        assert parsed.error is None and parsed.score == official
+        assert parsed.outside((1, 5))
+        assert not parse_q_insight('<answer>{"rating": 5.0}</answer>').outside((1, 5))
 
 
 class TestVisualQuality:
@@ -118,13 +132,24 @@ class TestVisualQuality:
     def test_integer_and_unclosed(self):
         assert parse_visualquality("<think>x</think><answer> 4").score == 4.0
 
+    @pytest.mark.parametrize("answer", ["9.1", "5.2", "0.75", "The score is 5.30."])
+    def test_scores_outside_the_prompt_range_are_read_as_the_official_parser_reads_them(self, answer):
+        text = f"<think>x</think><answer>{answer}</answer>"
+        official = float(re.search(r"\d+(\.\d+)?", re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)[-1]).group())
+        parsed = parse_visualquality(text)
+        assert parsed.error is None and parsed.score == official and parsed.outside((1, 5))
+
+    def test_a_bare_number_without_tags_counts_but_a_number_in_the_reasoning_does_not(self):
+        assert parse_visualquality("3.45").score == pytest.approx(3.45)  # non-thinking output without its tags
+        assert parse_visualquality("<think>blur</think>\n 2.10 ").score == pytest.approx(2.10)
+        assert parse_visualquality("<think>I count 2 people</think>").score is None
+
     @pytest.mark.parametrize(
         "text, reason",
         [
             ("<think>Overall about 3.5.</think> I think it is fair.", "no <answer>"),
             ("<answer>fair</answer>", "no number"),
-            ("<answer>9.1</answer>", "outside [1, 5]"),
-            ("<answer>-2</answer>", "outside [1, 5]"),
+            ("<answer>-2</answer>", "negative"),  # the official pattern would drop the sign and read 2
             ("<answer>3 - 4</answer>", "range"),
         ],
     )

@@ -6,7 +6,9 @@ independent numpy computation of the formula with transformers' own CLIP.
 """
 
 import json
+import shutil
 import string
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 import torch
 from iqabench_plugins.rali import trainer as trainer_module
 from iqabench_plugins.rali.converter import RALIOfficialConverter
+from iqabench_plugins.rali.encoders import HFClipEncoder
 from iqabench_plugins.rali.model import RALI
 from iqabench_plugins.rali.trainer import RALITrainer, reasoner_options
 from PIL import Image
@@ -54,14 +57,30 @@ def images(n=6, seed=0):
     return [Image.fromarray(rng.integers(0, 256, size=(40 + i, 50, 3), dtype=np.uint8)) for i in range(n)]
 
 
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
+
+
+def pil_clip_pixels(image, size, crop):
+    """The official demo's CLIP preprocessing written out with PIL and numpy (transformers 4.x CLIPProcessor):
+    shorter side to ``size`` with PIL bicubic (longer side truncated to an integer), centre crop with the offsets
+    rounded down, /255, CLIP mean/std."""
+    width, height = image.size
+    new = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
+    resized = image.convert("RGB").resize(new, Image.BICUBIC)
+    left, top = (new[0] - crop) // 2, (new[1] - crop) // 2
+    array = np.asarray(resized.crop((left, top, left + crop, top + crop)), dtype=np.float64) / 255.0
+    return ((array - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1)
+
+
 def reference_scores(clip_dir, clip_state, mean, scale, components, prototypes, scores, logit_scale, pil_images):
-    """Eq. (3) in float64 numpy on transformers' own CLIP features."""
+    """Eq. (3) in float64 numpy on transformers' own CLIP, fed the independent PIL preprocessing."""
     clip = CLIPModel.from_pretrained(clip_dir).eval()
     if clip_state is not None:
         clip.load_state_dict(clip_state)
-    processor = CLIPImageProcessor.from_pretrained(clip_dir)
+    pixels = torch.tensor(np.stack([pil_clip_pixels(im, 32, 32) for im in pil_images]), dtype=torch.float32)
     with torch.no_grad():
-        x = clip.get_image_features(**processor(images=pil_images, return_tensors="pt")).pooler_output.double().numpy()
+        x = clip.get_image_features(pixel_values=pixels).pooler_output.double().numpy()
     z = ((x - mean) / np.abs(scale)) @ components.T
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
@@ -118,9 +137,13 @@ def test_official_release_scores_match_the_formula(official_release):
 
 def test_converted_release_loads_without_pickle_and_scores_the_same(official_release, tmp_path):
     root, expected = official_release
-    out = RALIOfficialConverter().convert(root, tmp_path / "converted")
+    with pytest.raises(CheckpointError, match="trust_pickle=true"):
+        RALIOfficialConverter().convert(root, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    out = RALIOfficialConverter().convert(root, tmp_path / "converted", trust_pickle=True)
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pt")) and not list(out.rglob("*.bin"))
-    assert json.loads((out / "config.json").read_text())["format"] == "iqabench-rali"
+    config = json.loads((out / "config.json").read_text())
+    assert config["format"] == "iqabench-rali" and config["provenance"]["parts"]["clip"] == "ckpt.pt"
     got = [s.value for s in RALI(checkpoint=str(out)).score(images())]
     assert np.allclose(got, expected, atol=1e-4)
 
@@ -151,12 +174,139 @@ def test_release_in_a_subfolder_of_a_local_folder_or_a_hub_repository(official_r
         RALI(checkpoint="ByteDance/Q-Insight", subfolder="RALI", trust_pickle=True)
 
 
-def test_convert_command(official_release, tmp_path):
+def test_convert_command_needs_trust_pickle(official_release, tmp_path, capsys):
     from iqabench.cli import main
 
     root, _ = official_release
-    assert main(["convert", "rali-official", str(root), str(tmp_path / "c")]) == 0
+    assert main(["convert", "rali-official", str(root), str(tmp_path / "c")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("iqabench: error:") and "--trust-pickle" in error and "pca.pkl" in error
+    assert not (tmp_path / "c").exists()
+    assert main(["convert", "rali-official", str(root), str(tmp_path / "c"), "--trust-pickle"]) == 0
     assert (tmp_path / "c" / "head.safetensors").exists()
+
+
+class WritesAFile:
+    """A pickle that creates a file when unpickled: what a hostile release could do (with any code)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def hostile_release(root, official, *, in_ckpt):
+    """The official release with a pickle that writes ``root/pwned`` in ckpt.pt or in pca.pkl."""
+    shutil.copytree(official, root)
+    marker = root / "pwned"
+    if in_ckpt:
+        state = torch.load(root / "ckpt.pt", weights_only=True)
+        torch.save({**state, "extra": WritesAFile(marker)}, root / "ckpt.pt")
+    else:
+        joblib.dump(WritesAFile(marker), root / "pca.pkl")
+    return root, marker
+
+
+@pytest.mark.parametrize("in_ckpt", [True, False], ids=["ckpt.pt", "pca.pkl"])
+def test_a_hostile_pickle_runs_nowhere_without_the_opt_in(official_release, tmp_path, in_ckpt, capsys):
+    from iqabench.cli import main
+
+    root, marker = hostile_release(tmp_path / "release", official_release[0], in_ckpt=in_ckpt)
+    assert main(["convert", "rali-official", str(root), str(tmp_path / "out")]) == 2
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="trust_pickle=true"):
+        RALI(checkpoint=str(root))
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="trust_pickle=true"):
+        RALIOfficialConverter().convert(root, tmp_path / "out2")
+    assert not marker.exists()
+    # with the opt-in the pickle does run: that is what the opt-in means (and why --help says so)
+    try:
+        RALI(checkpoint=str(root), trust_pickle=True)
+    except CheckpointError as exc:  # the hostile pca.pkl holds no PCA: one clean error, after it ran
+        assert "not a fitted PCA" in str(exc)
+    assert marker.exists()
+    assert "runs whatever code" in main_help(capsys)
+
+
+def main_help(capsys):
+    from iqabench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_a_non_checkpoint_file_with_trust_pickle_is_one_clean_error(official_release, tmp_path, capsys):
+    from iqabench.cli import main
+
+    for name, content in (("ckpt.pt", b"this is not a checkpoint\n" * 4), ("pca.pkl", b"neither is this")):
+        root = tmp_path / name
+        shutil.copytree(official_release[0], root)
+        (root / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match="is not a"):
+            RALI(checkpoint=str(root), trust_pickle=True)
+        assert main(["convert", "rali-official", str(root), str(tmp_path / f"out-{name}"), "--trust-pickle"]) == 2
+        stderr = capsys.readouterr().err
+        errors = [line for line in stderr.splitlines() if line.startswith("iqabench: error:")]
+        assert len(errors) == 1 and name in errors[0] and "Traceback" not in stderr  # (transformers' progress aside)
+
+
+def test_a_ckpt_without_the_fine_tuned_clip_is_refused_unless_asked_for(official_release, tmp_path):
+    root, _ = official_release
+    partial = tmp_path / "partial"
+    shutil.copytree(root, partial)
+    state = torch.load(partial / "ckpt.pt", weights_only=True)["state_dict"]
+    torch.save({"state_dict": {k: v for k, v in state.items() if not k.startswith("clip.")}}, partial / "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"clip\.\* tensors") as err:
+        RALI(checkpoint=str(partial), trust_pickle=True)
+    assert "partial_checkpoint=true" in str(err.value) and "strict" in str(err.value)
+    model = RALI(checkpoint=str(partial), trust_pickle=True, partial_checkpoint=True)
+    assert model.config()["parts"]["clip"] == "best/" and model.config()["parts"]["prototypes"] == "ckpt.pt"
+    # scored with best/'s CLIP, as asked: the formula on the untouched CLIP
+    rng = np.random.default_rng(1)
+    pca = joblib.load(partial / "pca.pkl")
+    expected = reference_scores(partial / "best", None, pca.mean_, state["scorer.pca_scale"].double().numpy(),
+                                state["scorer.pca_components"].double().numpy(),
+                                state["scorer.prototypes"].double().numpy(),
+                                state["scorer.proto_scores"].double().numpy(), 4.0, images())
+    assert rng is not None and np.allclose([s.value for s in model.score(images())], expected, atol=1e-4)
+
+
+def test_preprocessing_is_the_official_pil_path(tmp_path):
+    pytest.importorskip("transformers")
+    folder = tmp_path / "clip"
+    save_tiny_clip(folder)
+    # a 336-pixel processor like the release's, on photographs with detail (bicubic differences show on edges)
+    from iqabench_plugins.rali.encoders import clip_image_processor_class
+    from skimage import data
+
+    clip_image_processor_class()(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(
+        folder)
+    encoder = HFClipEncoder.from_pretrained(str(folder), with_text=False)
+    transform = encoder.image_transform()
+    for array in (data.astronaut()[:, :450], data.chelsea(), data.coffee()[:397]):  # tall, wide, odd sizes
+        image = Image.fromarray(array)
+        got = transform(image).double().numpy()
+        assert got.shape == (3, 336, 336)
+        assert np.abs(got - pil_clip_pixels(image, 336, 336)).max() < 1e-5
+    try:  # transformers 5: the torchvision processor of the same config is measurably different
+        from transformers import CLIPImageProcessor, CLIPImageProcessorPil  # noqa: F401
+    except ImportError:
+        return
+    torchvision_pixels = CLIPImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")["pixel_values"][0]
+    assert np.abs(torchvision_pixels.double().numpy() - pil_clip_pixels(image, 336, 336)).max() > 1e-3
+
+
+def test_training_without_the_clip_weights_says_which_and_how_to_pass_them():
+    from iqabench_plugins.rali.encoders import build_encoder
+
+    with pytest.raises(CheckpointError) as err:  # HF_HUB_OFFLINE=1 in the tests: nothing can be fetched
+        build_encoder("hf-clip")
+    message = str(err.value)
+    assert "openai/clip-vit-large-patch14-336" in message and "huggingface-cli download" in message
+    assert "backbone: DIR" in message
 
 
 def test_missing_or_incomplete_checkpoint_is_a_clear_error(tmp_path):

@@ -15,6 +15,9 @@ Why the pieces are here:
   says so) instead of losing the run;
 * images smaller than one 28-pixel vision patch are scaled up with a warning,
   because older processors reject them;
+* decoding is applied without leaks from the checkpoint's
+  ``generation_config.json`` and recorded as ``generate`` resolves it
+  (:mod:`.decoding`);
 * vLLM is an optional, faster backend; tests never need it.
 """
 
@@ -25,7 +28,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +36,7 @@ import torch
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
+from iqabench_plugins.mllm.decoding import Decoding, check_effective, checkpoint_decoding, effective_decoding
 from iqabench_plugins.mllm.released_configs import (
     QWEN25_VL_7B_IMAGE_PROCESSOR,
     QWEN25_VL_7B_INSTRUCT,
@@ -59,72 +63,47 @@ PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
-# --------------------------------------------------------------------------------------------- decoding
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """How completions are drawn; recorded with every result because scores depend on it.
-
-    Greedy (``do_sample=False``) is the benchmark default: it is reproducible
-    and needs one completion per image. Sampling draws ``num_samples``
-    completions per image at ``temperature``/``top_p``/``top_k``; the scorer
-    averages the ratings it can parse.
-
-    ``min_new_tokens`` suppresses the end-of-sequence token until that many
-    tokens are generated; equal to ``max_new_tokens`` it fixes the length,
-    which benchmarks need to compare generation cost across models and runs.
-    """
-
-    max_new_tokens: int
-    min_new_tokens: int | None = None
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 50
-    num_samples: int = 1
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise IQABenchError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
-        if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise IQABenchError(
-                f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), got "
-                f"{self.min_new_tokens}; set both to the same value for a fixed generated length."
-            )
-        if self.num_samples < 1:
-            raise IQABenchError(f"num_samples must be at least 1, got {self.num_samples}.")
-        if self.num_samples > 1 and not self.do_sample:
-            raise IQABenchError(
-                f"num_samples={self.num_samples} with greedy decoding would repeat one completion; "
-                "pass -o do_sample=true to average sampled ratings, or keep num_samples=1."
-            )
-        if self.do_sample and self.temperature <= 0:
-            raise IQABenchError(f"temperature must be positive when sampling, got {self.temperature}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        if not self.do_sample:  # these do not act in greedy decoding; recording them would mislead
-            for key in ("temperature", "top_p", "top_k"):
-                record[key] = None
-        record["mode"] = "sampling" if self.do_sample else "greedy"
-        return record
-
-
 # --------------------------------------------------------------------------------------------- images
+
+
+def qwen_vl_size(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` that qwen-vl-utils' ``smart_resize`` gives an image (what the releases feed the model).
+
+    Sides rounded to multiples of 28 (at least 28), then scaled into
+    [``min_pixels``, ``max_pixels``] keeping the aspect ratio: floored to 28
+    when too large, ceiled when too small.
+    """
+    factor = VISION_FACTOR
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return w_bar, h_bar
 
 
 @dataclass(frozen=True)
 class FitForVisionTower:
-    """Preprocessor (picklable, run in decode workers): RGB, and sides of at least 28 pixels.
+    """Preprocessor (picklable, run in decode workers): the releases' image path, qwen-vl-utils' ``fetch_image``.
 
-    Qwen2.5-VL cuts images into 28x28 merged patches; an image with a side below
-    that is scaled up (aspect ratio kept, bicubic) with a warning rather than
-    crashing the processor. The ``max_pixels`` cap itself is applied by the
-    processor's ``smart_resize``.
+    Q-Insight and VisualQuality-R1 pass their images through
+    ``qwen_vl_utils.process_vision_info``, which resizes each one with PIL
+    (bicubic) to :func:`qwen_vl_size` before the processor sees it; the
+    processor then finds nothing left to resize. Doing the same here keeps the
+    resampling PIL's, whatever backend the installed transformers gives the
+    processor (transformers 5's default resizes with torchvision, whose
+    bicubic differs by a few grey levels). An image with a side under one
+    28-pixel patch is enlarged like any other, with a warning; an aspect ratio
+    above 200 is an error (Qwen2.5-VL cannot patch it).
     """
 
-    min_side: int = VISION_FACTOR
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_aspect_ratio: float = 200.0
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -135,18 +114,13 @@ class FitForVisionTower:
                 f"image of {width}x{height} pixels has an aspect ratio above {self.max_aspect_ratio:g}, which "
                 "Qwen2.5-VL cannot patch; crop it or pad it before scoring."
             )
-        if min(width, height) >= self.min_side:
-            return image
-        scale = self.min_side / min(width, height)
-        size = (max(self.min_side, math.ceil(width * scale)), max(self.min_side, math.ceil(height * scale)))
-        logger.warning(
-            "image of %dx%d pixels is smaller than the vision tower's %d-pixel patch; resized up to %dx%d",
-            width,
-            height,
-            self.min_side,
-            *size,
-        )
-        return image.resize(size, Image.BICUBIC)
+        size = qwen_vl_size(width, height, self.min_pixels, self.max_pixels)
+        if min(width, height) < VISION_FACTOR:
+            logger.warning(
+                "image of %dx%d pixels is smaller than the vision tower's %d-pixel patch; resized up to %dx%d",
+                width, height, VISION_FACTOR, *size,
+            )
+        return image if size == (width, height) else image.resize(size, Image.BICUBIC)
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
@@ -369,7 +343,14 @@ class OomBackoff:
 
 
 class TransformersGenerator:
-    """Batched ``generate`` with left padding; returns ``num_samples`` completions per conversation."""
+    """Batched ``generate`` with left padding; returns ``num_samples`` completions per conversation.
+
+    The model's ``generation_config`` (read from the checkpoint's
+    ``generation_config.json``) is replaced by the one built from
+    ``decoding``, so ``generate`` has nothing else to fall back on; the
+    checkpoint's own decoding values are kept in :attr:`checkpoint_decoding`
+    and the configuration ``generate`` resolves in :attr:`effective`.
+    """
 
     def __init__(self, model, processor, decoding: Decoding, chat_template_kwargs: dict[str, Any] | None = None):
         self.model = model
@@ -379,6 +360,18 @@ class TransformersGenerator:
         self.backoff = OomBackoff("generation")
         #: non-padding tokens generated so far, for tokens/s measurements
         self.generated_tokens = 0
+        own = model.generation_config
+        #: what the checkpoint's generation_config.json asked for (ignored; recorded)
+        self.checkpoint_decoding = checkpoint_decoding(own)
+        self.generation_config = decoding.generation_config(
+            eos_token_id=own.eos_token_id,
+            pad_token_id=own.pad_token_id if own.pad_token_id is not None else processor.tokenizer.pad_token_id,
+            bos_token_id=own.bos_token_id,
+        )
+        model.generation_config = self.generation_config
+        #: the decoding ``generate`` runs with, resolved by transformers itself
+        self.effective = effective_decoding(model, self.generation_config)
+        check_effective(decoding, self.effective)
 
     def prompt_texts(self, conversations: Sequence[list[dict]]) -> list[str]:
         return [
@@ -392,29 +385,12 @@ class TransformersGenerator:
         pairs = list(zip(conversations, images))
         return self.backoff(self._generate_batch, pairs)
 
-    def _generation_config(self):
-        from transformers import GenerationConfig
-
-        own = self.model.generation_config
-        d = self.decoding
-        sampling = {"temperature": d.temperature, "top_p": d.top_p, "top_k": d.top_k} if d.do_sample else {}
-        return GenerationConfig(
-            max_new_tokens=d.max_new_tokens,
-            min_new_tokens=d.min_new_tokens,
-            do_sample=d.do_sample,
-            num_return_sequences=d.num_samples,
-            eos_token_id=own.eos_token_id,
-            pad_token_id=own.pad_token_id if own.pad_token_id is not None else self.processor.tokenizer.pad_token_id,
-            bos_token_id=own.bos_token_id,
-            **sampling,
-        )
-
     @torch.inference_mode()
     def _generate_batch(self, pairs: Sequence[tuple[list[dict], Image.Image]]) -> list[list[str]]:
         texts = self.prompt_texts([conversation for conversation, _ in pairs])
         inputs = self.processor(text=texts, images=[image for _, image in pairs], padding=True, return_tensors="pt")
         inputs = inputs.to(self.model.device)
-        output = self.model.generate(**inputs, generation_config=self._generation_config())
+        output = self.model.generate(**inputs, generation_config=self.generation_config)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         self.generated_tokens += count_generated(new_tokens, self.model.generation_config.eos_token_id)
         completions = self.decode(new_tokens)
@@ -439,7 +415,12 @@ def count_generated(new_tokens: torch.Tensor, eos_token_id: int | list[int] | No
 
 
 class VllmGenerator:
-    """The same interface on vLLM (``pip install vllm``); the sampling seed follows torch's RNG for reproducibility."""
+    """The same interface on vLLM (``pip install vllm``); the sampling seed follows torch's RNG for reproducibility.
+
+    The decoding is passed field by field (:meth:`Decoding.vllm_sampling`), and
+    the engine is started with ``generation_config="vllm"`` so that the
+    checkpoint's ``generation_config.json`` supplies no defaults.
+    """
 
     def __init__(
         self,
@@ -468,26 +449,20 @@ class VllmGenerator:
         self.decoding = decoding
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.generated_tokens = 0
+        self.checkpoint_decoding: dict[str, Any] = {}
+        self.effective = {**decoding.vllm_sampling(), "how": "vLLM SamplingParams as passed, generation_config='vllm'"}
         self.llm = LLM(
             model=path,
             dtype=str(dtype).replace("torch.", ""),
             limit_mm_per_prompt={"image": 1},
             mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
+            generation_config="vllm",
         )
 
     def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
         from vllm import SamplingParams
 
-        d = self.decoding
-        params = SamplingParams(
-            n=d.num_samples,
-            max_tokens=d.max_new_tokens,
-            min_tokens=d.min_new_tokens or 0,
-            temperature=d.temperature if d.do_sample else 0.0,
-            top_p=d.top_p if d.do_sample else 1.0,
-            top_k=d.top_k if d.do_sample else -1,
-            seed=int(torch.randint(0, 2**31 - 1, (1,))),
-        )
+        params = SamplingParams(**self.decoding.vllm_sampling(), seed=int(torch.randint(0, 2**31 - 1, (1,))))
         prompts = [
             {
                 "prompt": self.processor.apply_chat_template(

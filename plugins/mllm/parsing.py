@@ -4,8 +4,15 @@ Real completions are messier than the format the model was trained on: tags
 repeated, a closing tag missing, the JSON key unquoted, "3.5/5", a sentence
 after the number. Those still carry one clear rating and are accepted. What is
 not a rating is a failure with a reason, never a guess: no answer, a word
-instead of a number, a range ("3-4"), a value outside the score range. The
-runner counts failures per dataset; a default or random score would hide them.
+instead of a number, a range ("3-4"), a negative number. The runner counts
+failures per dataset; a default or random score would hide them.
+
+A rating outside the [1, 5] the prompt asks for (5.2, 0.8, 7) is a rating:
+the official parsers read it as written (Q-Insight's ``"rating"\s*:\s*([\d\.]+)``,
+VisualQuality-R1's first ``\d+(\.\d+)?``), and so do these. The scorer counts
+such ratings (:meth:`ParsedAnswer.outside`) so that results can report them.
+Negative numbers are failures: Q-Insight's pattern cannot read one, and
+VisualQuality-R1's would silently drop the sign (``-2`` read as 2).
 
 Rules shared by both parsers:
 
@@ -37,6 +44,7 @@ _RATING_KEY = re.compile(
 )
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _FIRST_NUMBER = re.compile(_NUMBER)
+_BARE_NUMBER = re.compile(rf"\s*({_NUMBER})\s*")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,10 @@ class ParsedAnswer:
     @property
     def ok(self) -> bool:
         return self.score is not None
+
+    def outside(self, score_range: tuple[float, float]) -> bool:
+        """True for a rating that parsed but lies outside ``score_range`` (kept as a score, and counted)."""
+        return self.score is not None and not score_range[0] <= self.score <= score_range[1]
 
 
 def extract_reasoning(text: str) -> str | None:
@@ -80,8 +92,8 @@ def extract_answers(text: str) -> list[str]:
     return answers
 
 
-def _number_in_range(raw: object, score_range: tuple[float, float], what: str) -> tuple[float | None, str | None]:
-    """Turn a JSON value or a string into an in-range float, or say why it is not one."""
+def _number(raw: object, what: str) -> tuple[float | None, str | None]:
+    """Turn a JSON value or a string into a finite, non-negative float, or say why it is not one."""
     if isinstance(raw, bool) or raw is None:
         return None, f"{what} {json.dumps(raw)} is not a number"
     if isinstance(raw, (int, float)):
@@ -91,15 +103,14 @@ def _number_in_range(raw: object, score_range: tuple[float, float], what: str) -
         if not match:
             return None, f"{what} {str(raw).strip()!r} is not a number"
         value = float(match.group(1))
-    lo, hi = score_range
     if not math.isfinite(value):
         return None, f"{what} {value} is not a finite number"
-    if not lo <= value <= hi:
-        return None, f"{what} {value:g} is outside [{lo:g}, {hi:g}]"
+    if value < 0:
+        return None, f"{what} {value:g} is negative"
     return value, None
 
 
-def _rating_in(answer: str, score_range: tuple[float, float]) -> tuple[bool, float | None, str | None]:
+def _rating_in(answer: str) -> tuple[bool, float | None, str | None]:
     """``(has_rating_key, value, error)`` for one answer body: JSON first, then a tolerant key match."""
     for candidate in _JSON_OBJECT.findall(answer):
         try:
@@ -109,19 +120,19 @@ def _rating_in(answer: str, score_range: tuple[float, float]) -> tuple[bool, flo
         if isinstance(obj, dict):
             for key, raw in obj.items():
                 if str(key).strip().lower() == "rating":
-                    return (True, *_number_in_range(raw, score_range, "rating"))
+                    return (True, *_number(raw, "rating"))
     match = _RATING_KEY.search(answer)
     if match is None:
         return False, None, None
     raw = next(group for group in (match.group("dq"), match.group("sq"), match.group("bare")) if group is not None)
-    return (True, *_number_in_range(raw, score_range, "rating"))
+    return (True, *_number(raw, "rating"))
 
 
 def _outside_think(text: str) -> str:
     return _THINK_BLOCK.sub(" ", text)
 
 
-def parse_q_insight(text: str, score_range: tuple[float, float] = (1, 5)) -> ParsedAnswer:
+def parse_q_insight(text: str) -> ParsedAnswer:
     """Q-Insight / RACT: the JSON ``rating`` inside ``<answer>``.
 
     With several answers the last one holding a ``rating`` key decides. Without
@@ -132,7 +143,7 @@ def parse_q_insight(text: str, score_range: tuple[float, float] = (1, 5)) -> Par
     answers = extract_answers(text)
     places = answers if answers else [_outside_think(text)]
     for answer in reversed(places):
-        found, value, error = _rating_in(answer, score_range)
+        found, value, error = _rating_in(answer)
         if found:
             return ParsedAnswer(score=value, reasoning=reasoning, error=error)
     if answers:
@@ -140,16 +151,22 @@ def parse_q_insight(text: str, score_range: tuple[float, float] = (1, 5)) -> Par
     return ParsedAnswer(None, reasoning, 'no <answer> tag and no "rating" key')
 
 
-def parse_visualquality(text: str, score_range: tuple[float, float] = (1, 5)) -> ParsedAnswer:
+def parse_visualquality(text: str) -> ParsedAnswer:
     """VisualQuality-R1: the first number of the last ``<answer>``.
 
-    Unlike the authors' script, which falls back to the first number of the
-    whole output and to a random score, an output without an answer tag is a
-    failure: a number in the reasoning is not the model's rating.
+    Without an answer tag, the authors' script takes the first number of the
+    whole output (and, failing that, a random score). Here such an output
+    counts only when all it holds outside ``<think>`` is one number (``3.45``
+    alone); otherwise it is a failure, because a number in the reasoning ("2
+    people", "a 3x3 grid") is not the model's rating.
     """
     reasoning = extract_reasoning(text)
     answers = extract_answers(text)
     if not answers:
+        bare = _BARE_NUMBER.fullmatch(_outside_think(text))
+        if bare:
+            value, error = _number(float(bare.group(1)), "score")
+            return ParsedAnswer(value, reasoning if _THINK_OPEN.search(text) else None, error)
         return ParsedAnswer(None, reasoning, "no <answer> tag")
     last = answers[-1]
     match = _FIRST_NUMBER.search(last)
@@ -158,5 +175,5 @@ def parse_visualquality(text: str, score_range: tuple[float, float] = (1, 5)) ->
     tail = last[match.end() :]
     if re.match(r"\s*(?:-|–|to)\s*\d", tail):
         return ParsedAnswer(None, reasoning, f"answer {last.strip()[:80]!r} is a range, not one score")
-    value, error = _number_in_range(float(match.group(0)), score_range, "score")
+    value, error = _number(float(match.group(0)), "score")
     return ParsedAnswer(value, reasoning, error)

@@ -96,7 +96,7 @@ class QAlign(Model):
         super().__init__(device=device, dtype=dtype)
         self.checkpoint = checkpoint
         self.subfolder = subfolder
-        self.trust_remote_code = bool(trust_remote_code)
+        self.trust_remote_code = trust_remote_code
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
         self.attn_implementation = attn_implementation
@@ -142,8 +142,10 @@ class QAlign(Model):
             ) from None
         return model.to(self.device).eval()
 
-    def preprocessor(self) -> FitForVisionTower:
-        return FitForVisionTower()
+    def preprocessor(self):
+        if self.trust_remote_code:  # one-align pads to square and runs its own CLIP preprocessing
+            return super().preprocessor()
+        return FitForVisionTower(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
     def prompt_text(self, image: Image.Image) -> str:
         """The chat-formatted question followed by the assistant's opening words."""

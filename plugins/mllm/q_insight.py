@@ -5,10 +5,11 @@ score question of its release, which the RACT paper keeps (Table A.4), and
 answers ``<think>...</think><answer>{"rating": x}</answer>``. RACT checkpoints
 come from the RACT trainer and share prompt and parser.
 
-Defaults: greedy decoding (reproducible benchmarks; the authors' demo samples
-at temperature 1, top_p 0.95, top_k 50, which are the sampling defaults here),
-1024 new tokens (the demo's limit), Qwen2.5-VL's pixel budget 3136..12,845,056
-(Q-Insight's training cap; the 2026 repo vendors 320*28*28 = 250,880).
+Defaults: greedy decoding (reproducible benchmarks); ``-o decoding=q-insight-demo``
+is the authors' demo (temperature 1, top_p 0.95, top_k 50, one completion),
+whose values are also the sampling defaults here; 1024 new tokens (the demo's
+limit); Qwen2.5-VL's pixel budget 3136..12,845,056 (Q-Insight's training cap;
+the 2026 repo vendors 320*28*28 = 250,880).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class QInsight(ReasoningScorer):
     trainer = "grpo"
     default_checkpoint = "ByteDance/Q-Insight"
     default_subfolder = "score_degradation"
+    release_decoding = "q-insight-demo"
 
     def __init__(
         self,
@@ -35,13 +37,14 @@ class QInsight(ReasoningScorer):
         checkpoint: str | None = "ByteDance/Q-Insight",
         subfolder: str | None = None,
         random_init: bool = False,
-        max_new_tokens: int = 1024,
+        decoding: str = "greedy",
+        max_new_tokens: int | None = None,
         min_new_tokens: int | None = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 0.95,
-        top_k: int = 50,
-        num_samples: int = 1,
+        do_sample: bool | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        num_samples: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_pixels: int = DEFAULT_MIN_PIXELS,
         backend: str = "transformers",
@@ -53,6 +56,7 @@ class QInsight(ReasoningScorer):
             checkpoint=checkpoint,
             subfolder=subfolder,
             random_init=random_init,
+            decoding=decoding,
             max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens,
             do_sample=do_sample,
@@ -72,7 +76,7 @@ class QInsight(ReasoningScorer):
         return q_insight_messages(image)
 
     def parse(self, text: str) -> ParsedAnswer:
-        return parse_q_insight(text, self.score_range)
+        return parse_q_insight(text)
 
     def runtime_config(self) -> dict:
         return {**super().runtime_config(), "prompt": "q-insight score regression", "parser": "q-insight json rating"}

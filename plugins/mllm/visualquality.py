@@ -5,10 +5,11 @@ no system prompt, images numbered (``add_vision_id=True``); the question ends
 with a thinking suffix (reason in ``<think>``, then one score in ``<answer>``)
 or, with ``thinking=False``, a suffix that asks for the answer only.
 
-Defaults: greedy decoding (the README samples with top_k 50, top_p 1,
-temperature 1, the sampling defaults here), 512 new tokens (the README's
-batch setting), Qwen2.5-VL's pixel budget 3136..12,845,056 (the stock
-qwen-vl-utils cap its scripts use).
+Defaults: greedy decoding; ``-o decoding=visualquality-r1`` is the README's
+transformers sampling (top_k 50, top_p 1, temperature 1), whose values are
+also the sampling defaults here, and ``visualquality-r1-vllm`` its vLLM script
+(temperature 0.1); 512 new tokens (the README's batch setting), Qwen2.5-VL's
+pixel budget 3136..12,845,056 (the stock qwen-vl-utils cap its scripts use).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class VisualQualityR1(ReasoningScorer):
     name = "visualquality-r1"
     trainer = "grpo"
     default_checkpoint = "TianheWu/VisualQuality-R1-7B"
+    release_decoding = "visualquality-r1"
     chat_template_kwargs = {"add_vision_id": True}
 
     def __init__(
@@ -36,13 +38,14 @@ class VisualQualityR1(ReasoningScorer):
         subfolder: str | None = None,
         random_init: bool = False,
         thinking: bool = True,
-        max_new_tokens: int = 512,
+        decoding: str = "greedy",
+        max_new_tokens: int | None = None,
         min_new_tokens: int | None = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 50,
-        num_samples: int = 1,
+        do_sample: bool | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        num_samples: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_pixels: int = DEFAULT_MIN_PIXELS,
         backend: str = "transformers",
@@ -50,11 +53,12 @@ class VisualQualityR1(ReasoningScorer):
         device: str = "cpu",
         dtype: str = "auto",
     ) -> None:
-        self.thinking = bool(thinking)
+        self.thinking = thinking
         super().__init__(
             checkpoint=checkpoint,
             subfolder=subfolder,
             random_init=random_init,
+            decoding=decoding,
             max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens,
             do_sample=do_sample,
@@ -74,7 +78,7 @@ class VisualQualityR1(ReasoningScorer):
         return visualquality_messages(image, thinking=self.thinking)
 
     def parse(self, text: str) -> ParsedAnswer:
-        return parse_visualquality(text, self.score_range)
+        return parse_visualquality(text)
 
     def runtime_config(self) -> dict:
         prompt = "visualquality-r1 " + ("thinking" if self.thinking else "non-thinking")

@@ -14,11 +14,19 @@ Official release (ByteDance/Q-Insight on the hub, ``RALI/``)::
     DIR/pca.pkl     joblib pickle: mean_ (the PCA mean), components_, var_ (scale = sqrt(var_))
     DIR/basis.npz   vectors, scores (initial prototypes; ckpt.pt's values win)
 
-As in the official loader, ``ckpt.pt``'s values override the pickle's and the
-basis file's, and its ``clip.*`` weights replace those in ``best/``; the PCA
-mean exists only in ``pca.pkl``. Reading ``pca.pkl`` means unpickling, so it
-needs ``trust_pickle=True``; ``ckpt.pt`` is tried with
-``torch.load(weights_only=True)`` first.
+As in the official loader (``ClipScorer``: ``load_state_dict(strict=True)``),
+``ckpt.pt`` must hold the whole fine-tuned CLIP (``clip.*``) and the five
+``scorer.*`` tensors; they override ``best/``'s weights and the pickle's and
+basis file's values, and the PCA mean exists only in ``pca.pkl``. A ``ckpt.pt``
+that lacks any of them is refused with the list of what is missing, as the
+official loader refuses it, unless ``partial_checkpoint=True`` explicitly asks
+to take the missing parts from ``best/``, ``pca.pkl`` and ``basis.npz`` (the
+parts and where each came from are recorded).
+
+Reading ``pca.pkl`` means unpickling, so it needs ``trust_pickle=True``;
+``ckpt.pt`` is read with ``torch.load(weights_only=True)`` and fully unpickled
+only when that fails and ``trust_pickle=True``. A file that is not what it
+should be is a :class:`CheckpointError`, never a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import torch
 from iqabench_plugins.rali.encoders import (
     HFClipEncoder,
     ImageTextEncoder,
+    load_clip_model,
     load_saved_encoder,
 )
 from iqabench_plugins.rali.head import HEAD_TENSORS, PrototypeHead
@@ -47,6 +56,10 @@ IQABENCH_FILES = ("config.json", "head.safetensors", "encoder/")
 OFFICIAL_FILES = ("best/", "ckpt.pt", "pca.pkl", "basis.npz")
 #: the official code's default temperature (CLIP_IQA_Proto, tau=0.07) when ckpt.pt holds none
 OFFICIAL_DEFAULT_TAU = 0.07
+#: the scorer tensors ckpt.pt holds (PrototypeScorer's parameters; its PCA mean is not one)
+SCORER_KEYS = ("pca_scale", "pca_components", "prototypes", "proto_scores", "logit_scale")
+#: how to convert once, for messages
+CONVERT_HINT = "`iqabench convert rali-official {folder} OUT --trust-pickle`"
 
 
 @dataclass
@@ -133,12 +146,13 @@ def resolve_folder(checkpoint: str | Path, subfolder: str | None = None) -> Path
     return root / subfolder if subfolder else root
 
 
-def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False) -> LoadedCheckpoint:
+def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False, partial_checkpoint: bool = False) -> LoadedCheckpoint:
     folder = Path(folder)
     layout = detect_layout(folder)
     if layout == "official":
-        encoder, head = read_official(folder, trust_pickle=trust_pickle, with_text=False)
-        return LoadedCheckpoint(encoder, head, layout, {"encoder": encoder.spec(), "source": "official release"})
+        official = read_official(folder, trust_pickle=trust_pickle, partial_checkpoint=partial_checkpoint)
+        config = {"encoder": official.encoder.spec(), "source": "official release", "parts": official.parts}
+        return LoadedCheckpoint(official.encoder, official.head, layout, config)
     config = json.loads((folder / "config.json").read_text())
     encoder = load_saved_encoder(folder / "encoder", config["encoder"], with_text=False)
     tensors = load_file(str(folder / "head.safetensors"))
@@ -151,82 +165,145 @@ def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False) -> Loaded
 # --------------------------------------------------------------------------- official release
 
 
+@dataclass
+class OfficialRelease:
+    encoder: HFClipEncoder
+    head: PrototypeHead
+    #: where each part came from: "ckpt.pt", "best/", "pca.pkl", "basis.npz" or a default
+    parts: dict[str, str]
+
+
 def _load_ckpt_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         if not trust_pickle:
             raise CheckpointError(
-                f"{path} cannot be read with torch.load(weights_only=True) ({type(exc).__name__}); reading it needs "
-                "full unpickling, which can run arbitrary code. If you trust the file, pass -o trust_pickle=true, "
-                "or convert it once: `iqabench convert rali-official SRC OUT`."
+                f"{path} cannot be read with torch.load(weights_only=True) ({_weights_only_reason(exc)}); reading it "
+                "needs full unpickling, which can run arbitrary code. "
+                "If you trust the file, pass -o trust_pickle=true, or convert the release once into a pickle-free "
+                f"checkpoint ({CONVERT_HINT.format(folder=path.parent)}, which unpickles it once) and score that."
             ) from None
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # not a torch file at all: truncated, another format, garbage
+            raise CheckpointError(
+                f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                "expected the official RALI ckpt.pt (a dict with a state_dict)."
+            ) from None
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds no state_dict; expected the official RALI ckpt.pt.")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state_dict of tensors; expected the official RALI ckpt.pt.")
     return state
+
+
+def _weights_only_reason(exc: Exception) -> str:
+    """The telling line of torch's long weights_only refusal (the unsupported global), else the exception type."""
+    for line in str(exc).splitlines():
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            return line.strip().split(". ")[0]
+    return type(exc).__name__
 
 
 def _load_pca_pickle(path: Path, trust_pickle: bool) -> Any:
     if not trust_pickle:
         raise CheckpointError(
             f"{path} is a joblib pickle, and unpickling can run arbitrary code. If you trust the official release, "
-            "pass -o trust_pickle=true, or convert it once into a pickle-free checkpoint: "
-            f"`iqabench convert rali-official {path.parent} OUT` and use -o checkpoint=OUT."
+            "pass -o trust_pickle=true, or convert it once into a pickle-free checkpoint "
+            f"({CONVERT_HINT.format(folder=path.parent)}, which unpickles it once) and use -o checkpoint=OUT."
         )
     import joblib
 
-    return joblib.load(path)
+    try:
+        pca = joblib.load(path)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path} is not a joblib pickle ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+            "expected the official RALI pca.pkl (a fitted sklearn PCA)."
+        ) from None
+    if not hasattr(pca, "components_") or not hasattr(pca, "mean_"):
+        raise CheckpointError(f"{path} holds a {type(pca).__name__}, not a fitted PCA (no mean_ / components_).")
+    return pca
 
 
-def read_official(folder: Path, *, trust_pickle: bool, with_text: bool = False) -> tuple[HFClipEncoder, PrototypeHead]:
-    """Build the encoder and head exactly as the official ``ClipScorer`` does."""
+def _missing_parts(folder: Path, state: dict[str, torch.Tensor], clip_keys: set[str]) -> list[str]:
+    """What the official strict loader would miss in ckpt.pt, and the PCA mean if pca.pkl is absent."""
+    missing = []
+    absent_clip = sorted(k for k in clip_keys if f"clip.{k}" not in state)
+    if absent_clip:
+        missing.append(f"{len(absent_clip)} of {len(clip_keys)} clip.* tensors (e.g. clip.{absent_clip[0]})")
+    absent_scorer = [f"scorer.{k}" for k in SCORER_KEYS if f"scorer.{k}" not in state]
+    if absent_scorer:
+        missing.append(", ".join(absent_scorer))
+    if not (folder / "pca.pkl").exists():
+        missing.append("pca.pkl (the PCA mean exists only there)")
+    return missing
+
+
+def read_official(folder: Path, *, trust_pickle: bool, with_text: bool = False,
+                  partial_checkpoint: bool = False) -> OfficialRelease:
+    """Build the encoder and head exactly as the official ``ClipScorer`` does (see the module docstring)."""
     folder = Path(folder)
-    state = _load_ckpt_state(folder / "ckpt.pt", trust_pickle)
-    encoder = HFClipEncoder.from_pretrained(str(folder / "best"), with_text=with_text)
-    clip_state = {k[len("clip."):]: v for k, v in state.items() if k.startswith("clip.")}
-    if clip_state:
-        own = {f"vision_model.{k}": v for k, v in encoder.vision_model.state_dict().items()}
-        own.update({f"visual_projection.{k}": v for k, v in encoder.visual_projection.state_dict().items()})
-        wanted = {k: v for k, v in clip_state.items() if k in own}
-        absent = sorted(set(own) - set(wanted))
-        if absent:
-            raise CheckpointError(f"{folder / 'ckpt.pt'}: clip.* weights lack {absent[:3]}...; not the RALI release?")
-        encoder.vision_model.load_state_dict({k[len("vision_model."):]: v for k, v in wanted.items()
-                                              if k.startswith("vision_model.")})
-        encoder.visual_projection.load_state_dict({k[len("visual_projection."):]: v for k, v in wanted.items()
-                                                   if k.startswith("visual_projection.")})
-        if with_text:
-            encoder.text_model.load_state_dict({k[len("text_model."):]: v for k, v in clip_state.items()
-                                                if k.startswith("text_model.")})
-            encoder.text_projection.load_state_dict({k[len("text_projection."):]: v for k, v in clip_state.items()
-                                                     if k.startswith("text_projection.")})
-            if "logit_scale" in clip_state:
-                encoder.contrastive_logit_scale = float(clip_state["logit_scale"].exp())
+    ckpt = folder / "ckpt.pt"
+    state = _load_ckpt_state(ckpt, trust_pickle)
+    clip = load_clip_model(str(folder / "best"))
+    own_keys = set(clip.state_dict())
+    missing = _missing_parts(folder, state, own_keys)
+    if missing and not partial_checkpoint:
+        raise CheckpointError(
+            f"{folder} is incomplete: missing {'; '.join(missing)}. The official loader (strict) refuses such a "
+            "release: ckpt.pt must hold the fine-tuned CLIP and the scorer tensors. To score anyway with the CLIP of "
+            "best/ and the values of pca.pkl / basis.npz in place of the missing ones, pass "
+            "-o partial_checkpoint=true (the parts used are recorded)."
+        )
+    parts: dict[str, str] = {}
+    clip_state = {k[len("clip."):]: v for k, v in state.items() if k.startswith("clip.") and k[len("clip."):] in own_keys}
+    clip.load_state_dict(clip_state, strict=False)
+    parts["clip"] = "ckpt.pt" if len(clip_state) == len(own_keys) else (
+        f"ckpt.pt ({len(clip_state)} of {len(own_keys)} tensors), best/ (the rest)" if clip_state else "best/")
+    encoder = HFClipEncoder.from_model(clip, str(folder / "best"), with_text=with_text)
+
     dim = encoder.feature_dim
     mean, scale, components = np.zeros(dim), np.ones(dim), np.eye(dim)
+    parts.update(pca_mean="identity (no pca.pkl)", pca_scale="identity", pca_components="identity")
     if (folder / "pca.pkl").exists():
         pca = _load_pca_pickle(folder / "pca.pkl", trust_pickle)
-        mean = np.asarray(getattr(pca, "mean_", mean), dtype=np.float64)
+        mean = np.asarray(pca.mean_, dtype=np.float64)
+        components = np.asarray(pca.components_, dtype=np.float64)
+        parts.update(pca_mean="pca.pkl", pca_components="pca.pkl", pca_scale="pca.pkl" if hasattr(pca, "var_") else "1")
         if hasattr(pca, "var_"):
             scale = np.sqrt(np.asarray(pca.var_, dtype=np.float64))
             scale[scale < 1e-10] = 1.0
-        components = np.asarray(getattr(pca, "components_", components), dtype=np.float64)
     prototypes = scores = None
     if (folder / "basis.npz").exists():
         with np.load(folder / "basis.npz", allow_pickle=False) as basis:
             prototypes, scores = basis["vectors"], basis["scores"]
-    tensors = {
-        "pca_mean": torch.as_tensor(mean, dtype=torch.float32),
-        "pca_scale": state.get("scorer.pca_scale", torch.as_tensor(scale, dtype=torch.float32)),
-        "pca_components": state.get("scorer.pca_components", torch.as_tensor(components, dtype=torch.float32)),
-        "prototypes": state.get("scorer.prototypes", None if prototypes is None else torch.as_tensor(prototypes)),
-        "proto_scores": state.get("scorer.proto_scores", None if scores is None else torch.as_tensor(scores)),
-        "logit_scale": state.get("scorer.logit_scale", torch.tensor(1.0 / OFFICIAL_DEFAULT_TAU)),
+        parts.update(prototypes="basis.npz", proto_scores="basis.npz")
+    defaults = {
+        "pca_scale": torch.as_tensor(scale, dtype=torch.float32),
+        "pca_components": torch.as_tensor(components, dtype=torch.float32),
+        "prototypes": None if prototypes is None else torch.as_tensor(prototypes),
+        "proto_scores": None if scores is None else torch.as_tensor(scores),
+        "logit_scale": torch.tensor(1.0 / OFFICIAL_DEFAULT_TAU),
     }
+    parts.setdefault("logit_scale", f"default (tau {OFFICIAL_DEFAULT_TAU})")
+    tensors = {"pca_mean": torch.as_tensor(mean, dtype=torch.float32)}
+    for key in SCORER_KEYS:
+        if f"scorer.{key}" in state:
+            tensors[key] = state[f"scorer.{key}"]
+            parts[key] = "ckpt.pt"
+        else:
+            tensors[key] = defaults[key]
     if tensors["prototypes"] is None or tensors["proto_scores"] is None:
         raise CheckpointError(f"{folder}: neither ckpt.pt nor basis.npz holds the prototypes and their scores.")
     if math.isclose(float(tensors["logit_scale"]), 0.0):
-        raise CheckpointError(f"{folder / 'ckpt.pt'}: scorer.logit_scale is 0, so tau = 1/logit_scale is undefined.")
-    return encoder, PrototypeHead.from_tensors({k: torch.as_tensor(v).float() for k, v in tensors.items()})
+        raise CheckpointError(f"{ckpt}: scorer.logit_scale is 0, so tau = 1/logit_scale is undefined.")
+    try:
+        head = PrototypeHead.from_tensors({k: torch.as_tensor(v).float() for k, v in tensors.items()})
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder}: the head tensors do not fit together ({exc}).") from None
+    if head.feature_dim != dim:
+        raise CheckpointError(
+            f"{folder}: the PCA expects {head.feature_dim}-d features but the CLIP in best/ gives {dim}-d ones."
+        )
+    return OfficialRelease(encoder, head, parts)

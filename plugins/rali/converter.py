@@ -1,7 +1,9 @@
-"""``iqabench convert rali-official SRC OUT``: the official RALI release as a pickle-free checkpoint.
+"""``iqabench convert rali-official SRC OUT --trust-pickle``: the official RALI release as a pickle-free checkpoint.
 
-Running the converter is the explicit opt-in to unpickling the release's
-``pca.pkl`` (and ``ckpt.pt`` if it needs more than ``weights_only``) once;
+The release's ``pca.pkl`` is a joblib pickle of an sklearn PCA: it can only be
+read by unpickling, so the converter needs the explicit ``--trust-pickle``
+(``ckpt.pt`` is read with ``torch.load(weights_only=True)`` whenever the file
+allows it). It reads the release as strictly as the official loader does, and
 the folder it writes loads with safetensors and JSON only.
 """
 
@@ -18,9 +20,12 @@ class RALIOfficialConverter(Converter):
     """Official RALI release (best/, ckpt.pt, pca.pkl, basis.npz) -> iqabench RALI checkpoint."""
 
     name = "rali-official"
+    reads_pickle = True
+    pickled_files = "pca.pkl (a joblib pickle of an sklearn PCA) and, if weights_only cannot read it, ckpt.pt"
 
-    def convert(self, source: Path, out: Path) -> Path:
+    def convert(self, source: Path, out: Path, *, trust_pickle: bool = False) -> Path:
         source, out = Path(source), Path(out)
-        encoder, head = read_official(source, trust_pickle=True, with_text=True)
-        save_checkpoint(out, encoder, head, {"converted_from": str(source.resolve()), "source": "official release"})
+        official = read_official(source, trust_pickle=trust_pickle, with_text=True)
+        provenance = {"converted_from": str(source.resolve()), "source": "official release", "parts": official.parts}
+        save_checkpoint(out, official.encoder, official.head, provenance)
         return out

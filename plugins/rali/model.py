@@ -24,6 +24,9 @@ class RALI(Model):
     folder or a hub repository id), ``subfolder`` (inside it: ``RALI`` for the release
     in ``ByteDance/Q-Insight``),
     ``trust_pickle`` (allow unpickling the official ``pca.pkl``/``ckpt.pt``),
+    ``partial_checkpoint`` (accept an official ``ckpt.pt`` that lacks the
+    fine-tuned CLIP or scorer tensors, which the official strict loader
+    refuses, taking them from ``best/``, ``pca.pkl``, ``basis.npz``),
     ``random_init`` (timing only: the real architecture of ``encoder``
     (default ``hf-clip``) / ``backbone`` with random weights and a random head
     of ``pca_dim`` (512) x ``num_prototypes`` (250); its scores mean nothing).
@@ -42,6 +45,7 @@ class RALI(Model):
         checkpoint: str | None = None,
         subfolder: str | None = None,
         trust_pickle: bool = False,
+        partial_checkpoint: bool = False,
         random_init: bool = False,
         encoder: str | None = None,
         backbone: str | None = None,
@@ -60,6 +64,7 @@ class RALI(Model):
         self.checkpoint = checkpoint
         self.subfolder = subfolder
         self.trust_pickle = trust_pickle
+        self.partial_checkpoint = partial_checkpoint
         self.random_init = random_init
         self.encoder = encoder
         self.backbone = backbone
@@ -73,7 +78,8 @@ class RALI(Model):
                 "encoder and head. Remove them (to train another encoder or head, set them as trainer options)."
             )
         if checkpoint is not None:
-            loaded = load_checkpoint(resolve_folder(checkpoint, subfolder), trust_pickle=trust_pickle)
+            loaded = load_checkpoint(resolve_folder(checkpoint, subfolder), trust_pickle=trust_pickle,
+                                     partial_checkpoint=partial_checkpoint)
             self.image_encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
             self.checkpoint_config = loaded.config
         elif random_init:
@@ -142,6 +148,7 @@ class RALI(Model):
         """What the checkpoint decided: its layout, the encoder it holds and the head's shape."""
         return {
             "layout": self.layout,
+            **({"parts": self.checkpoint_config["parts"]} if "parts" in self.checkpoint_config else {}),
             "encoder_spec": self.image_encoder.spec(),
             "head_pca_dim": self.head.pca_dim,
             "head_num_prototypes": self.head.num_prototypes,
