@@ -131,6 +131,14 @@ class Model(ABC):
         """
         return None
 
+    def take_counts(self) -> dict[str, int]:
+        """Counts of what happened while scoring since the previous call (then reset), for the results.
+
+        A reasoning MLLM counts unparseable answers and accepted ratings outside
+        its range; the runner takes them per test set. Empty by default.
+        """
+        return {}
+
     def input_resolution(self) -> str:
         """What resolution the model actually sees, for the efficiency table."""
         return "full" if self.preprocessing == "full-resolution" else "model-defined"

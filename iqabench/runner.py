@@ -192,6 +192,7 @@ def _score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> None:
 def _score(plan: RunPlan, model: Model, planned: PlannedModel, test: TestSet) -> tuple[list[Prediction], dict]:
     paths = test.paths()
     scores = [None] * len(paths)
+    model.take_counts()  # what an earlier test set left behind is not this one's
     bar = progress.bar(total=len(paths), desc=f"{planned.label} | {test.label}", unit="img", enabled=plan.progress)
     start = time.perf_counter()
     with efficiency.PeakMemory(plan.device) as memory:
@@ -213,6 +214,7 @@ def _score(plan: RunPlan, model: Model, planned: PlannedModel, test: TestSet) ->
         "memory_method": memory.method,
         "batch_size": planned.batch_size,
         "num_workers": plan.suite.num_workers,
+        "model_counts": model.take_counts(),
     }
     return rows, stats
 

@@ -208,3 +208,36 @@ def test_rali_refuses_random_head_options_next_to_a_checkpoint(tmp_path):
 
     with pytest.raises(CheckpointError, match="pca_dim=64.*decides its own encoder and head"):
         create_model("rali", checkpoint=str(tmp_path), pca_dim=64)
+
+
+def test_a_models_counts_are_recorded_per_test_set(tmp_path):
+    class Counted(Brightness):
+        """Counts bright images, as an MLLM counts out-of-range ratings."""
+
+        name = "counted"
+
+        def __init__(self, **options):
+            super().__init__(**options)
+            self.bright = 0
+
+        def score_batch(self, items):
+            self.bright += sum(v > 128 for v in items)
+            return super().score_batch(items)
+
+        def take_counts(self):
+            counts, self.bright = {"bright": int(self.bright)}, 0
+            return counts
+
+    registry = registry_with(Counted)
+    results = _run(tmp_path, registry, models=[{"name": "counted"}],
+                   test=[{"dataset": "graded", "split": "train"}, {"dataset": "graded", "split": "test"}])
+    from PIL import Image
+
+    from tests.helpers import brightness
+
+    root = tmp_path / "data" / "graded"
+    for pair, parity in zip(results["results"], (0, 1)):
+        names = [line.split(",")[0] for i, line in enumerate((root / "labels.csv").read_text().splitlines())
+                 if i % 2 == parity]
+        expected = sum(brightness(Image.open(root / name).convert("RGB")) > 128 for name in names)
+        assert pair["meta"]["model_counts"] == {"bright": expected}
