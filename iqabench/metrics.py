@@ -59,8 +59,9 @@ def _logistic4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float, b4: floa
     return np.stack([s, 1.0 - s, -slope / scale, -slope * (x - b3) * np.sign(b4 or 1.0) / scale**2], axis=1)
 
 
-def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Predictions mapped through the logistic fitted to ``gt``; the identity if the fit fails."""
+def logistic4_parameters(pred: np.ndarray, gt: np.ndarray) -> np.ndarray | None:
+    """``(b1, b2, b3, b4)`` of the logistic fitted to ``gt``, or None if the fit fails (figures draw this curve)."""
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
     start = [float(np.max(gt)), float(np.min(gt)), float(np.mean(pred)), float(np.std(pred)) / 4.0 or 1.0]
     try:
         with warnings.catch_warnings():
@@ -69,8 +70,14 @@ def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
                 logistic4, pred, gt, p0=start, jac=_logistic4_jacobian, maxfev=10000
             )
     except (RuntimeError, ValueError, optimize.OptimizeWarning):
-        return pred
-    return logistic4(pred, *params)
+        return None
+    return params
+
+
+def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Predictions mapped through the logistic fitted to ``gt``; the identity if the fit fails."""
+    params = logistic4_parameters(pred, gt)
+    return pred if params is None else logistic4(pred, *params)
 
 
 def _pairs(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarray, str | None]:

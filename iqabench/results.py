@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iqabench import metrics
-from iqabench.leaderboard import render_leaderboard
-from iqabench.predictions import PredictionStore, atomic_write_json, atomic_write_text
+from iqabench.leaderboard import write_leaderboard
+from iqabench.predictions import PredictionStore, atomic_write_json
 from iqabench.provenance import portable, run_provenance
 
 if TYPE_CHECKING:
@@ -135,14 +135,5 @@ def build_results(runner: Runner, runs: list[ModelRun], tests: list[TestSet], *,
     }
     results = portable(results)
     atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "leaderboard.md", render_leaderboard(results))
+    write_leaderboard(results, out)
     return results
-
-
-def rewrite_leaderboard(results_dir: Path) -> Path:
-    """Regenerate ``leaderboard.md`` from a results folder's ``results.json``."""
-    path = Path(results_dir) / "results.json"
-    results = json.loads(path.read_text())
-    target = Path(results_dir) / "leaderboard.md"
-    atomic_write_text(target, render_leaderboard(results))
-    return target
