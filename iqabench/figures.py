@@ -71,6 +71,8 @@ _LABEL_OFFSETS = ((6, 4), (6, -4), (-6, 4), (-6, -4), (0, 8), (0, -8)) + tuple(
 _BESIDE = 6
 #: pixels kept free around each placed label
 _LABEL_GAP = 2.0
+#: the cost (in square pixels of overlap) of a label nearer another point than its own
+_AMBIGUOUS = 400.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -253,7 +255,7 @@ def _predictions_panel(ax: Axes, test: Mapping[str, Any], pair: Mapping[str, Any
     mos = np.array([r.mos for r in scored], dtype=np.float64)
     pred = np.array([r.prediction for r in scored], dtype=np.float64)
     size, alpha = (14, 0.7) if len(scored) <= 300 else (6, 0.45) if len(scored) <= 3000 else (3, 0.25)
-    ax.scatter(mos, pred, s=size, alpha=alpha, color="C0", linewidths=0, label=f"{len(scored)} scored")
+    ax.scatter(mos, pred, s=size, alpha=alpha, color="C0", linewidths=0)
     if logistic and len(scored) >= 3 and np.ptp(pred) > 0:
         sign = float(pair.get("sign", 1.0))
         params = logistic4_parameters(sign * pred, mos)
@@ -331,9 +333,9 @@ def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path) -> Figure
     points, _ = cost_points(results)
     if not any(not p.reported and (p.parameters or p.ms_per_image) for p in points):
         return None
-    figure = _figure(9.0, 7.0, constrained=False)
+    figure = _figure(9.0, 8.6, constrained=False)
     axes = figure.subplots(2, 2)
-    figure.subplots_adjust(left=0.08, right=0.985, top=0.9, bottom=0.15, wspace=0.16, hspace=0.42)
+    figure.subplots_adjust(left=0.08, right=0.97, top=0.93, bottom=0.12, wspace=0.18, hspace=0.3)
     tests = results["test_sets"]
     over = tests[0]["label"] if len(tests) == 1 else f"mean over {len(tests)} test sets"
     for row, metric in enumerate(("plcc", "srcc")):
@@ -354,8 +356,10 @@ def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path) -> Figure
             chosen = [p for p in points if getattr(p, cost)]
             _label_points(axes[row][column], [(getattr(p, cost), getattr(p, metric), _plain(p.label), p.colour)
                                               for p in chosen])
-    handles = [Line2D([], [], marker="o", linestyle="none", color="0.2", label=MEASURED),
-               Line2D([], [], marker="o", linestyle="none", color="0.2", markerfacecolor="none", label=REPORTED)]
+    handles = [Line2D([], [], marker="o", linestyle="none", color="0.2", label=MEASURED)]
+    if any(p.reported for p in points):
+        handles.append(Line2D([], [], marker="o", linestyle="none", color="0.2", markerfacecolor="none",
+                              label=REPORTED))
     figure.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
     figure.suptitle("Accuracy against cost (as the paper's Figure 1)")
     save_png(figure, path)
@@ -363,12 +367,17 @@ def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path) -> Figure
 
 
 def _latency_label(results: Mapping[str, Any]) -> str:
+    """The axis title, with the measuring conditions the models share (the others vary: see the table)."""
     records = [m["efficiency"] for m in results["models"] if m.get("efficiency")]
-    settings = {(e.get("device_name"), e.get("dtype"), e.get("batch_size")) for e in records}
-    if len(settings) == 1:
-        device, dtype, batch = next(iter(settings))
-        return f"ms / image (log scale)\n{device}, {dtype}, batch {batch}"
-    return "ms / image (log scale)\nsee the efficiency table for each model's device and batch"
+    shared, varying = [], []
+    for key, show in (("device_name", "{}"), ("dtype", "{}"), ("batch_size", "batch {}")):
+        values = {e.get(key) for e in records}
+        if len(values) == 1:
+            shared.append(show.format(next(iter(values))))
+        else:
+            varying.append(show.format("size") if key == "batch_size" else key.removesuffix("_name"))
+    conditions = ", ".join(shared) + (f"; {' and '.join(varying)} per model" if varying else "")
+    return f"ms / image (log scale)\n{_plain(conditions)}"
 
 
 def _cost_panel(ax: Axes, points: Sequence[CostPoint], cost: str, metric: str) -> None:
@@ -389,7 +398,7 @@ def _cost_panel(ax: Axes, points: Sequence[CostPoint], cost: str, metric: str) -
     span = max(ys) - min(ys)
     ax.set_ylim(max(-1.05, min(ys) - 0.15 * span - 0.04), min(1.05, max(ys) + 0.15 * span + 0.04))
     low, high = ax.get_xlim()
-    _log_ticks(ax.xaxis, low, high, _count if cost == "parameters" else _milliseconds)
+    _log_ticks(ax.xaxis, low, high, _count if cost == "parameters" else _plain_number)
 
 
 def _log_ticks(axis: Any, low: float, high: float, label: Callable[[float, Any], str]) -> None:
@@ -407,10 +416,6 @@ def _count(value: float, _position: Any = None) -> str:
     return f"{value:g}"
 
 
-def _milliseconds(value: float, _position: Any = None) -> str:
-    return f"{value:g} ms"
-
-
 def _plain_number(value: float, _position: Any = None) -> str:
     return f"{value:g}"
 
@@ -418,21 +423,23 @@ def _plain_number(value: float, _position: Any = None) -> str:
 def _label_points(ax: Axes, points: Sequence[tuple[float, float, str, str]], fontsize: float = 8) -> list[Annotation]:
     """Label each ``(x, y, text, colour)`` beside its point, avoiding the other points, labels and the axes edge.
 
-    Greedy and deterministic: each label takes the first free spot of :data:`_LABEL_OFFSETS`, or the one that
-    overlaps least. The axes limits and position must be final.
+    Greedy and deterministic: each label takes the first spot of :data:`_LABEL_OFFSETS` that is free and nearer
+    its own point than any other (so a reader pairs them right), or else the one that does least harm. The axes
+    limits and position must be final.
     """
     renderer = ax.figure.canvas.get_renderer()
     area = ax.get_window_extent(renderer)
-    taken = []
-    for x, y, _, _ in points:
-        px, py = ax.transData.transform((x, y))
-        taken.append(Bbox.from_extents(px - 5, py - 5, px + 5, py + 5))
+    centres = [tuple(ax.transData.transform((x, y))) for x, y, _, _ in points]
+    taken = [Bbox.from_extents(px - 5, py - 5, px + 5, py + 5) for px, py in centres]
     placed = []
-    for x, y, text, colour in points:
+    for own, (x, y, text, colour) in enumerate(points):
         best: tuple[float, int] | None = None
         for index, (dx, dy) in enumerate(_LABEL_OFFSETS):
             box = _label_box(ax, renderer, (x, y), text, (dx, dy), fontsize)
             cost = sum(_overlap(box, other) for other in taken) + box.width * box.height - _overlap(box, area)
+            mine = _distance(box, centres[own])
+            if any(_distance(box, c) < mine for i, c in enumerate(centres) if i != own):
+                cost += _AMBIGUOUS
             if best is None or cost < best[0]:
                 best = (cost, index)
             if cost == 0:
@@ -445,6 +452,12 @@ def _label_points(ax: Axes, points: Sequence[tuple[float, float, str, str]], fon
         taken.append(_label_box(ax, renderer, (x, y), text, (dx, dy), fontsize).padded(_LABEL_GAP))
         placed.append(note)
     return placed
+
+
+def _distance(box: Bbox, point: tuple[float, float]) -> float:
+    """Pixels from ``point`` to the nearest edge of ``box`` (0 inside)."""
+    x, y = point
+    return math.hypot(max(box.x0 - x, 0.0, x - box.x1), max(box.y0 - y, 0.0, y - box.y1))
 
 
 def _alignment(dx: float, dy: float) -> dict[str, str]:
@@ -584,7 +597,7 @@ def efficiency_figure(report: Mapping[str, Any], path: str | Path) -> Figure:
                     continue
                 ax.bar([x], [value * scale], width=width * 0.9, color=f"C{index % 10}")
                 heights.append(value * scale)
-                text = f"{value * scale:.3g}"
+                text = _short(value * scale)
                 ratio = ratios.get((model["label"], size))
                 if ratio and ratio.get(ratio_key) is not None:
                     mark = "" if ratio.get("comparable", True) else "*"
@@ -626,6 +639,11 @@ def _baseline_label(report: Mapping[str, Any]) -> str | None:
         if name is not None and name in (model.get("model"), model.get("label")):
             return model["label"]
     return None
+
+
+def _short(value: float) -> str:
+    """Three significant digits, without exponents: 0.512, 14.7, 1,158."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _percent(ratio: float) -> str:
