@@ -2,8 +2,9 @@
 
 People judge an IQA model from pictures as much as from tables: whether its predictions follow the MOS or
 saturate, where it sits between accuracy and cost. Each drawing function here takes that data and a target path,
-saves a PNG and returns the matplotlib Figure, so a leaderboard can be restyled without re-running a model and a
-test can read the plotted data back from the artists. Nothing here loads a model.
+saves a PNG (unless the path is None) and returns the matplotlib Figure, so a leaderboard can be restyled without
+re-running a model, a notebook can show it, and a test can read the plotted data back from the artists. Nothing
+here loads a model.
 
 Rendering is deterministic: matplotlib's default style with fixed fonts (the bundled DejaVu Sans), sizes, DPI and
 draw order, the Agg canvas (no display needed), and PNGs without software or time stamps, so drawing the same data
@@ -32,11 +33,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Annotation
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from matplotlib.transforms import Bbox
 
 from iqabench.metrics import logistic4, logistic4_parameters
-from iqabench.predictions import Prediction
+from iqabench.predictions import Prediction, PredictionStore
 
 #: pixels per inch; figures are at most 9 inches wide, so the markdown shows them at about their own size
 DPI = 100
@@ -57,7 +58,6 @@ STYLE: dict[str, Any] = {
     "grid.linewidth": 0.6,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "svg.hashsalt": "iqabench",
 }
 REPORTED = "reported (paper)"
 MEASURED = "measured"
@@ -109,6 +109,12 @@ def save_png(figure: Figure, path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _save(figure: Figure, path: str | Path | None) -> None:
+    """Save unless ``path`` is None (a notebook or a test only wants the returned Figure)."""
+    if path is not None:
+        save_png(figure, path)
 
 
 def _plain(text: str) -> str:
@@ -188,8 +194,6 @@ def reference_models(results: Mapping[str, Any]) -> list[str]:
 
 def read_predictions(run_dir: str | Path, model_key: str, test_keys: Sequence[str]) -> dict[str, list[Prediction]]:
     """The prediction rows of one model per test set, for the test sets whose CSV is in ``run_dir``."""
-    from iqabench.predictions import PredictionStore
-
     out = {}
     for key in test_keys:
         store = PredictionStore(Path(run_dir) / "predictions" / model_key, key)
@@ -203,7 +207,7 @@ def read_predictions(run_dir: str | Path, model_key: str, test_keys: Sequence[st
 
 @_styled
 def predictions_figure(results: Mapping[str, Any], model_key: str, predictions: Mapping[str, Sequence[Prediction]],
-                       path: str | Path) -> Figure:
+                       path: str | Path | None) -> Figure:
     """One model's predictions against MOS, one panel per test set, as the leaderboard's numbers came from them.
 
     Scored images are dots (prediction on the model's own scale against the MOS rescaled to [1, 5]); unscored ones
@@ -230,7 +234,7 @@ def predictions_figure(results: Mapping[str, Any], model_key: str, predictions: 
     for index in range(len(tests), rows * columns):
         axes[index // columns][index % columns].set_visible(False)
     figure.suptitle(f"{_plain(model['label'])}: predictions against MOS")
-    save_png(figure, path)
+    _save(figure, path)
     return figure
 
 
@@ -267,6 +271,7 @@ def _predictions_panel(ax: Axes, test: Mapping[str, Any], pair: Mapping[str, Any
                 marker="|", markersize=9, color="C3", label=f"{len(unscored)} unscored (at MOS)")
     every = [r.mos for r in rows]
     ax.set_xlim(min(1.0, min(every)) - 0.2, max(5.0, max(every)) + 0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # whole MOS steps on a narrow panel
     count = f"n={len(rows)}" if not unscored else f"{len(scored)} of {len(rows)} scored"
     plcc, srcc = pair_metric(pair, "plcc"), pair_metric(pair, "srcc")
     ax.set_title(f"{label} ({count})\nPLCC {_number(plcc)} · SRCC {_number(srcc)}")
@@ -323,7 +328,7 @@ def cost_points(results: Mapping[str, Any]) -> tuple[list[CostPoint], list[str]]
 
 
 @_styled
-def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path) -> Figure | None:
+def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path | None) -> Figure | None:
     """Mean PLCC and SRCC against parameters and against ms/image, one labelled point per model (paper Figure 1).
 
     Measured points are filled; reported ones (a paper's accuracy at the parameter count it states) are hollow
@@ -362,7 +367,7 @@ def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path) -> Figure
                               label=REPORTED))
     figure.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
     figure.suptitle("Accuracy against cost (as the paper's Figure 1)")
-    save_png(figure, path)
+    _save(figure, path)
     return figure
 
 
@@ -397,6 +402,7 @@ def _cost_panel(ax: Axes, points: Sequence[CostPoint], cost: str, metric: str) -
     ax.set_xlim(min(xs) / 10**0.6, max(xs) * 10**0.6)
     span = max(ys) - min(ys)
     ax.set_ylim(max(-1.05, min(ys) - 0.15 * span - 0.04), min(1.05, max(ys) + 0.15 * span + 0.04))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
     low, high = ax.get_xlim()
     _log_ticks(ax.xaxis, low, high, _count if cost == "parameters" else _plain_number)
 
@@ -507,7 +513,7 @@ def comparison_rows(results: Mapping[str, Any]) -> list[ComparisonRow]:
 
 
 @_styled
-def reported_comparison_figure(results: Mapping[str, Any], path: str | Path) -> Figure | None:
+def reported_comparison_figure(results: Mapping[str, Any], path: str | Path | None) -> Figure | None:
     """Measured against reported mean PLCC and SRCC per model as grouped bars (the RALI ablations: Table 4).
 
     Measured bars are filled, reported ones hollow and hatched, each with its value written at its end; a model
@@ -552,7 +558,7 @@ def reported_comparison_figure(results: Mapping[str, Any], path: str | Path) -> 
                Patch(facecolor="white", edgecolor="C1", hatch="///", label=f"SRCC {REPORTED}")]
     figure.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
     figure.suptitle(f"Measured against reported{' (' + ', '.join(tables) + ')' if tables else ''}")
-    save_png(figure, path)
+    _save(figure, path)
     return figure
 
 
@@ -560,7 +566,7 @@ def reported_comparison_figure(results: Mapping[str, Any], path: str | Path) -> 
 
 
 @_styled
-def efficiency_figure(report: Mapping[str, Any], path: str | Path) -> Figure:
+def efficiency_figure(report: Mapping[str, Any], path: str | Path | None) -> Figure:
     """Peak memory and time per image of every model at each batch size, in the layout of the paper's Figure 6.
 
     ``report`` is the ``iqabench bench`` report: ``models[i]`` with ``label`` and ``rows[j]`` (``batch_size``,
@@ -625,7 +631,7 @@ def efficiency_figure(report: Mapping[str, Any], path: str | Path) -> Figure:
     if starred:
         title += "  (* not comparable: a model below its released size)"
     figure.suptitle(title)
-    save_png(figure, path)
+    _save(figure, path)
     return figure
 
 

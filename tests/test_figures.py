@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,14 +83,14 @@ def test_predictions_panels_plot_every_prediction_at_its_mos(tmp_path):
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_logistic_curve_is_the_fit_behind_plcc(tmp_path, sign):
+def test_logistic_curve_is_the_fit_behind_plcc(sign):
     # MOS exactly on a known logistic of the (sign-corrected) prediction: the drawn curve must be that logistic
     pred = np.linspace(-3, 3, 25)
     mos = 1.0 + 4.0 / (1.0 + np.exp(-(sign * pred - 0.5) / 0.8))
     rows = rows_from(list(mos), list(pred))
     model = {"key": "m", "label": "M", "lower_better": sign < 0}
     results = results_dict([model], [("t", "T", "t")], [ok_pair("m", "t", rows, sign)], correlation="logistic4")
-    figure = figures.predictions_figure(results, "m", {"t": rows}, tmp_path / "p.png")
+    figure = figures.predictions_figure(results, "m", {"t": rows}, None)
     (curve,) = [line for line in figure.axes[0].lines if line.get_marker() != "|"]
     y = curve.get_ydata()
     assert y.min() == pytest.approx(-3) and y.max() == pytest.approx(3)
@@ -100,19 +99,19 @@ def test_logistic_curve_is_the_fit_behind_plcc(tmp_path, sign):
     assert figure.axes[0].get_ylabel() == f"prediction ({direction} is better)"
 
 
-def test_no_curve_without_logistic_fit(tmp_path):
+def test_no_curve_without_logistic_fit():
     rows = rows_from([1, 2, 3, 4], [1.0, 2.0, 4.0, 3.0])
     results = results_dict([{"key": "m", "label": "M"}], [("t", "T", "t")], [ok_pair("m", "t", rows)])
-    figure = figures.predictions_figure(results, "m", {"t": rows}, tmp_path / "p.png")
+    figure = figures.predictions_figure(results, "m", {"t": rows}, None)
     assert len(figure.axes[0].lines) == 0
 
 
-def test_failed_and_unrun_pairs_say_so_in_their_panel(tmp_path):
+def test_failed_and_unrun_pairs_say_so_in_their_panel():
     rows = rows_from([1, 2, 3], [1.0, 2.0, 3.0])
     failed = {"model": "m", "test_set": "b", "status": "failed", "error": "RuntimeError: model exploded"}
     results = results_dict([{"key": "m", "label": "M"}], [("a", "A", "a"), ("b", "B", "b"), ("c", "C", "c")],
                            [ok_pair("m", "a", rows), failed])
-    figure = figures.predictions_figure(results, "m", {"a": rows}, tmp_path / "p.png")
+    figure = figures.predictions_figure(results, "m", {"a": rows}, None)
     texts = [" ".join(t.get_text() for t in ax.texts) for ax in figure.axes]
     assert "failed" in texts[1] and "model exploded" in texts[1]
     assert texts[2] == "not run"
@@ -158,8 +157,8 @@ def markers(ax) -> dict[str, tuple[float, float, bool]]:
     return out
 
 
-def test_accuracy_cost_points_are_mean_accuracy_at_measured_cost_and_reported_ones_are_hollow(tmp_path):
-    figure = figures.accuracy_cost_figure(cost_results(), tmp_path / "c.png")
+def test_accuracy_cost_points_are_mean_accuracy_at_measured_cost_and_reported_ones_are_hollow():
+    figure = figures.accuracy_cost_figure(cost_results(), None)
     (plcc_params, plcc_ms), (srcc_params, srcc_ms) = np.reshape(figure.axes, (2, 2))
     got = markers(srcc_params)
     assert got["Small"] == pytest.approx((1_332, (0.52 + 0.46) / 2, False))
@@ -184,18 +183,20 @@ def test_accuracy_cost_points_are_mean_accuracy_at_measured_cost_and_reported_on
     assert colours["Big"] == colours["Big (paper) (reported)"]
 
 
-def test_accuracy_cost_labels_name_each_point_and_do_not_overlap(tmp_path):
+def test_accuracy_cost_labels_name_each_point_and_do_not_overlap():
     results = cost_results()
     # three models crowded at nearly the same cost and accuracy
     for index, key in enumerate(("c1", "c2", "c3")):
         results["models"].append({"key": key, "label": f"Crowded model number {index}", "reference": None,
                                   "efficiency": efficiency(30_000 + 500 * index, 6.5 + 0.05 * index)})
         results["results"] += [fixed_pair(key, "a", 0.6 + 0.004 * index, 0.6), fixed_pair(key, "b", 0.6, 0.6)]
-    figure = figures.accuracy_cost_figure(results, tmp_path / "c.png")
+    figure = figures.accuracy_cost_figure(results, None)
     renderer = figure.canvas.get_renderer()
     for ax in figure.axes:
         notes = [c for c in ax.get_children() if isinstance(c, Annotation)]
         assert sorted(n.get_text() for n in notes) == sorted(markers(ax))
+        for note in notes:
+            note.update_positions(renderer)
         boxes = [Text.get_window_extent(n, renderer) for n in notes]  # the text, without its leader line
         for one, two in itertools.combinations(boxes, 2):
             assert not one.overlaps(two), (one, two)
@@ -231,8 +232,8 @@ def ablation_results() -> dict:
     return results_dict(models, tests, pairs, reference=reference)
 
 
-def test_measured_against_reported_bars(tmp_path):
-    figure = figures.reported_comparison_figure(ablation_results(), tmp_path / "r.png")
+def test_measured_against_reported_bars():
+    figure = figures.reported_comparison_figure(ablation_results(), None)
     ax = figure.axes[0]
     bars = [(p.get_width(), p.get_facecolor(), p.get_hatch()) for p in ax.patches]
     solid = [round(w, 6) for w, _, hatch in bars if not hatch]
@@ -289,6 +290,7 @@ def bench_report() -> dict:
 
 def test_efficiency_figure_bars_ratios_and_failures(tmp_path):
     figure = figures.efficiency_figure(bench_report(), tmp_path / "e.png")
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
     memory, time = figure.axes
     assert memory.get_yscale() == "log" and time.get_yscale() == "log"
     assert [t.get_text() for t in memory.get_xticklabels()] == ["1", "16", "64"]
@@ -312,11 +314,11 @@ def test_efficiency_figure_bars_ratios_and_failures(tmp_path):
         assert all(y0 < p.get_height() < y1 for p in ax.patches)
 
 
-def test_efficiency_ratios_of_reduced_models_are_starred(tmp_path):
+def test_efficiency_ratios_of_reduced_models_are_starred():
     report = bench_report()
     for ratio in report["ratios"]:
         ratio["comparable"] = False
-    figure = figures.efficiency_figure(report, tmp_path / "e.png")
+    figure = figures.efficiency_figure(report, None)
     notes = [a.get_text() for a in figure.axes[1].texts if isinstance(a, Annotation)]
     assert notes[:2] == ["4\n1.0%*", "0.5\n3.4%*"]
     assert "not comparable" in figure.get_suptitle()
@@ -325,23 +327,27 @@ def test_efficiency_ratios_of_reduced_models_are_starred(tmp_path):
 # ----------------------------------------------------------------------------------------------- determinism
 
 
+def small_predictions_results() -> tuple[dict, dict]:
+    rows = rows_from([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 3.0, 2.0, 5.0, 4.0])
+    results = results_dict([{"key": "m", "label": "M"}], [("t", "T", "t")], [ok_pair("m", "t", rows)],
+                           correlation="logistic4")
+    return results, {"t": rows}
+
+
 def test_redrawing_gives_identical_bytes_without_stamps(tmp_path):
-    results = cost_results()
-    figures.accuracy_cost_figure(results, tmp_path / "one.png")
-    figures.accuracy_cost_figure(json.loads(json.dumps(results)), tmp_path / "two.png")
-    figures.efficiency_figure(bench_report(), tmp_path / "e1.png")
-    figures.efficiency_figure(bench_report(), tmp_path / "e2.png")
-    assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
-    assert (tmp_path / "e1.png").read_bytes() == (tmp_path / "e2.png").read_bytes()
+    results, rows = small_predictions_results()
+    figures.predictions_figure(results, "m", rows, tmp_path / "one.png")
+    figures.predictions_figure(json.loads(json.dumps(results)), "m", rows, tmp_path / "two.png")
     data = (tmp_path / "one.png").read_bytes()
+    assert data == (tmp_path / "two.png").read_bytes()
     assert b"Software" not in data and b"atplotlib" not in data and b"tIME" not in data
 
 
 def test_the_user_style_does_not_leak_in(tmp_path):
     import matplotlib
 
-    results = cost_results()
-    figures.accuracy_cost_figure(results, tmp_path / "plain.png")
+    results, rows = small_predictions_results()
+    figures.predictions_figure(results, "m", rows, tmp_path / "plain.png")
     with matplotlib.rc_context({"font.size": 20, "lines.markersize": 30, "axes.grid": False}):
-        figures.accuracy_cost_figure(results, tmp_path / "styled.png")
+        figures.predictions_figure(results, "m", rows, tmp_path / "styled.png")
     assert (tmp_path / "plain.png").read_bytes() == (tmp_path / "styled.png").read_bytes()

@@ -108,3 +108,26 @@ def test_leaderboard_command_explains_a_folder_without_results(tmp_path, capsys)
     (tmp_path / "results.json").write_text("{not json")
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_ablation_suite_cases_find_their_table4_rows():
+    """Every case of suites/ablation_rali.yaml names a Table 4 row, so its chart has all six reported pairs."""
+    from iqabench import figures
+    from iqabench.results import read_reference
+
+    repo = Path(__file__).resolve().parents[1]
+    suite, _ = load_suite(repo / "suites" / "ablation_rali.yaml")
+    rows = read_reference((repo / "suites" / suite.reference).resolve())
+    results = {
+        "test_sets": [{"key": d.dataset, "label": d.dataset, "dataset": d.dataset, "group": "test"}
+                      for d in suite.test],
+        "models": [{"key": str(i), "label": m.display, "reference": m.reference} for i, m in enumerate(suite.models)],
+        "results": [],
+        "reference": {"file": suite.reference, "rows": rows},
+    }
+    compared = figures.comparison_rows(results)
+    assert [c.label for c in compared] == [m.display for m in suite.models]
+    assert [(c.reported.plcc, c.reported.srcc) for c in compared] == [
+        (0.748, 0.727), (0.792, 0.772), (0.785, 0.766), (0.793, 0.773), (0.743, 0.723), (0.798, 0.779)]
+    figure = figures.reported_comparison_figure(results, None)
+    assert len([p for p in figure.axes[0].patches if p.get_hatch()]) == 12  # PLCC and SRCC of six cases
