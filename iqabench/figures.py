@@ -269,13 +269,13 @@ def _predictions_panel(ax: Axes, test: Mapping[str, Any], pair: Mapping[str, Any
     if unscored:
         ax.plot(unscored, [0.02] * len(unscored), transform=ax.get_xaxis_transform(), linestyle="none",
                 marker="|", markersize=9, color="C3", label=f"{len(unscored)} unscored (at MOS)")
-    every = [r.mos for r in rows]
+    every = [r.mos for r in rows] or [1.0, 5.0]
     ax.set_xlim(min(1.0, min(every)) - 0.2, max(5.0, max(every)) + 0.2)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # whole MOS steps on a narrow panel
     count = f"n={len(rows)}" if not unscored else f"{len(scored)} of {len(rows)} scored"
     plcc, srcc = pair_metric(pair, "plcc"), pair_metric(pair, "srcc")
     ax.set_title(f"{label} ({count})\nPLCC {_number(plcc)} · SRCC {_number(srcc)}")
-    if logistic or unscored:
+    if ax.get_legend_handles_labels()[0]:  # a fitted curve or unscored images
         ax.legend(loc="best", frameon=True, framealpha=0.85, handlelength=1.2)
 
 
@@ -352,9 +352,9 @@ def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path | None) ->
             ax.set_xlabel("parameters (log scale)" if cost == "parameters" else _latency_label(results))
     # one y range per row, so the two panels of a metric read against each other
     for row in axes:
-        low = min(ax.get_ylim()[0] for ax in row)
-        high = max(ax.get_ylim()[1] for ax in row)
-        for ax in row:
+        drawn = [ax for ax in row if ax.lines]
+        low, high = min(ax.get_ylim()[0] for ax in drawn), max(ax.get_ylim()[1] for ax in drawn)
+        for ax in drawn:
             ax.set_ylim(low, high)
     for row, metric in enumerate(("plcc", "srcc")):
         for column, cost in enumerate(("parameters", "ms_per_image")):

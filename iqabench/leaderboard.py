@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +297,8 @@ def write_leaderboard(results: dict[str, Any], run_dir: str | Path) -> Path:
 
     Called by the runner after a run and by ``iqabench leaderboard RUN`` later, from ``results.json`` and the
     prediction files alone. A model whose prediction files are not in ``run_dir`` (a results folder copied
-    without ``predictions/``) keeps the predictions figure drawn earlier, if there is one.
+    without ``predictions/``) keeps the predictions figure drawn earlier, if there is one. A figure that cannot
+    be drawn is reported in its place; the tables are written regardless.
     """
     run_dir = Path(run_dir)
     blocks = {
@@ -310,8 +311,21 @@ def write_leaderboard(results: dict[str, Any], run_dir: str | Path) -> Path:
     return target
 
 
+def _draw(what: str, draw: Callable[[], Any]) -> tuple[Any, str | None]:
+    """``draw()``, or its error as a line for the markdown: a figure must not cost a run its leaderboard."""
+    try:
+        return draw(), None
+    except Exception as exc:  # noqa: BLE001 - any drawing error; the tables still get written
+        log.warning("figure %s not drawn: %s: %s", what, type(exc).__name__, exc)
+        return None, f"*Figure {what} not drawn: {type(exc).__name__}: {exc}*"
+
+
+def _link(alt: str, name: str) -> str:
+    return f"![{alt.replace('[', '(').replace(']', ')')}]({name})"
+
+
 def _predictions_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
-    links = []
+    lines = []
     test_keys = [t["key"] for t in results["test_sets"]]
     for model in results["models"]:
         if not any(p["model"] == model["key"] and p["status"] == "ok" for p in results["results"]):
@@ -319,14 +333,17 @@ def _predictions_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
         name = f"{FIGURES}/predictions-{model['key']}.png"
         predictions = figs.read_predictions(run_dir, model["key"], test_keys)
         if predictions:
-            figs.predictions_figure(results, model["key"], predictions, run_dir / name)
+            _, error = _draw(name, lambda: figs.predictions_figure(results, model["key"], predictions, run_dir / name))
+            if error:
+                lines.append(error)
+                continue
         elif (run_dir / name).exists():
             log.info("%s: no prediction files in %s; keeping the figure drawn earlier", model["label"], run_dir)
         else:
             log.warning("%s: no prediction files in %s; no predictions figure", model["label"], run_dir)
             continue
-        links.append(f"![{model['label']}: predictions against MOS]({name})")
-    if not links:
+        lines.append(_link(f"{model['label']}: predictions against MOS", name))
+    if not lines:
         return []
     fit = results["suite"].get("correlation") == "logistic4"
     caption = (
@@ -334,12 +351,15 @@ def _predictions_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
         "Red ticks along the bottom mark images the model could not score, at their MOS."
         + (" The curve is the 4-parameter logistic fitted for PLCC." if fit else "")
     )
-    return ["### Predictions against MOS\n\n" + caption + "\n\n" + "\n\n".join(links)]
+    return ["### Predictions against MOS\n\n" + caption + "\n\n" + "\n\n".join(lines)]
 
 
 def _cost_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
     name = f"{FIGURES}/accuracy-cost.png"
-    if figs.accuracy_cost_figure(results, run_dir / name) is None:
+    figure, error = _draw(name, lambda: figs.accuracy_cost_figure(results, run_dir / name))
+    if error:
+        return ["### Accuracy against cost\n\n" + error]
+    if figure is None:
         return []
     points, left_out = figs.cost_points(results)
     caption = "Filled: measured in this run. "
@@ -351,7 +371,7 @@ def _cost_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
                     "against parameters only. ")
     if left_out:
         caption += "Not shown: " + "; ".join(left_out) + "."
-    return ["### Accuracy against cost\n\n" + f"![Accuracy against parameters and ms/image]({name})\n\n"
+    return ["### Accuracy against cost\n\n" + _link("Accuracy against parameters and ms/image", name) + "\n\n"
             + caption.strip()]
 
 
@@ -360,8 +380,10 @@ def _comparison_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
     if not rows:
         return []
     name = f"{FIGURES}/measured-vs-reported.png"
-    figs.reported_comparison_figure(results, run_dir / name)
+    _, error = _draw(name, lambda: figs.reported_comparison_figure(results, run_dir / name))
+    if error:
+        return ["## Measured against reported\n\n" + error]
     bases = sorted({r.reported.basis for r in rows})
     caption = (f"Filled bars: measured in this run, mean over the test sets; hatched bars: {figs.REPORTED}, "
                f"{' / '.join(bases)}.")
-    return ["## Measured against reported\n\n" + f"![Measured against reported]({name})\n\n" + caption]
+    return ["## Measured against reported\n\n" + _link("Measured against reported", name) + "\n\n" + caption]

@@ -131,3 +131,19 @@ def test_ablation_suite_cases_find_their_table4_rows():
         (0.748, 0.727), (0.792, 0.772), (0.785, 0.766), (0.793, 0.773), (0.743, 0.723), (0.798, 0.779)]
     figure = figures.reported_comparison_figure(results, None)
     assert len([p for p in figure.axes[0].patches if p.get_hatch()]) == 12  # PLCC and SRCC of six cases
+
+
+def test_a_figure_that_cannot_be_drawn_is_reported_and_the_tables_are_written(run_dir, tmp_path, monkeypatch):
+    from iqabench import figures, leaderboard
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot draw this")
+
+    monkeypatch.setattr(figures, "accuracy_cost_figure", broken)
+    leaderboard.write_leaderboard(json.loads((copy / "results.json").read_text()), copy)
+    board = (copy / "leaderboard.md").read_text()
+    assert "*Figure figures/accuracy-cost.png not drawn: ValueError: cannot draw this*" in board
+    assert "| brightness" in board and "figures/predictions-brightness.png" in links(board)
