@@ -8,14 +8,26 @@ flagged metric (constant predictions, a failed logistic fit, too few images)
 shows the flag and whatever value is still valid, but is never ranked: a number
 the protocol could not compute properly must not be bold. Efficiency, reported
 numbers (labelled "reported") and measured-minus-reported follow.
+
+:func:`write_leaderboard` writes the markdown with its figures (:mod:`iqabench.figures`) embedded: predictions
+against MOS per model, accuracy against cost, measured against reported. It needs only ``results.json`` and the
+prediction files, so ``iqabench leaderboard RUN`` redraws everything without loading a model.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
+
+from iqabench import figures as figs
+from iqabench.predictions import atomic_write_text
+
+log = logging.getLogger("iqabench.leaderboard")
 
 GROUP_TITLES = {"test": "", "in_domain": "In-domain", "out_of_domain": "Out-of-domain"}
 
@@ -263,7 +275,10 @@ def _failures(results: dict[str, Any]) -> str | None:
     return "\n".join(lines) if lines else None
 
 
-def render_leaderboard(results: dict[str, Any]) -> str:
+def render_leaderboard(results: dict[str, Any], figures: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The leaderboard's markdown; ``figures`` maps a section ("accuracy", "efficiency", "reference") to markdown
+    blocks (figure links and captions) shown after that section's table."""
+    figures = figures or {}
     suite = results["suite"]
     prov = results["provenance"]
     fit = {
@@ -284,10 +299,13 @@ def render_leaderboard(results: dict[str, Any]) -> str:
         "`results.json`."
     )
     parts.append("## Accuracy\n\n" + _accuracy_table(results))
+    parts.extend(figures.get("accuracy", ()))
     efficiency = _efficiency_table(results)
     if efficiency:
         parts.append("## Efficiency\n\n" + efficiency)
+    parts.extend(figures.get("efficiency", ()))
     parts.extend(_reference_tables(results))
+    parts.extend(figures.get("reference", ()))
     failures = _failures(results)
     if failures:
         parts.append("## Failures and unscored images\n\n" + failures)
@@ -301,3 +319,105 @@ def render_leaderboard(results: dict[str, Any]) -> str:
         f"- {prov['platform']}, Python {prov['python']}; {versions}"
     )
     return "\n\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- with figures
+
+FIGURES = "figures"
+
+
+def write_leaderboard(results: dict[str, Any], run_dir: str | Path) -> Path:
+    """Write ``leaderboard.md`` and its figures (``figures/*.png``) into ``run_dir``; return the markdown's path.
+
+    Called by the runner after a run and by ``iqabench leaderboard RUN`` later, from ``results.json`` and the
+    prediction files alone. A model whose prediction files are not in ``run_dir`` (a results folder copied
+    without ``predictions/``) keeps the predictions figure drawn earlier, if there is one. A figure that cannot
+    be drawn is reported in its place; the tables are written regardless.
+    """
+    run_dir = Path(run_dir)
+    blocks = {
+        "accuracy": _predictions_blocks(results, run_dir),
+        "efficiency": _cost_blocks(results, run_dir),
+        "reference": _comparison_blocks(results, run_dir),
+    }
+    target = run_dir / "leaderboard.md"
+    atomic_write_text(target, render_leaderboard(results, {k: v for k, v in blocks.items() if v}))
+    return target
+
+
+def _draw(what: str, draw: Callable[[], Any]) -> tuple[Any, str | None]:
+    """``draw()``, or its error as a line for the markdown: a figure must not cost a run its leaderboard."""
+    try:
+        return draw(), None
+    except Exception as exc:  # noqa: BLE001 - any drawing error; the tables still get written
+        log.warning("figure %s not drawn: %s: %s", what, type(exc).__name__, exc)
+        return None, f"*Figure {what} not drawn: {type(exc).__name__}: {exc}*"
+
+
+def _link(alt: str, name: str) -> str:
+    return f"![{alt.replace('[', '(').replace(']', ')')}]({name})"
+
+
+def _predictions_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
+    lines = []
+    test_keys = [t["key"] for t in results["test_sets"]]
+    for model in results["models"]:
+        if not any(p["model"] == model["key"] and p["status"] == "ok" for p in results["results"]):
+            continue
+        name = f"{FIGURES}/predictions-{model['key']}.png"
+        predictions = figs.read_predictions(run_dir, model["key"], test_keys)
+        if predictions:
+            _, error = _draw(name, lambda: figs.predictions_figure(results, model["key"], predictions, run_dir / name))
+            if error:
+                lines.append(error)
+                continue
+        elif (run_dir / name).exists():
+            log.info("%s: no prediction files in %s; keeping the figure drawn earlier", model["label"], run_dir)
+        else:
+            log.warning("%s: no prediction files in %s; no predictions figure", model["label"], run_dir)
+            continue
+        lines.append(_link(f"{model['label']}: predictions against MOS", name))
+    if not lines:
+        return []
+    fit = results["suite"].get("correlation") == "logistic4"
+    caption = (
+        "One dot per image: the model's prediction, on its own scale, against the MOS rescaled to [1, 5]. "
+        "Red ticks along the bottom mark images the model could not score, at their MOS."
+        + (" The curve is the 4-parameter logistic fitted for PLCC." if fit else "")
+    )
+    return ["### Predictions against MOS\n\n" + caption + "\n\n" + "\n\n".join(lines)]
+
+
+def _cost_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
+    name = f"{FIGURES}/accuracy-cost.png"
+    figure, error = _draw(name, lambda: figs.accuracy_cost_figure(results, run_dir / name))
+    if error:
+        return ["### Accuracy against cost\n\n" + error]
+    if figure is None:
+        return []
+    points, left_out = figs.cost_points(results)
+    caption = "Filled: measured in this run. "
+    reported = [p for p in points if p.reported]
+    if reported:
+        bases = sorted({p.basis for p in reported})
+        caption += (f"Hollow: {figs.REPORTED}, at the parameter count the paper states, accuracy being "
+                    f"{' / '.join(bases)}; the paper gives no absolute latency, so reported points appear "
+                    "against parameters only. ")
+    if left_out:
+        caption += "Not shown: " + "; ".join(left_out) + "."
+    return ["### Accuracy against cost\n\n" + _link("Accuracy against parameters and ms/image", name) + "\n\n"
+            + caption.strip()]
+
+
+def _comparison_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
+    rows = figs.comparison_rows(results)
+    if not rows:
+        return []
+    name = f"{FIGURES}/measured-vs-reported.png"
+    _, error = _draw(name, lambda: figs.reported_comparison_figure(results, run_dir / name))
+    if error:
+        return ["## Measured against reported\n\n" + error]
+    bases = sorted({r.reported.basis for r in rows})
+    caption = (f"Filled bars: measured in this run, mean over the test sets; hatched bars: {figs.REPORTED}, "
+               f"{' / '.join(bases)}.")
+    return ["## Measured against reported\n\n" + _link("Measured against reported", name) + "\n\n" + caption]

@@ -90,11 +90,12 @@ def raw_direction(pred: np.ndarray, gt: np.ndarray) -> float:
     return -1.0 if stats.pearsonr(pred, gt)[0] < 0 else 1.0
 
 
-def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Predictions mapped through the logistic fitted to ``gt``, monotone in the raw direction.
+def logistic4_fit(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, float]:
+    """``((b1, b2, b3, b4), direction)``: the logistic of ``direction * pred`` fitted to ``gt``.
 
-    Raises :class:`FitError` when the fit does not converge, gives non-finite
-    values, collapses to a constant, or runs against the raw direction.
+    The one fit behind PLCC and the curve the figures draw. Raises
+    :class:`FitError` when the fit does not converge, gives non-finite values,
+    collapses to a constant, or runs against the raw direction.
     """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
@@ -114,7 +115,13 @@ def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         raise FitError("logistic fit runs against the raw correlation (non-monotone relation)")
     if is_constant(mapped):
         raise FitError("logistic fit collapsed to a constant")
-    return mapped
+    return params, direction
+
+
+def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Predictions mapped through the logistic fitted to ``gt``, monotone in the raw direction (:func:`logistic4_fit`)."""
+    params, direction = logistic4_fit(pred, gt)
+    return logistic4(direction * np.asarray(pred, dtype=np.float64), *params)
 
 
 def is_constant(values: np.ndarray) -> bool:

@@ -9,13 +9,12 @@ correlating, so every correlation reads "higher is better".
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iqabench import metrics
-from iqabench.leaderboard import render_leaderboard
-from iqabench.files import atomic_write_json, atomic_write_text, read_json
+from iqabench.files import atomic_write_json, read_json
+from iqabench.leaderboard import write_leaderboard
 from iqabench.predictions import PredictionStore
 from iqabench.provenance import portable, run_provenance
 
@@ -123,14 +122,5 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
     }
     results = portable(results)
     atomic_write_json(layout.results, results)
-    atomic_write_text(layout.leaderboard, render_leaderboard(results))
+    write_leaderboard(results, layout.root)
     return results
-
-
-def rewrite_leaderboard(results_dir: Path) -> Path:
-    """Regenerate ``leaderboard.md`` from a results folder's ``results.json``."""
-    path = Path(results_dir) / "results.json"
-    results = json.loads(path.read_text())
-    target = Path(results_dir) / "leaderboard.md"
-    atomic_write_text(target, render_leaderboard(results))
-    return target
