@@ -268,10 +268,17 @@ def _failures(results: dict[str, Any]) -> str | None:
         elif pair["status"] == "ok" and pair["unscored"]:
             reasons = "; ".join(f"{n}× {reason}" for reason, n in pair["failure_reasons"].items())
             lines.append(f"- {label}: {pair['unscored']} of {pair['count']} images unscored ({reasons})")
+        counts = {k: v for k, v in ((pair.get("meta") or {}).get("model_counts") or {}).items() if v}
+        if counts.get("out_of_range_images"):
+            lines.append(f"- {label}: {counts['out_of_range_images']} image(s) scored from ratings outside the "
+                         "model's range, accepted as the official parser accepts them")
     for model in results["models"]:
         training = model.get("training") or {}
         if training.get("status") == "failed":
             lines.append(f"- {model['label']}: training failed: {training.get('error')}")
+    for test in results["test_sets"]:
+        for caution in (test.get("dataset_provenance") or {}).get("warnings", []):
+            lines.append(f"- {test['label']} (dataset): {caution}")
     return "\n".join(lines) if lines else None
 
 
@@ -308,7 +315,7 @@ def render_leaderboard(results: dict[str, Any], figures: Mapping[str, Sequence[s
     parts.extend(figures.get("reference", ()))
     failures = _failures(results)
     if failures:
-        parts.append("## Failures and unscored images\n\n" + failures)
+        parts.append("## Failures, unscored images and warnings\n\n" + failures)
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v)
     parts.append(
         "## Provenance\n\n"

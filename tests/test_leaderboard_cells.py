@@ -62,3 +62,14 @@ def test_reported_averages_are_compared_with_the_measured_average():
     # measured AVG: (0.8 + 0.6) / 2 = 0.700 and (0.7 + 0.5) / 2 = 0.600
     assert "-0.048 / -0.127" in row(board, "M1 − Case 1 (reported)")
     assert "0.748 / 0.727" in board
+
+
+def test_out_of_range_ratings_and_dataset_warnings_are_listed():
+    counted = pair("m1", "a", 0.8, 0.7)
+    counted["meta"] = {"model_counts": {"images": 5, "out_of_range_images": 2, "out_of_range_samples": 2}}
+    data = results([counted, pair("m2", "a", 0.6, 0.5), pair("m3", "a", 0.4, 0.3)])
+    data["test_sets"][0]["dataset_provenance"] = {"warnings": ["34 of 750 meta records name images CSIQ lacks"]}
+    board = render_leaderboard(data)
+    section = board.split("## Failures, unscored images and warnings")[1]
+    assert "- M1 on A: 2 image(s) scored from ratings outside the model's range" in section
+    assert "- A (dataset): 34 of 750 meta records name images CSIQ lacks" in section
