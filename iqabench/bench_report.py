@@ -20,8 +20,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def render_markdown(report: dict[str, Any], *, notes: Sequence[str] = ()) -> str:
-    """The efficiency leaderboard: conditions first, then costs, ratios and RALI-style stage breakdowns."""
+def render_markdown(report: dict[str, Any], *, notes: Sequence[str] = (), figure: str | None = None) -> str:
+    """The efficiency leaderboard: conditions first, then costs, ratios and RALI-style stage breakdowns.
+
+    ``figure`` is the file name of the Figure 6 layout (:func:`iqabench.figures.efficiency_figure`), written
+    beside the markdown and embedded after the cost table.
+    """
     settings, provenance = report["settings"], report["provenance"]
     versions = ", ".join(f"{k} {v}" for k, v in provenance["versions"].items() if v and k in
                          ("iqabench", "torch", "transformers", "pillow", "numpy"))
@@ -66,6 +70,8 @@ def render_markdown(report: dict[str, Any], *, notes: Sequence[str] = ()) -> str
     method = next((r.get("memory_method") for m in report["models"] for r in m["rows"] if r.get("memory_method")), "")
     if method:
         lines += ["", f"Peak memory: {method}, during the timed calls (weights included)."]
+    if figure:
+        lines += ["", f"![Peak memory and time per image at each batch size, as the paper's Figure 6]({figure})"]
     if report["ratios"]:
         reference, targets = report.get("reference"), report.get("targets") or []
         lines += ["", f"## Ratios vs {report['ratios'][0]['baseline']}", ""]

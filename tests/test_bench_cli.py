@@ -119,6 +119,7 @@ def test_bench_command_on_tiny_models(tmp_path, tiny_clip, monkeypatch):
     assert f"{100 * by_batch[2]['time']:.2f}%" in markdown
     assert "3.67%" in markdown  # 304.3M / 8292.2M, the released configurations
     assert "no GPU numbers" in markdown and "--no-isolate" in markdown
+    assert "](efficiency.png)" in markdown and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_released_qwen25vl_7b_parameters_match_the_hand_count():

@@ -123,9 +123,15 @@ def run(args: argparse.Namespace) -> int:
     if not device.startswith("cuda"):
         notes.append(f"CPU run with the suite's reduced settings (batch sizes {list(settings.batch_sizes)}, "
                      f"{settings.new_tokens} new tokens); no GPU numbers are in this file.")
-    markdown = _portable_text(render_markdown(report, notes=notes))
+    figure = None
     if args.out != "-":
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        from iqabench.figures import efficiency_figure
+
+        figure = Path(args.out).with_suffix(".png")
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        efficiency_figure(report, figure)
+    markdown = _portable_text(render_markdown(report, notes=notes, figure=figure.name if figure else None))
+    if args.out != "-":
         Path(args.out).write_text(markdown)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
