@@ -265,5 +265,26 @@ def render_leaderboard(results: dict[str, Any]) -> str:
         f"device {suite['device']}, dtype {suite['dtype']}, batch size {suite['batch_size']}\n"
         f"- Git commit: {prov.get('git_commit') or 'unknown'}; created {prov['created']}\n"
         f"- {prov['platform']}, Python {prov['python']}; {versions}"
+        + "".join(f"\n- {line}" for line in _scope_lines(results))
     )
     return "\n\n".join(parts) + "\n"
+
+
+def _scope_lines(results: dict[str, Any]) -> list[str]:
+    """Which processes and devices scored the run, and which pairs a partial or merged run holds."""
+    lines = []
+    launch = results.get("launch")
+    if launch:
+        where = f" on {launch['hosts']} machines" if launch["hosts"] > 1 else ""
+        lines.append(f"Scored by {launch['processes']} process(es) on {launch['devices']} device(s){where}; "
+                     "efficiency measured by one process while any others waited")
+    selection = results.get("selection")
+    if selection:
+        how = ", ".join(f"--{key} {value if isinstance(value, str) else ','.join(value)}"
+                        for key, value in selection.items() if key in ("models", "tests", "pairs") and value)
+        lines.append(f"Partial run: holds {len(selection['held'])} of the suite's {selection['suite_pairs']} "
+                     f"(model, test set) pairs{f' ({how})' if how else ''}; the others show as not run")
+    for source in results.get("merged_from") or []:
+        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s), "
+                     f"{source['launch']['processes']} process(es), created {source['created']}")
+    return lines

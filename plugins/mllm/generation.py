@@ -15,7 +15,8 @@ Why the pieces are here:
   says so) instead of losing the run;
 * images smaller than one 28-pixel vision patch are scaled up with a warning,
   because older processors reject them;
-* vLLM is an optional, faster backend; tests never need it.
+* vLLM is an optional, faster backend, with tensor and data parallelism over
+  GPUs; tests fake the ``vllm`` module.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +34,7 @@ from typing import Any, TypeVar
 import torch
 from PIL import Image
 
+from iqabench.distributed import launched_processes
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench_plugins.mllm.released_configs import (
     QWEN25_VL_7B_IMAGE_PROCESSOR,
@@ -439,7 +442,16 @@ def count_generated(new_tokens: torch.Tensor, eos_token_id: int | list[int] | No
 
 
 class VllmGenerator:
-    """The same interface on vLLM (``pip install vllm``); the sampling seed follows torch's RNG for reproducibility."""
+    """The same interface on vLLM (``pip install vllm``); the sampling seed follows torch's RNG for reproducibility.
+
+    ``tensor_parallel_size`` splits one model over that many GPUs (a model too large for one). Data parallelism
+    is one engine per process of ``accelerate launch -m iqabench ...``: each process scores its share of the
+    images with an engine on its own ``tensor_parallel_size`` GPUs (:func:`engine_gpus`).
+
+    Sampling follows the transformers backend: the same :class:`Decoding` fields, plus the checkpoint's
+    ``generation_config.json`` ``repetition_penalty``, which ``generate`` in transformers applies to fields the
+    caller leaves unset and vLLM leaves out of a ``SamplingParams`` built by hand.
+    """
 
     def __init__(
         self,
@@ -451,6 +463,8 @@ class VllmGenerator:
         min_pixels: int,
         max_pixels: int,
         chat_template_kwargs: dict[str, Any] | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         try:
             from vllm import LLM
@@ -459,27 +473,37 @@ class VllmGenerator:
                 "backend=vllm needs vLLM, which is not installed. Install it with `pip install 'iqabench[vllm]'` "
                 "(a CUDA machine), or use the default -o backend=transformers."
             ) from None
-        path = source.local_path()
         if source.is_tiny:
             from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 
             path = str(save_tiny_qwen25vl(tempfile.mkdtemp(prefix="iqabench-tiny-qwen25vl-")))
+        else:
+            path = source.local_path()
         self.processor = processor
         self.decoding = decoding
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.generated_tokens = 0
-        self.llm = LLM(
-            model=path,
-            dtype=str(dtype).replace("torch.", ""),
-            limit_mm_per_prompt={"image": 1},
-            mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
-        )
+        with engine_gpus(tensor_parallel_size):
+            self.llm = LLM(
+                model=path,
+                dtype=str(dtype).replace("torch.", ""),
+                limit_mm_per_prompt={"image": 1},
+                mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+        defaults = self.llm.get_default_sampling_params() if hasattr(self.llm, "get_default_sampling_params") else None
+        #: what the checkpoint's generation config adds to the decoding, as transformers' generate adds it
+        self.checkpoint_defaults = {
+            key: getattr(defaults, key) for key in ("repetition_penalty",) if getattr(defaults, key, None) is not None
+        }
 
-    def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
+    def sampling_params(self):
         from vllm import SamplingParams
 
         d = self.decoding
-        params = SamplingParams(
+        return SamplingParams(
+            **self.checkpoint_defaults,
             n=d.num_samples,
             max_tokens=d.max_new_tokens,
             min_tokens=d.min_new_tokens or 0,
@@ -488,6 +512,9 @@ class VllmGenerator:
             top_k=d.top_k if d.do_sample else -1,
             seed=int(torch.randint(0, 2**31 - 1, (1,))),
         )
+
+    def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
+        params = self.sampling_params()
         prompts = [
             {
                 "prompt": self.processor.apply_chat_template(
@@ -500,3 +527,39 @@ class VllmGenerator:
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         self.generated_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
         return [[c.text for c in o.outputs] for o in outputs]
+
+
+@contextmanager
+def engine_gpus(tensor_parallel_size: int):
+    """While a vLLM engine starts, show it only this process's GPUs.
+
+    One process (no launcher): vLLM takes the first ``tensor_parallel_size`` visible GPUs, as usual. Under a
+    launch with P processes per machine, process p (``LOCAL_RANK``) gets GPUs ``p*T .. p*T+T-1`` of the visible
+    ones (T = ``tensor_parallel_size``), so P engines share the machine's P*T GPUs without overlapping. vLLM
+    starts its engine in processes of its own (its default), which inherit ``CUDA_VISIBLE_DEVICES``; the variable
+    is restored once the engine is up.
+    """
+    if tensor_parallel_size < 1:
+        raise IQABenchError(f"tensor_parallel_size must be at least 1, got {tensor_parallel_size}.")
+    if launched_processes() <= 1:
+        yield
+        return
+    local, per_machine = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [g for g in before.split(",") if g.strip()] if before is not None else [
+        str(i) for i in range(torch.cuda.device_count())]
+    if per_machine * tensor_parallel_size > len(visible):
+        raise IQABenchError(
+            f"{per_machine} processes on this machine with tensor_parallel_size={tensor_parallel_size} need "
+            f"{per_machine * tensor_parallel_size} GPUs, but {len(visible)} are visible; launch "
+            f"{max(1, len(visible) // tensor_parallel_size)} processes per machine (accelerate launch "
+            "--num_processes), or lower tensor_parallel_size."
+        )
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible[local * tensor_parallel_size:(local + 1) * tensor_parallel_size])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before

@@ -48,6 +48,8 @@ class QInsight(ReasoningScorer):
         attn_implementation: str = "sdpa",
         device: str = "cpu",
         dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         super().__init__(
             checkpoint=checkpoint,
@@ -66,6 +68,8 @@ class QInsight(ReasoningScorer):
             attn_implementation=attn_implementation,
             device=device,
             dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
 
     def messages(self, image: Image.Image) -> list[dict]:

@@ -91,6 +91,8 @@ class ReasoningScorer(Model):
         attn_implementation: str,
         device: str,
         dtype: str,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         super().__init__(device=device, dtype=dtype)
         if checkpoint is None and not random_init:
@@ -107,6 +109,11 @@ class ReasoningScorer(Model):
                 f"random_init builds the released architecture with random weights and would ignore checkpoint="
                 f"{checkpoint}; pass only one of them (-o random_init=false to load the checkpoint)."
             )
+        if (tensor_parallel_size != 1 or gpu_memory_utilization != 0.9) and backend != "vllm":
+            raise IQABenchError("tensor_parallel_size and gpu_memory_utilization are options of the vLLM engine; "
+                                "add -o backend=vllm, or leave them out.")
+        if not 0.0 < gpu_memory_utilization <= 1.0:
+            raise IQABenchError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}.")
         if random_init and backend == "vllm":
             raise IQABenchError("random_init builds the model in transformers; use -o backend=transformers with it.")
         if subfolder is None and checkpoint == self.default_checkpoint:
@@ -133,6 +140,8 @@ class ReasoningScorer(Model):
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
         self.backend = backend
+        self.tensor_parallel_size = tensor_parallel_size
+        self.gpu_memory_utilization = gpu_memory_utilization
         self.attn_implementation = attn_implementation
         self.torch_dtype = resolve_dtype(dtype, device)
         self.source = CheckpointSource.resolve(checkpoint, subfolder, random_init=random_init)
@@ -147,6 +156,8 @@ class ReasoningScorer(Model):
                 min_pixels=min_pixels,
                 max_pixels=max_pixels,
                 chat_template_kwargs=self.chat_template_kwargs,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
             )
         else:
             self.model, self.processor = load_vlm(

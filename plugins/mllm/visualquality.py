@@ -49,6 +49,8 @@ class VisualQualityR1(ReasoningScorer):
         attn_implementation: str = "sdpa",
         device: str = "cpu",
         dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         self.thinking = bool(thinking)
         super().__init__(
@@ -68,6 +70,8 @@ class VisualQualityR1(ReasoningScorer):
             attn_implementation=attn_implementation,
             device=device,
             dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
 
     def messages(self, image: Image.Image) -> list[dict]:

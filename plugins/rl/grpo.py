@@ -136,6 +136,7 @@ class GRPO(Trainer):
 
     name = "grpo"
     model = "q-insight"
+    uses_all_processes = True
 
     def __init__(
         self,

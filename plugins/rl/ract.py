@@ -109,6 +109,7 @@ class RACT(Trainer):
 
     name = "ract"
     model = "ract"
+    uses_all_processes = True
 
     def __init__(
         self,
