@@ -274,10 +274,13 @@ def _scope_lines(results: dict[str, Any]) -> list[str]:
     """Which processes and devices scored the run, and which pairs a partial or merged run holds."""
     lines = []
     launch = results.get("launch")
-    if launch:
-        where = f" on {launch['hosts']} machines" if launch["hosts"] > 1 else ""
-        lines.append(f"Scored by {launch['processes']} process(es) on {launch['devices']} device(s){where}; "
-                     "efficiency measured by one process while any others waited")
+    if launch and launch["processes"] == 1:
+        lines.append(f"Scored by one process on {launch['per_process'][0]['device']}")
+    elif launch:
+        where = f" of {launch['hosts']} machines" if launch["hosts"] > 1 else ""
+        devices = f"{launch['devices']} device{'s' if launch['devices'] > 1 else ''}"
+        lines.append(f"Scored by {launch['processes']} processes on {devices}{where}; "
+                     "efficiency measured by one process while the others waited")
     selection = results.get("selection")
     if selection:
         how = ", ".join(f"--{key} {value if isinstance(value, str) else ','.join(value)}"
@@ -285,6 +288,7 @@ def _scope_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"Partial run: holds {len(selection['held'])} of the suite's {selection['suite_pairs']} "
                      f"(model, test set) pairs{f' ({how})' if how else ''}; the others show as not run")
     for source in results.get("merged_from") or []:
-        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s), "
-                     f"{source['launch']['processes']} process(es), created {source['created']}")
+        processes = source["launch"]["processes"]
+        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s) scored by {processes} "
+                     f"process{'es' if processes > 1 else ''}, created {source['created']}")
     return lines

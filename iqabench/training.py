@@ -56,11 +56,14 @@ class StepResult:
 
 
 def relative_paths(output: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Absolute paths inside ``base`` written relative to it, so the folder can be renamed, moved or copied."""
+    """Paths inside ``base`` written relative to it, so the folder can be renamed, moved or copied.
+
+    A path given relative to the working folder (a run started with a relative ``--out``) counts too.
+    """
     prefix = base.resolve()
     relative = {}
     for key, value in output.items():
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).resolve().is_relative_to(prefix):
+        if isinstance(value, str) and value and Path(value).resolve().is_relative_to(prefix):
             relative[key] = {"relative_path": str(Path(value).resolve().relative_to(prefix))}
         else:
             relative[key] = value
