@@ -288,7 +288,8 @@ def _scope_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"Partial run: holds {len(selection['held'])} of the suite's {selection['suite_pairs']} "
                      f"(model, test set) pairs{f' ({how})' if how else ''}; the others show as not run")
     for source in results.get("merged_from") or []:
-        processes = source["launch"]["processes"]
-        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s) scored by {processes} "
-                     f"process{'es' if processes > 1 else ''}, created {source['created']}")
+        processes = (source.get("launch") or {}).get("processes")
+        how = f"scored by {processes} process{'es' if processes > 1 else ''}" if processes else "itself a merge"
+        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s) {how}, "
+                     f"created {source['created']}")
     return lines

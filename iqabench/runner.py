@@ -334,20 +334,18 @@ def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str, h
     if missing:
         store.clear()  # predictions made with other settings must not stand in for these
         failed = [r for r in reports if r["error"]]
-        path = layout.failure(planned.slug, test.slug)
-        if len(reports) > 1:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lines = [f"{len(missing)} of {total} batches were not scored; they are scored when the run is resumed."]
+        if len(reports) > 1 or not failed:  # one process's own traceback is already the pair's
+            lines = [f"{len(missing)} of {total} batches were not scored; a resumed run scores them."]
             for report in failed:
-                lines.append(f"process {report['index']} of {len(reports)} failed:")
-                lines.append(Path(report["traceback"]).read_text().rstrip())
-            if not failed:
-                lines.append(f"{IQABenchError.__name__}: no process reported an error for the missing batches")
-            path.write_text("\n".join(lines) + "\n")
-            for report in failed:
+                lines += [f"process {report['index']} of {len(reports)} failed:",
+                          Path(report["traceback"]).read_text().rstrip()]
                 Path(report["traceback"]).unlink(missing_ok=True)
-        if not failed:
-            log.error("%s on %s: %d batches missing after scoring", planned.label, test.label, len(missing))
+            if not failed:
+                lines.append(f"{IQABenchError.__name__}: no process reported why")
+                log.error("%s on %s: %d batches missing after scoring", planned.label, test.label, len(missing))
+            path = layout.failure(planned.slug, test.slug)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n")
         return
     rows = [row for batch in range(total) for row in found[batch]]
     done = [r for r in reports if r["seconds"] is not None]

@@ -436,3 +436,53 @@ def test_the_slurm_scripts_are_valid_shell_and_split_by_array_task():
     array = (scripts / "array.sh").read_text()
     assert '--pairs "$part/$SLURM_ARRAY_TASK_COUNT"' in array
     assert 'iqabench leaderboard --merge "$RUN"/part-* --out "$RUN/merged"' in (scripts / "merge.sh").read_text()
+
+
+def test_a_single_process_run_needs_no_accelerate(world, monkeypatch):
+    """accelerate is an optional dependency (the `train` extra): without a launcher it is never imported."""
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # `import accelerate` now raises ImportError
+    root = world["root"]
+    suite = root / "plain.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "models": SUITE["models"][:2]}))
+    results = run_suite(suite, root / "plain", data_root=str(root / "data"), registry=world["registry"],
+                        progress=False)
+    assert {p["status"] for p in results["results"]} == {"ok"} and results["launch"]["processes"] == 1
+
+
+def test_a_process_that_fails_fails_the_pair_and_a_run_with_other_processes_completes_it(world, monkeypatch):
+    """Process 1 of 2 cannot score (its GPU ran out of memory): the pair is reported failed with its traceback
+    and keeps process 0's batches; a later run, here with one process, scores only the batches still missing."""
+    import iqabench.runner
+    from iqabench.distributed import Processes
+
+    root = world["root"]
+    plugin = world["plugin"]
+    traceback = root / "process-1-traceback.txt"
+    traceback.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory on process 1\n")
+    failed_report = {"index": 1, "images": 0, "seconds": None, "peak_memory_mib": None, "memory_method": None,
+                     "model_config": None, "preprocessing": None, "error": "RuntimeError: CUDA out of memory",
+                     "traceback": str(traceback)}
+
+    def gather(value):  # what process 1 would contribute to each exchange
+        return [value, failed_report if isinstance(value, dict) and "images" in value else value]
+
+    main_of_two = Processes(0, 2, 0, lambda: None, lambda value: value, gather)
+    monkeypatch.setattr(iqabench.runner, "processes", lambda: main_of_two)
+    suite = root / "failing.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "efficiency": {"enabled": False}, "models": [{"name": "tallied"}],
+                                     "test": [{"dataset": "graded", "split": "all"}]}))
+    run = dict(data_root=str(root / "data"), registry=world["registry"], progress=False)
+    plugin.CALLS.clear()
+    first = run_suite(suite, root / "failing", **run)
+    pair = first["results"][0]
+    assert pair["status"] == "failed" and "CUDA out of memory on process 1" in pair["error"]
+    assert "process 1 of 2 failed" in (root / "failing" / "failures" / "tallied" / "graded-all.txt").read_text()
+    assert sum(plugin.CALLS) == 6  # process 0's three batches, kept in its journal
+
+    monkeypatch.undo()
+    plugin.CALLS.clear()
+    second = run_suite(suite, root / "failing", **run)
+    assert second["results"][0]["status"] == "ok" and sum(plugin.CALLS) == 7
+    assert (root / "failing" / "predictions" / "tallied" / "graded-all.csv").read_text() == (
+        root / "one" / "predictions" / "tallied" / "graded-all.csv").read_text()
+    assert not (root / "failing" / "failures" / "tallied" / "graded-all.txt").exists()
