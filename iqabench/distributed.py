@@ -43,8 +43,6 @@ class Processes:
 
     index: int
     count: int
-    #: the index among the processes on this machine (selects this process's GPU)
-    local_index: int
     barrier: Callable[[], None]
     _broadcast: Callable[[Any], Any]
     _gather: Callable[[Any], list[Any]]
@@ -71,7 +69,7 @@ def launched_processes() -> int:
 def processes() -> Processes:
     """The processes of this launch; accelerate sets up the process group when there are several."""
     if launched_processes() <= 1:
-        return Processes(0, 1, 0, lambda: None, lambda value: value, lambda value: [value])
+        return Processes(0, 1, lambda: None, lambda value: value, lambda value: [value])
     import torch
     import torch.distributed as dist
     from accelerate import PartialState
@@ -96,8 +94,7 @@ def processes() -> Processes:
         dist.all_gather_object(values, value, group=control)
         return values
 
-    return Processes(state.process_index, state.num_processes, state.local_process_index,
-                     lambda: dist.barrier(group=control), broadcast, gather)
+    return Processes(state.process_index, state.num_processes, lambda: dist.barrier(group=control), broadcast, gather)
 
 
 def process_device(device: str) -> str:

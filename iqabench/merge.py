@@ -43,9 +43,9 @@ def merge_runs(folders: Sequence[str | Path], out: str | Path) -> dict[str, Any]
         raise MergeError(f"--out {target.root} is one of the folders being merged; write the merged leaderboard "
                          "to a new folder.")
     runs = [_read_run(folder) for folder in folders]
-    _same(runs, "suite", lambda r: r["suite"]["sha256"], "suite files (SHA-256)",
+    _same(runs, lambda r: r["suite"]["sha256"], "suite files (SHA-256)",
           "Merge only the parts of one suite, run from the same suite file.")
-    _same(runs, "code", lambda r: (r["provenance"].get("git_commit"), r["provenance"]["versions"].get("iqabench")),
+    _same(runs, lambda r: (r["provenance"].get("git_commit"), r["provenance"]["versions"].get("iqabench")),
           "code versions (git commit, iqabench version)",
           "Numbers from different code are not comparable; run every part with the same checkout.")
     dirty = sorted({r["provenance"].get("git_commit") or "" for _, r in runs} - {""})
@@ -77,7 +77,8 @@ def _read_run(folder: Path) -> tuple[Path, dict[str, Any]]:
     return folder, results
 
 
-def _same(runs: list[tuple[Path, dict[str, Any]]], what: str, key, described: str, advice: str) -> None:
+def _same(runs: list[tuple[Path, dict[str, Any]]], key, described: str, advice: str) -> None:
+    """Refuse folders that differ in ``key`` (naming each group of folders and its value)."""
     values = {}
     for folder, results in runs:
         values.setdefault(key(results), []).append(str(folder))

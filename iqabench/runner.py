@@ -40,7 +40,7 @@ from iqabench.factory import create_model
 from iqabench.files import atomic_write_json, read_json
 from iqabench.layout import shard_name
 from iqabench.model import Model
-from iqabench.plan import RunPlan, TestSet, plan_run
+from iqabench.plan import PlannedModel, RunPlan, TestSet, plan_run
 from iqabench.predictions import Prediction, journal_header
 from iqabench.provenance import command_line, fingerprint
 from iqabench.results import build_results

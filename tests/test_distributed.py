@@ -466,7 +466,7 @@ def test_a_process_that_fails_fails_the_pair_and_a_run_with_other_processes_comp
     def gather(value):  # what process 1 would contribute to each exchange
         return [value, failed_report if isinstance(value, dict) and "images" in value else value]
 
-    main_of_two = Processes(0, 2, 0, lambda: None, lambda value: value, gather)
+    main_of_two = Processes(0, 2, lambda: None, lambda value: value, gather)
     monkeypatch.setattr(iqabench.runner, "processes", lambda: main_of_two)
     suite = root / "failing.yaml"
     suite.write_text(yaml.safe_dump({**SUITE, "efficiency": {"enabled": False}, "models": [{"name": "tallied"}],
