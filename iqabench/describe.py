@@ -3,8 +3,9 @@
 Each (image, seed) pair becomes one line of a texts file
 (:mod:`iqabench.texts`). Seeds make sampled reasoning reproducible and
 diverse: before each batch the torch RNG is seeded from the seed and the
-batch's first image, so a resumed export writes the same texts it would have
-written without the interruption (given the same batch size).
+place of the batch's first image in the image list, so a resumed export
+writes the same texts it would have written without the interruption (given
+the same batch size).
 
 Under ``accelerate launch -m iqabench describe`` (``group`` given) the
 batches are shared out among the processes as whole batches of the
@@ -77,6 +78,7 @@ def describe(
     done = {text.key for text in read_texts(out)} if out.exists() else set()
     summary = DescribeSummary()
     part = out if count == 1 else out.with_name(f"{out.name}.{shard_name(index, count)}")
+    place = {image.image: i for i, image in enumerate(images)}
     with TextsWriter(part) as writer:
         bar = progress_bar(total=len(images) * len(seeds), desc=f"describe {model.name}", unit="text",
                            enabled=progress)
@@ -86,8 +88,9 @@ def describe(
             bar.update(len(images) - len(todo))
             positions = [i for span in share(batches(len(todo), batch_size), index, count) for i in span]
 
-            def seed_batch(start: int, seed: int = seed, positions: list[int] = positions) -> None:
-                torch.manual_seed(seed * 1_000_003 + positions[start])
+            def seed_batch(start: int, seed: int = seed, positions: list[int] = positions,
+                           todo: list[ImageToDescribe] = todo) -> None:
+                torch.manual_seed(seed * 1_000_003 + place[todo[positions[start]].image])
 
             for batch in score_files(model, [todo[i].path for i in positions], batch_size=batch_size,
                                      num_workers=num_workers, before_batch=seed_batch):

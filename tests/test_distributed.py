@@ -170,18 +170,26 @@ def world(tmp_path_factory):
 
 def launch(world, *args: str, env: dict[str, str] | None = None, module: bool = True,
            timeout: int = 300) -> subprocess.CompletedProcess:
-    """``accelerate launch`` two CPU processes of ``python -m iqabench ARGS`` (or of a script) in the world folder."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(port), *(["-m", "iqabench"] if module else []), *args]
+    """``accelerate launch`` two CPU processes of ``python -m iqabench ARGS`` (or of a script) in the world folder.
+
+    The rendezvous port is a free one picked just before; if another program takes it in between, the launch is
+    tried again on another port (that is the machine's doing, not iqabench's).
+    """
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(world["root"] / "plugin"), str(REPO)]),
                    "HF_HUB_OFFLINE": "1"}
     environment.update(env or {})
-    return subprocess.run(command, cwd=world["root"], env=environment, capture_output=True, text=True,
-                          timeout=timeout)
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                   "--main_process_port", str(port), *(["-m", "iqabench"] if module else []), *args]
+        done = subprocess.run(command, cwd=world["root"], env=environment, capture_output=True, text=True,
+                              timeout=timeout)
+        if "address already in use" not in (done.stdout + done.stderr).lower():
+            return done
+    return done
 
 
 def predictions(folder: Path) -> dict[str, str]:
@@ -486,3 +494,30 @@ def test_a_process_that_fails_fails_the_pair_and_a_run_with_other_processes_comp
     assert (root / "failing" / "predictions" / "tallied" / "graded-all.csv").read_text() == (
         root / "one" / "predictions" / "tallied" / "graded-all.csv").read_text()
     assert not (root / "failing" / "failures" / "tallied" / "graded-all.txt").exists()
+
+
+def test_a_resumed_describe_writes_the_texts_of_an_uninterrupted_one(world, monkeypatch):
+    from iqabench.describe import ImageToDescribe, describe
+
+    plugin = world["plugin"]
+    images = [ImageToDescribe(image=f"img{i:02d}.png", path=world["root"] / "data" / "graded" / f"img{i:02d}.png")
+              for i in range(7)]
+    whole = world["root"] / "texts-whole.jsonl"
+    describe(plugin.Sampler(), images, [0, 1], whole, batch_size=2, progress=False)
+    calls = []
+    original = plugin.Sampler.score_batch
+
+    def interrupted(self, items):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, items)
+
+    resumed = world["root"] / "texts-resumed.jsonl"
+    monkeypatch.setattr(plugin.Sampler, "score_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        describe(plugin.Sampler(), images, [0, 1], resumed, batch_size=2, progress=False)
+    monkeypatch.setattr(plugin.Sampler, "score_batch", original)
+    assert len(resumed.read_text().splitlines()) == 4  # two batches written before the interruption
+    describe(plugin.Sampler(), images, [0, 1], resumed, batch_size=2, progress=False)
+    assert resumed.read_text() == whole.read_text()
