@@ -6,9 +6,12 @@
       suite.yaml                     the suite as run
       checkpoints/<model>/           trained checkpoints (renamed into place when training ends)
       predictions/<model>/<test>.csv + .meta.json
+      predictions/<model>/<test>.shard-<i>-of-<n>.jsonl
+                                     process i's finished batches while the pair is scored (merged, then removed)
       efficiency/<model>.json
       failures/<model>/<what>.txt    tracebacks of what failed (a test set, "training", "efficiency")
       results.json, leaderboard.md, run.log
+      logs/process-<i>.log           the log of process i > 0 of a multi-process launch
       .iqabench.lock                 held while a run writes here
 
 ``<model>`` and ``<test>`` are slugs: file-name-safe forms of the leaderboard
@@ -29,12 +32,17 @@ from pathlib import Path
 
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json
-from iqabench.predictions import PredictionStore
+from iqabench.predictions import PredictionStore, ShardJournal
 
 
 def slug(text: str) -> str:
     """A file-name-safe key; '+' is spelled out so that CLIP-IQA and CLIP-IQA+ stay apart."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("+", "-plus")).strip("-").lower() or "x"
+
+
+def shard_name(index: int, count: int) -> str:
+    """How files written by process ``index`` of ``count`` are told apart."""
+    return f"shard-{index}-of-{count}"
 
 
 class RunLockedError(IQABenchError):
@@ -68,6 +76,21 @@ class RunLayout:
 
     def predictions(self, model: str, test: str) -> PredictionStore:
         return PredictionStore(self.root / "predictions" / model, test)
+
+    def journal(self, model: str, test: str, index: int, count: int) -> ShardJournal:
+        """Where process ``index`` of ``count`` appends its finished batches of a pair."""
+        return ShardJournal(self.root / "predictions" / model / f"{test}.{shard_name(index, count)}.jsonl")
+
+    def journals(self, model: str, test: str) -> list[ShardJournal]:
+        """Every journal of a pair on disk, whatever the number of processes that wrote it."""
+        folder = self.root / "predictions" / model
+        pattern = re.compile(re.escape(test) + r"\.shard-\d+-of-\d+\.jsonl")
+        paths = sorted(folder.glob(f"{test}.shard-*-of-*.jsonl")) if folder.is_dir() else []
+        return [ShardJournal(path) for path in paths if pattern.fullmatch(path.name)]
+
+    def process_log(self, index: int) -> Path:
+        """The log of one process: ``run.log`` for the main one."""
+        return self.log if index == 0 else self.root / "logs" / f"process-{index}.log"
 
     def efficiency(self, model: str) -> Path:
         return self.root / "efficiency" / f"{model}.json"

@@ -324,6 +324,7 @@ def render_leaderboard(results: dict[str, Any], figures: Mapping[str, Sequence[s
         f"device {suite['device']}, dtype {suite['dtype']}, batch size {suite['batch_size']}\n"
         f"- Git commit: {prov.get('git_commit') or 'unknown'}; created {prov['created']}\n"
         f"- {prov['platform']}, Python {prov['python']}; {versions}"
+        + "".join(f"\n- {line}" for line in _scope_lines(results))
     )
     return "\n\n".join(parts) + "\n"
 
@@ -428,3 +429,28 @@ def _comparison_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
     caption = (f"Filled bars: measured in this run, mean over the test sets; hatched bars: {figs.REPORTED}, "
                f"{' / '.join(bases)}.")
     return ["## Measured against reported\n\n" + _link("Measured against reported", name) + "\n\n" + caption]
+
+
+def _scope_lines(results: dict[str, Any]) -> list[str]:
+    """Which processes and devices scored the run, and which pairs a partial or merged run holds."""
+    lines = []
+    launch = results.get("launch")
+    if launch and launch["processes"] == 1:
+        lines.append(f"Scored by one process on {launch['per_process'][0]['device']}")
+    elif launch:
+        where = f" of {launch['hosts']} machines" if launch["hosts"] > 1 else ""
+        devices = f"{launch['devices']} device{'s' if launch['devices'] > 1 else ''}"
+        lines.append(f"Scored by {launch['processes']} processes on {devices}{where}; "
+                     "efficiency measured by one process while the others waited")
+    selection = results.get("selection")
+    if selection:
+        how = ", ".join(f"--{key} {value if isinstance(value, str) else ','.join(value)}"
+                        for key, value in selection.items() if key in ("models", "tests", "pairs") and value)
+        lines.append(f"Partial run: holds {len(selection['held'])} of the suite's {selection['suite_pairs']} "
+                     f"(model, test set) pairs{f' ({how})' if how else ''}; the others show as not run")
+    for source in results.get("merged_from") or []:
+        processes = (source.get("launch") or {}).get("processes")
+        how = f"scored by {processes} process{'es' if processes > 1 else ''}" if processes else "itself a merge"
+        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s) {how}, "
+                     f"created {source['created']}")
+    return lines

@@ -1,5 +1,9 @@
 """Per-(model, test set) prediction files that a resume can trust.
 
+While a pair is being scored, each process appends its finished batches to a
+journal of its own (:class:`ShardJournal`); when every batch is in, the main
+process merges the journals in test-set order into the pair's files.
+
 Each pair has ``<test>.csv`` (image, prediction, mos, mos_raw, error) and
 ``<test>.meta.json`` (the fingerprint of everything that determines the
 predictions, plus timing and memory). Both are written atomically (temporary
@@ -17,7 +21,8 @@ import csv
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +76,15 @@ class PredictionStore:
             return "its image list differs from the test set's"
         return None
 
+    def damage(self) -> str | None:
+        """What is wrong with the files on their own terms (missing, or not matching the checksum), or ``None``."""
+        meta = self.meta()
+        if meta is None or not self.csv_path.exists():
+            return f"{self.meta_path.name if meta is None else self.csv_path.name} is missing"
+        if hashlib.sha256(self.csv_path.read_bytes()).hexdigest() != meta.get("csv_sha256"):
+            return f"{self.csv_path.name} does not match its checksum (cut, emptied or edited)"
+        return None
+
     def clear(self) -> None:
         """Remove the files, so predictions made with other settings are never reported for these."""
         self.csv_path.unlink(missing_ok=True)
@@ -112,3 +126,88 @@ class PredictionStore:
 
 def _images_digest(images: list[str]) -> str:
     return hashlib.sha256("\n".join(images).encode("utf-8")).hexdigest()
+
+
+class ShardJournal:
+    """The batches one process has scored for a pair so far: append-only, durable batch by batch, checkable.
+
+    JSON lines: a header with the settings the predictions depend on (the
+    pair's fingerprint, the batch size, the test set's image list), then one
+    line per finished batch with its number, its rows and the SHA-256 of both.
+    Every line is flushed to disk before the next batch starts, so a killed
+    process loses only the batch it was scoring. A line cut short by the kill,
+    or altered afterwards, fails its checksum and its batch is scored again; a
+    journal written with other settings is not used at all.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = None
+
+    def read(self, header: dict[str, Any]) -> dict[int, list[Prediction]]:
+        """The intact batches of this journal by batch number, or none if it was written with other settings."""
+        lines = self._complete_lines()
+        if not lines or _loads(lines[0]) != header:
+            return {}
+        found = {}
+        for line in lines[1:]:
+            entry = _loads(line)
+            if not isinstance(entry, dict) or entry.get("sha256") != _batch_digest(entry.get("batch"), entry.get("rows")):
+                continue
+            try:
+                found[int(entry["batch"])] = [Prediction(*row) for row in entry["rows"]]
+            except (TypeError, ValueError):
+                continue
+        return found
+
+    def open(self, header: dict[str, Any]) -> None:
+        """Append from now on; a journal with other settings, or none, starts afresh with ``header``."""
+        lines = self._complete_lines()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if lines and _loads(lines[0]) == header:
+            intact = sum(len(line) for line in lines)
+            with self.path.open("r+b") as handle:  # drop a last line cut short by a kill
+                handle.truncate(intact)
+            self._handle = self.path.open("ab")
+        else:
+            self._handle = self.path.open("wb")
+            self._write_line(header)
+
+    def append(self, batch: int, rows: list[Prediction]) -> None:
+        encoded = [list(astuple(row)) for row in rows]
+        self._write_line({"batch": batch, "rows": encoded, "sha256": _batch_digest(batch, encoded)})
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _write_line(self, value: dict[str, Any]) -> None:
+        assert self._handle is not None, "open the journal first"
+        self._handle.write(json.dumps(value).encode("utf-8") + b"\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def _complete_lines(self) -> list[bytes]:
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return []
+        return [line + b"\n" for line in data.split(b"\n")[:-1]]
+
+
+def journal_header(fingerprint: str, batch_size: int, images: list[str]) -> dict[str, Any]:
+    """What a journal's batches depend on: the pair's settings, and which images batch ``b`` holds."""
+    return {"fingerprint": fingerprint, "batch_size": batch_size, "count": len(images),
+            "images_sha256": _images_digest(images)}
+
+
+def _batch_digest(batch: Any, rows: Any) -> str:
+    return hashlib.sha256(json.dumps([batch, rows]).encode("utf-8")).hexdigest()
+
+
+def _loads(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None

@@ -9,6 +9,7 @@ correlating, so every correlation reads "higher is better".
 from __future__ import annotations
 
 import csv
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,13 +62,27 @@ def pair_result(store: PredictionStore, failure: str | None, *, lower_better: bo
     }
 
 
-def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float) -> dict[str, Any]:
-    """``results.json`` and ``leaderboard.md`` of a run, from its plan, what became of each model and its files."""
+def launch_record(processes: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many processes, machines and devices scored a run (``processes``: one entry per process)."""
+    hosts = list(dict.fromkeys(p["host"] for p in processes))
+    devices = list(dict.fromkeys(f"{p['host']}:{p['device']}" for p in processes))
+    return {"processes": len(processes), "hosts": len(hosts), "devices": len(devices),
+            "per_process": [{"index": p["index"], "host": p["host"], "device": p["device"]} for p in processes]}
+
+
+def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float,
+                  launch: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``results.json`` and ``leaderboard.md`` of a run, from its plan, what became of each model and its files.
+
+    ``launch`` describes each process of the run (:func:`iqabench.distributed.describe_process`).
+    """
     suite, layout = plan.suite, plan.layout
     pairs = []
     for outcome in outcomes:
         model = outcome.planned
         for test in plan.tests:
+            if not plan.holds(model, test):
+                continue
             failure = layout.failure_summary(model.slug, test.slug)
             result = pair_result(layout.predictions(model.slug, test.slug), failure,
                                  lower_better=model.registered.cls.lower_better, fit=suite.correlation,
@@ -81,6 +96,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
         models.append(
             {
                 "key": model.slug,
+                "position": model.position,
                 "label": model.label,
                 "name": model.entry.name,
                 "options": outcome.options,
@@ -114,6 +130,8 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
             "data_root": None if plan.data_root is None else str(plan.data_root),
         },
         "provenance": run_provenance(),
+        "launch": launch_record(launch or [{"index": 0, "host": socket.gethostname(), "device": plan.device}]),
+        "selection": None if plan.selection is None else plan.selection.to_dict(),
         "test_sets": [test.describe() for test in plan.tests],
         "models": models,
         "results": pairs,

@@ -8,26 +8,41 @@ efficiency measurements are reused, so a resumed run recomputes only the
 (seeded) metrics and reports exactly the numbers of the first. A failure in
 one (model, test set) pair is recorded with its traceback and the suite goes
 on.
+
+The same loop runs in every process of ``accelerate launch -m iqabench run``
+(one process is the plain case). For each pair the main process works out
+which batches are still to be scored; each process scores its share of them
+(whole batches of the single-process run, :mod:`iqabench.distributed`) on its
+own device and appends each finished batch to its journal
+(:class:`~iqabench.predictions.ShardJournal`); the main process then merges
+the journals in test-set order into the pair's prediction file. A killed run
+loses only the batches in progress. The main process alone holds the output
+folder, measures efficiency (while the others wait, so the device is quiet)
+and writes the results.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import shutil
 import time
-from contextlib import contextmanager
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from iqabench import efficiency, progress
+from iqabench.distributed import Processes, batches, describe_process, processes, share
 from iqabench.errors import IQABenchError
 from iqabench.factory import create_model
+from iqabench.files import atomic_write_json, read_json
+from iqabench.layout import shard_name
 from iqabench.model import Model
 from iqabench.plan import PlannedModel, RunPlan, TestSet, plan_run
-from iqabench.files import atomic_write_json, read_json
-from iqabench.predictions import Prediction
+from iqabench.predictions import Prediction, journal_header
 from iqabench.provenance import command_line, fingerprint
 from iqabench.results import build_results
 from iqabench.scoring import score_files
@@ -55,12 +70,26 @@ def run_suite(suite_file: str | Path, out: str | Path | None = None, **options: 
 
 
 @contextmanager
-def _run_folder(plan: RunPlan):
-    """The output folder held for this run, with the run's log written into it."""
+def _run_folder(plan: RunPlan, group: Processes):
+    """The output folder held for this run (by the main process, once per launch), with each process's log in it."""
     layout = plan.layout
-    with layout.lock(command_line()):
-        handler = logging.FileHandler(layout.log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    with ExitStack() as held:
+        refusal = None
+        if group.is_main:
+            try:
+                held.enter_context(layout.lock(command_line()))
+            except Exception as exc:  # told to the others, so they stop instead of waiting for the main process
+                refusal = exc
+        message = group.broadcast(None if refusal is None else str(refusal))
+        if refusal is not None:
+            raise refusal
+        if message is not None:
+            raise IQABenchError(f"the main process could not take the output folder: {message}")
+        log_file = layout.process_log(group.index)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        prefix = f"[process {group.index}/{group.count}] " if group.count > 1 else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s"))
         logging.getLogger("iqabench").addHandler(handler)
         try:
             yield
@@ -70,21 +99,32 @@ def _run_folder(plan: RunPlan):
 
 
 def evaluate(plan: RunPlan) -> dict[str, Any]:
-    """Train where asked, score every (model, test set) pair, measure each model, write results and leaderboard."""
+    """Train where asked, score every (model, test set) pair, measure each model, write results and leaderboard.
+
+    Under a multi-process launch every process calls this with the same plan and gets the same results.
+    """
     started = time.perf_counter()
-    with _run_folder(plan):
-        shutil.copyfile(plan.suite_file, plan.layout.suite_copy)
+    group = processes()
+    with _run_folder(plan, group):
+        launch = group.gather(describe_process(plan.device))
+        if group.is_main:
+            shutil.copyfile(plan.suite_file, plan.layout.suite_copy)
         outcomes = []
         for planned in plan.models:
             outcome = ModelOutcome(planned, dict(planned.options))
             outcomes.append(outcome)
-            if planned.entry.train and not _train(plan, outcome):
+            if planned.entry.train and not _train(plan, outcome, group):
                 continue
-            for test in plan.tests:
-                _score_pair(plan, outcome, test)
-            _measure(plan, outcome)
+            held = [test for test in plan.tests if plan.holds(planned, test)]
+            for test in held:
+                _score_pair(plan, outcome, test, group)
+            if group.is_main and held:
+                _measure(plan, outcome, held[0], group.count)
             _release(outcome)
-        return build_results(plan, outcomes, elapsed=time.perf_counter() - started)
+        results = None
+        if group.is_main:
+            results = build_results(plan, outcomes, elapsed=time.perf_counter() - started, launch=launch)
+        return group.broadcast(results)
 
 
 def train_only(plan: RunPlan) -> dict[str, dict[str, Any]]:
@@ -93,11 +133,12 @@ def train_only(plan: RunPlan) -> dict[str, dict[str, Any]]:
     A later ``iqabench run`` of the same suite and output folder reuses them. Returns each label's model options.
     """
     trained = {}
-    with _run_folder(plan):
+    group = processes()
+    with _run_folder(plan, group):
         for planned in plan.models:
             if planned.entry.train:
                 outcome = ModelOutcome(planned, dict(planned.options))
-                if not _train(plan, outcome):
+                if not _train(plan, outcome, group):
                     raise IQABenchError(f"training {planned.label} failed: {outcome.training['error']} "
                                         f"(traceback in {plan.layout.failure(planned.slug, 'training')})")
                 trained[planned.label] = outcome.options
@@ -107,19 +148,32 @@ def train_only(plan: RunPlan) -> dict[str, dict[str, Any]]:
 # -- training ----------------------------------------------------------------------------------------------------
 
 
-def _train(plan: RunPlan, outcome: ModelOutcome) -> bool:
-    """Train (or reuse the checkpoint of) one model; False, with the failure recorded, when training failed."""
+def _train(plan: RunPlan, outcome: ModelOutcome, group: Processes) -> bool:
+    """Train (or reuse the checkpoint of) one model in every process; False, with the failure recorded, if any failed."""
     planned = outcome.planned
     request = TrainingRequest(
         model=planned.entry.name, trainer=planned.trainer, model_options=planned.options,
         trainer_options=planned.trainer_options, datasets=plan.training, seed=plan.suite.seed, device=plan.device,
     )
+    result = failure = None
     try:
         result = train_model(request, plan.layout.checkpoint(planned.slug), registry=plan.registry, force=plan.force)
     except Exception as exc:  # recorded; the suite goes on with the other models
-        path = plan.layout.record_failure(planned.slug, "training", exc)
-        log.error("%s: training failed: %s: %s (traceback in %s)", planned.label, type(exc).__name__, exc, path)
-        outcome.training = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        failure = exc
+    errors = group.gather(None if failure is None else f"{type(failure).__name__}: {failure}")
+    failed = [(index, error) for index, error in enumerate(errors) if error]
+    if failed:
+        index, error = failed[0]
+        where = "" if group.count == 1 else f" (process {index} of {group.count})"
+        if group.is_main:
+            path = plan.layout.failure(planned.slug, "training")
+            if failure is not None:
+                path = plan.layout.record_failure(planned.slug, "training", failure)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(f"training failed in process {index} of {group.count}; see its log\n{error}\n")
+            log.error("%s: training failed%s: %s (traceback in %s)", planned.label, where, error, path)
+        outcome.training = {"status": "failed", "error": error + where}
         return False
     outcome.options.update(result.output)
     outcome.training = {"status": result.status, **result.record, "model_options": result.output}
@@ -154,26 +208,153 @@ def _pair_fingerprint(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> st
     )
 
 
-def _score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> None:
-    planned = outcome.planned
-    store = plan.layout.predictions(planned.slug, test.slug)
+def _score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, group: Processes) -> None:
+    """Score one pair: the main process says which batches are left, all score their share, the main one merges."""
     key = _pair_fingerprint(plan, outcome, test)
+    header = journal_header(key, outcome.planned.batch_size, [r.image for r in test.records])
+    todo = _batches_to_score(plan, outcome, test, key, header) if group.is_main else None
+    todo = group.broadcast(todo)
+    if todo is None:
+        return
+    report = _score_batches(plan, outcome, test, header, share(todo, group.index, group.count), group)
+    reports = group.gather(report)
+    if group.is_main:
+        _merge_pair(plan, outcome, test, key, header, reports)
+
+
+def _batches_to_score(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str,
+                      header: dict[str, Any]) -> list[int] | None:
+    """The batches of a pair still to be scored (main process), or ``None`` when its predictions are complete."""
+    planned, layout = outcome.planned, plan.layout
+    store = layout.predictions(planned.slug, test.slug)
     if not plan.force:
         problem = store.problem(key, [r.image for r in test.records])
         if problem is None:
             log.info("%s on %s: finished earlier, skipped (use --force to redo)", planned.label, test.label)
-            return
+            return None
         if store.meta() is not None and store.meta().get("fingerprint") == key:
             log.warning("%s on %s: scoring again: %s", planned.label, test.label, problem)
+    if plan.force:
+        for journal in layout.journals(planned.slug, test.slug):
+            journal.path.unlink()
+    scored = _scored_batches(plan, outcome, test, header)
+    total = len(batches(len(test.records), planned.batch_size))
+    if scored:
+        log.info("%s on %s: resuming; %d of %d batches were scored before", planned.label, test.label, len(scored),
+                 total)
+    return [batch for batch in range(total) if batch not in scored]
+
+
+def _scored_batches(plan: RunPlan, outcome: ModelOutcome, test: TestSet,
+                    header: dict[str, Any]) -> dict[int, list[Prediction]]:
+    """The intact batches in a pair's journals, from any earlier launch with the same settings.
+
+    Journals written with other settings are removed (main process, while no process writes to them).
+    """
+    planned = outcome.planned
+    spans = batches(len(test.records), planned.batch_size)
+    found: dict[int, list[Prediction]] = {}
+    for journal in plan.layout.journals(planned.slug, test.slug):
+        entries = journal.read(header)
+        if not entries:
+            journal.path.unlink(missing_ok=True)
+            continue
+        for batch, rows in entries.items():
+            expected = [test.records[i].image for i in spans[batch]] if 0 <= batch < len(spans) else None
+            if batch not in found and [row.image for row in rows] == expected:
+                found[batch] = rows
+    return found
+
+
+def _score_batches(plan: RunPlan, outcome: ModelOutcome, test: TestSet, header: dict[str, Any], mine: list[int],
+                   group: Processes) -> dict[str, Any]:
+    """Score this process's batches of a pair, appending each to its journal; what it did, for the main process."""
+    planned, layout = outcome.planned, plan.layout
+    report: dict[str, Any] = {"index": group.index, "images": 0, "seconds": None, "peak_memory_mib": None,
+                              "memory_method": None, "model_config": outcome.config,
+                              "preprocessing": outcome.preprocessing, "model_counts": {}, "error": None}
+    if not mine:
+        return report
+    spans = batches(len(test.records), planned.batch_size)
+    positions = [i for batch in mine for i in spans[batch]]
+    all_paths = test.paths()
+    journal = layout.journal(planned.slug, test.slug, group.index, group.count)
+    journal.open(header)
+    bar = progress.bar(total=len(positions), desc=f"{planned.label} | {test.label}", unit="img",
+                       enabled=plan.progress)
     try:
         model = _model(plan, outcome)
-        rows, stats = _score(plan, model, planned, test)
-    except Exception as exc:
-        store.clear()  # predictions made with other settings must not stand in for these
-        path = plan.layout.record_failure(planned.slug, test.slug, exc)
+        report.update(model_config=outcome.config, preprocessing=outcome.preprocessing)
+        model.take_counts()  # what an earlier test set left behind is not this one's
+        start = time.perf_counter()
+        with efficiency.PeakMemory(plan.device) as memory:
+            for scored in score_files(model, [all_paths[i] for i in positions], batch_size=planned.batch_size,
+                                      num_workers=plan.suite.num_workers, resize=test.resize, reading=test.reading,
+                                      before_batch=lambda start: _seed_batch(plan, positions[start])):
+                batch = positions[scored[0][0]] // planned.batch_size
+                if [positions[index] for index, _ in scored] != list(spans[batch]):
+                    raise IQABenchError(f"internal error: a scored batch of {test.label} is not batch {batch}")
+                journal.append(batch, [_prediction(test.records[positions[index]], score) for index, score in scored])
+                bar.update(len(scored))
+        report.update(images=len(positions), seconds=time.perf_counter() - start, memory_method=memory.method,
+                      peak_memory_mib=None if memory.peak_bytes is None else memory.peak_bytes / 2**20,
+                      model_counts=model.take_counts())
+    except Exception as exc:  # the finished batches stay in the journal; the main process reports the pair
+        what = test.slug if group.count == 1 else f"{test.slug}.{shard_name(group.index, group.count)}"
+        path = layout.record_failure(planned.slug, what, exc)
         log.error("%s on %s failed: %s: %s (traceback in %s)", planned.label, test.label, type(exc).__name__, exc,
                   path)
+        report.update(error=f"{type(exc).__name__}: {exc}", traceback=str(path))
+    finally:
+        journal.close()
+        bar.close()
+    return report
+
+
+def _seed_batch(plan: RunPlan, first_image: int) -> None:
+    """Seed torch before each batch from the batch's place in the test set, so a model that samples gives the
+    same predictions whether a run was resumed or shared out over several processes."""
+    import torch
+
+    torch.manual_seed(plan.suite.seed * 1_000_003 + first_image)
+
+
+def _prediction(record, score) -> Prediction:
+    return Prediction(record.image, score.value, record.mos, record.mos_raw, score.error)
+
+
+def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str, header: dict[str, Any],
+                reports: list[dict[str, Any]]) -> None:
+    """Join the journals of a pair in test-set order into its prediction file (main process), or record why not."""
+    planned, layout = outcome.planned, plan.layout
+    store = layout.predictions(planned.slug, test.slug)
+    found = _scored_batches(plan, outcome, test, header)
+    total = len(batches(len(test.records), planned.batch_size))
+    missing = [batch for batch in range(total) if batch not in found]
+    if outcome.config is None:  # the model was built in other processes only
+        outcome.config = next((r["model_config"] for r in reports if r["model_config"] is not None), None)
+        outcome.preprocessing = next((r["preprocessing"] for r in reports if r["preprocessing"] is not None), None)
+    if missing:
+        store.clear()  # predictions made with other settings must not stand in for these
+        failed = [r for r in reports if r["error"]]
+        if len(reports) > 1 or not failed:  # one process's own traceback is already the pair's
+            lines = [f"{len(missing)} of {total} batches were not scored; a resumed run scores them."]
+            for report in failed:
+                lines += [f"process {report['index']} of {len(reports)} failed:",
+                          Path(report["traceback"]).read_text().rstrip()]
+                Path(report["traceback"]).unlink(missing_ok=True)
+            if not failed:
+                lines.append(f"{IQABenchError.__name__}: no process reported why")
+                log.error("%s on %s: %d batches missing after scoring", planned.label, test.label, len(missing))
+            path = layout.failure(planned.slug, test.slug)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n")
         return
+    rows = [row for batch in range(total) for row in found[batch]]
+    done = [r for r in reports if r["seconds"] is not None]
+    seconds = max((r["seconds"] for r in done), default=None)
+    images = sum(r["images"] for r in done)
+    peaks = [r["peak_memory_mib"] for r in done if r["peak_memory_mib"] is not None]
     meta = {
         "fingerprint": key,
         "model": planned.entry.name,
@@ -183,51 +364,39 @@ def _score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> None:
         "dataset": test.ref.dataset,
         "split": test.split,
         "unscored": sum(r.prediction is None for r in rows),
-        **stats,
-    }
-    store.write(rows, meta)
-    plan.layout.failure(planned.slug, test.slug).unlink(missing_ok=True)
-
-
-def _score(plan: RunPlan, model: Model, planned: PlannedModel, test: TestSet) -> tuple[list[Prediction], dict]:
-    paths = test.paths()
-    scores = [None] * len(paths)
-    model.take_counts()  # what an earlier test set left behind is not this one's
-    bar = progress.bar(total=len(paths), desc=f"{planned.label} | {test.label}", unit="img", enabled=plan.progress)
-    start = time.perf_counter()
-    with efficiency.PeakMemory(plan.device) as memory:
-        for batch in score_files(model, paths, batch_size=planned.batch_size, num_workers=plan.suite.num_workers,
-                                 resize=test.resize, reading=test.reading):
-            for index, score in batch:
-                scores[index] = score
-            bar.update(len(batch))
-    elapsed = time.perf_counter() - start
-    bar.close()
-    rows = [
-        Prediction(record.image, score.value, record.mos, record.mos_raw, score.error)
-        for record, score in zip(test.records, scores)
-    ]
-    stats = {
-        "seconds": elapsed,
-        "end_to_end_images_per_second": len(paths) / elapsed if elapsed > 0 else None,
-        "scoring_peak_memory_mib": None if memory.peak_bytes is None else memory.peak_bytes / 2**20,
-        "memory_method": memory.method,
+        # timing and memory of this run's scoring; a resumed run scored only the images it had left
+        "seconds": seconds,
+        "images_scored": images,
+        "end_to_end_images_per_second": images / seconds if images and seconds else None,
+        "scoring_peak_memory_mib": max(peaks) if peaks else None,
+        "memory_method": next((r["memory_method"] for r in done), None),
         "batch_size": planned.batch_size,
         "num_workers": plan.suite.num_workers,
-        "model_counts": model.take_counts(),
+        "processes": len(reports),
+        # counts the model kept (Model.take_counts) over the images scored in this run
+        "model_counts": dict(sum((Counter(r["model_counts"]) for r in done), Counter())),
     }
-    return rows, stats
+    if len(reports) > 1:
+        meta["per_process"] = [{k: r[k] for k in ("index", "images", "seconds", "peak_memory_mib")} for r in reports]
+    store.write(rows, meta)
+    for journal in layout.journals(planned.slug, test.slug):
+        journal.path.unlink(missing_ok=True)
+    layout.failure(planned.slug, test.slug).unlink(missing_ok=True)
 
 
 # -- efficiency --------------------------------------------------------------------------------------------------
 
 
-def _measure(plan: RunPlan, outcome: ModelOutcome) -> None:
-    """Time the model on prepared images of the first test set, unless measured earlier with these settings."""
+def _measure(plan: RunPlan, outcome: ModelOutcome, test: TestSet, launched: int) -> None:
+    """Time the model on prepared images of ``test`` (main process), unless measured earlier with these settings.
+
+    Under a launch of several processes the others have finished scoring and wait for this one, so the
+    measurement runs alone on its device; the record says so.
+    """
     spec = plan.suite.efficiency
-    if not spec.enabled or not plan.tests or not plan.tests[0].records:
+    if not spec.enabled or not test.records:
         return
-    planned, test = outcome.planned, plan.tests[0]
+    planned = outcome.planned
     path = plan.layout.efficiency(planned.slug)
     key = fingerprint({"pair": _pair_fingerprint(plan, outcome, test), "batch": planned.batch_size,
                        "device": plan.device, **spec.model_dump()})
@@ -240,13 +409,34 @@ def _measure(plan: RunPlan, outcome: ModelOutcome) -> None:
             items.extend(batch)
         if not items:
             raise IQABenchError(f"no readable image in {test.label} to measure efficiency on")
-        result = efficiency.measure(model, items, batch_size=planned.batch_size, warmup=spec.warmup,
-                                    repeats=spec.repeats)
+        with _all_cores(plan.device, launched):
+            result = efficiency.measure(model, items, batch_size=planned.batch_size, warmup=spec.warmup,
+                                        repeats=spec.repeats)
     except Exception as exc:
         failure = plan.layout.record_failure(planned.slug, "efficiency", exc)
         log.error("%s: efficiency measurement failed: %s (traceback in %s)", planned.label, exc, failure)
         return
-    atomic_write_json(path, {"fingerprint": key, "measured_on": test.label, **result.to_dict()})
+    measured_by = "one process" if launched == 1 else f"one process of {launched}, while the others waited"
+    atomic_write_json(path, {"fingerprint": key, "measured_on": test.label, "measured_by": measured_by,
+                             **result.to_dict()})
+
+
+@contextmanager
+def _all_cores(device: str, launched: int):
+    """On a CPU, the measuring process uses every core while the others wait, as a single process would.
+
+    Launchers give each of several processes one thread (``OMP_NUM_THREADS=1``); timing with one thread would
+    make a CPU model look slower than the same model measured in a single-process run.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    if device == "cpu" and launched > 1 and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _prepared_inputs(model: Model, test: TestSet, count: int):

@@ -41,6 +41,9 @@ class Trainer(ABC):
     name: ClassVar[str]
     #: the model this trainer's checkpoints are for
     model: ClassVar[str]
+    #: whether :meth:`train` shares its work among the processes of an ``accelerate launch`` (as trainers built on
+    #: the transformers/trl Trainer do); if not, only the main process trains and the others wait for it
+    uses_all_processes: ClassVar[bool] = False
 
     @abstractmethod
     def train(

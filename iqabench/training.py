@@ -13,7 +13,9 @@ A suite's ``train: true`` entry, ``iqabench train`` and a trainer's own steps
   place, so a folder with a marker is always complete.
 
 Under ``accelerate launch`` the main process does the folder bookkeeping and
-every process does the work.
+every process does the work, or, for work that is not written for several
+processes (``every_process=False``), the main process alone does it while the
+others wait and then read its marker.
 """
 
 from __future__ import annotations
@@ -54,11 +56,14 @@ class StepResult:
 
 
 def relative_paths(output: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Absolute paths inside ``base`` written relative to it, so the folder can be renamed, moved or copied."""
+    """Paths inside ``base`` written relative to it, so the folder can be renamed, moved or copied.
+
+    A path given relative to the working folder (a run started with a relative ``--out``) counts too.
+    """
     prefix = base.resolve()
     relative = {}
     for key, value in output.items():
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).resolve().is_relative_to(prefix):
+        if isinstance(value, str) and value and Path(value).resolve().is_relative_to(prefix):
             relative[key] = {"relative_path": str(Path(value).resolve().relative_to(prefix))}
         else:
             relative[key] = value
@@ -82,6 +87,7 @@ def cached_step(
     replace_stale: bool = True,
     record: Callable[[], dict[str, Any]] | None = None,
     what: str = "training",
+    every_process: bool = True,
 ) -> StepResult:
     """Run ``work(partial_folder)`` unless ``folder`` already holds its result for ``settings``.
 
@@ -90,6 +96,7 @@ def cached_step(
     back pointing into ``folder``. ``replace_stale=False`` refuses to delete a
     finished folder made with other settings (a user's ``--out``); ``force``
     redoes the work in any case. ``record`` adds facts to the marker.
+    ``every_process=False`` runs ``work`` in the main process only.
     """
     folder = Path(folder)
     settings = json.loads(json.dumps(settings, default=str))
@@ -121,16 +128,27 @@ def cached_step(
         partial.mkdir(parents=True, exist_ok=True)
         atomic_write_json(stamp, {"fingerprint": key, "settings": settings})
     group.barrier()
-    start = time.perf_counter()
-    output = work(partial)
-    info = {"fingerprint": key, "settings": settings, "output": relative_paths(output, partial),
-            "seconds": time.perf_counter() - start, **(record() if record else {})}
-    group.barrier()
+    info = failure = None
+    if every_process or group.is_main:
+        try:
+            start = time.perf_counter()
+            output = work(partial)
+            info = {"fingerprint": key, "settings": settings, "output": relative_paths(output, partial),
+                    "seconds": time.perf_counter() - start, **(record() if record else {})}
+        except Exception as exc:  # every process learns of it, so none waits for a step that will not come
+            failure = exc
+    errors = group.gather(None if failure is None else f"{type(failure).__name__}: {failure}")
+    if failure is not None:
+        raise failure
+    if any(errors):
+        raise IQABenchError(f"{what} failed in another process: {next(e for e in errors if e)}")
     if group.is_main:
         atomic_write_json(partial / MARKER, info)
         stamp.unlink(missing_ok=True)
         partial.rename(folder)
     group.barrier()
+    if info is None:
+        info = read_json(marker)
     return StepResult("trained", absolute_paths(info["output"], folder), info)
 
 
@@ -189,4 +207,5 @@ def train_model(
                              device=request.device)
 
     return cached_step(folder, request.settings(), work, force=force, replace_stale=replace_stale,
-                       record=lambda: {"trainer_config": trainer.config()}, what=f"training of {request.model}")
+                       record=lambda: {"trainer_config": trainer.config()}, what=f"training of {request.model}",
+                       every_process=trainer.uses_all_processes)

@@ -3,7 +3,8 @@
 Writes the reasoning-texts file (:mod:`iqabench.texts`) that the RALI and RACT
 trainers read: one line per (image, seed) with the reasoning, the parsed score
 and the ground truth. Re-running the same command resumes: pairs already in
-the file are skipped.
+the file are skipped. ``accelerate launch -m iqabench describe ...`` shares the
+images out among the processes (one device each) and writes the same file.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ def images_to_describe(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.describe import describe
-    from iqabench.factory import create_model
+    from iqabench.distributed import process_device, processes, quiet_other_processes
+    from iqabench.factory import create_model, resolve_device
     from iqabench.options import parse_option_flags
 
     seeds = parse_seeds(args.seeds)
     images, dataset = images_to_describe(args)
-    model = create_model(args.model, device=args.device, dtype=args.dtype, **parse_option_flags(args.option))
+    group = processes()
+    quiet_other_processes()
+    model = create_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype,
+                         **parse_option_flags(args.option))
     summary = describe(
         model,
         images,
@@ -82,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         dataset=dataset,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
+        group=group,
     )
+    if not group.is_main:
+        return 0
     print(
         f"{args.out}: wrote {summary.written} texts ({summary.failed} without a parsable score), "
         f"skipped {summary.skipped} already there"

@@ -18,7 +18,8 @@ Why the pieces are here:
 * decoding is applied without leaks from the checkpoint's
   ``generation_config.json`` and recorded as ``generate`` resolves it
   (:mod:`.decoding`);
-* vLLM is an optional, faster backend; tests never need it.
+* vLLM is an optional, faster backend, with tensor and data parallelism over
+  GPUs; tests fake the ``vllm`` module.
 """
 
 from __future__ import annotations
@@ -28,15 +29,18 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from PIL import Image
-
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench_plugins.mllm.decoding import Decoding, check_effective, checkpoint_decoding, effective_decoding
+from iqabench_plugins.mllm.decoding import (
+    Decoding,
+    check_effective,
+    checkpoint_decoding,
+    effective_decoding,
+)
 from iqabench_plugins.mllm.released_configs import (
     QWEN25_VL_7B_IMAGE_PROCESSOR,
     QWEN25_VL_7B_INSTRUCT,
@@ -48,6 +52,10 @@ from iqabench_plugins.mllm.tiny import (
     build_random_qwen25vl,
     build_tiny_qwen25vl,
 )
+from PIL import Image
+
+from iqabench.distributed import launched_processes
+from iqabench.errors import CheckpointError, IQABenchError
 
 logger = logging.getLogger(__name__)
 
@@ -419,7 +427,12 @@ class VllmGenerator:
 
     The decoding is passed field by field (:meth:`Decoding.vllm_sampling`), and
     the engine is started with ``generation_config="vllm"`` so that the
-    checkpoint's ``generation_config.json`` supplies no defaults.
+    checkpoint's ``generation_config.json`` supplies no defaults, as in the
+    transformers backend.
+
+    ``tensor_parallel_size`` splits one model over that many GPUs (a model too large for one). Data parallelism
+    is one engine per process of ``accelerate launch -m iqabench ...``: each process scores its share of the
+    images with an engine on its own ``tensor_parallel_size`` GPUs (:func:`engine_gpus`).
     """
 
     def __init__(
@@ -432,6 +445,8 @@ class VllmGenerator:
         min_pixels: int,
         max_pixels: int,
         chat_template_kwargs: dict[str, Any] | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         try:
             from vllm import LLM
@@ -440,29 +455,36 @@ class VllmGenerator:
                 "backend=vllm needs vLLM, which is not installed. Install it with `pip install 'iqabench[vllm]'` "
                 "(a CUDA machine), or use the default -o backend=transformers."
             ) from None
-        path = source.local_path()
         if source.is_tiny:
             from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 
             path = str(save_tiny_qwen25vl(tempfile.mkdtemp(prefix="iqabench-tiny-qwen25vl-")))
+        else:
+            path = source.local_path()
         self.processor = processor
         self.decoding = decoding
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.generated_tokens = 0
         self.checkpoint_decoding: dict[str, Any] = {}
         self.effective = {**decoding.vllm_sampling(), "how": "vLLM SamplingParams as passed, generation_config='vllm'"}
-        self.llm = LLM(
-            model=path,
-            dtype=str(dtype).replace("torch.", ""),
-            limit_mm_per_prompt={"image": 1},
-            mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
-            generation_config="vllm",
-        )
+        with engine_gpus(tensor_parallel_size):
+            self.llm = LLM(
+                model=path,
+                dtype=str(dtype).replace("torch.", ""),
+                limit_mm_per_prompt={"image": 1},
+                mm_processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels},
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+                generation_config="vllm",
+            )
 
-    def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
+    def sampling_params(self):
         from vllm import SamplingParams
 
-        params = SamplingParams(**self.decoding.vllm_sampling(), seed=int(torch.randint(0, 2**31 - 1, (1,))))
+        return SamplingParams(**self.decoding.vllm_sampling(), seed=int(torch.randint(0, 2**31 - 1, (1,))))
+
+    def generate(self, conversations: Sequence[list[dict]], images: Sequence[Image.Image]) -> list[list[str]]:
+        params = self.sampling_params()
         prompts = [
             {
                 "prompt": self.processor.apply_chat_template(
@@ -475,3 +497,39 @@ class VllmGenerator:
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         self.generated_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
         return [[c.text for c in o.outputs] for o in outputs]
+
+
+@contextmanager
+def engine_gpus(tensor_parallel_size: int):
+    """While a vLLM engine starts, show it only this process's GPUs.
+
+    One process (no launcher): vLLM takes the first ``tensor_parallel_size`` visible GPUs, as usual. Under a
+    launch with P processes per machine, process p (``LOCAL_RANK``) gets GPUs ``p*T .. p*T+T-1`` of the visible
+    ones (T = ``tensor_parallel_size``), so P engines share the machine's P*T GPUs without overlapping. vLLM
+    starts its engine in processes of its own (its default), which inherit ``CUDA_VISIBLE_DEVICES``; the variable
+    is restored once the engine is up.
+    """
+    if tensor_parallel_size < 1:
+        raise IQABenchError(f"tensor_parallel_size must be at least 1, got {tensor_parallel_size}.")
+    if launched_processes() <= 1:
+        yield
+        return
+    local, per_machine = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [g for g in before.split(",") if g.strip()] if before is not None else [
+        str(i) for i in range(torch.cuda.device_count())]
+    if per_machine * tensor_parallel_size > len(visible):
+        raise IQABenchError(
+            f"{per_machine} processes on this machine with tensor_parallel_size={tensor_parallel_size} need "
+            f"{per_machine * tensor_parallel_size} GPUs, but {len(visible)} are visible; launch "
+            f"{max(1, len(visible) // tensor_parallel_size)} processes per machine (accelerate launch "
+            "--num_processes), or lower tensor_parallel_size."
+        )
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible[local * tensor_parallel_size:(local + 1) * tensor_parallel_size])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before

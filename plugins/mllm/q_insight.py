@@ -14,12 +14,11 @@ the 2026 repo vendors 320*28*28 = 250,880).
 
 from __future__ import annotations
 
-from PIL import Image
-
 from iqabench_plugins.mllm.generation import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from iqabench_plugins.mllm.parsing import ParsedAnswer, parse_q_insight
 from iqabench_plugins.mllm.prompts import q_insight_messages
 from iqabench_plugins.mllm.scorer import ReasoningScorer
+from PIL import Image
 
 
 class QInsight(ReasoningScorer):
@@ -51,6 +50,8 @@ class QInsight(ReasoningScorer):
         attn_implementation: str = "sdpa",
         device: str = "cpu",
         dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         super().__init__(
             checkpoint=checkpoint,
@@ -70,6 +71,8 @@ class QInsight(ReasoningScorer):
             attn_implementation=attn_implementation,
             device=device,
             dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
 
     def messages(self, image: Image.Image) -> list[dict]:

@@ -35,10 +35,6 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any, ClassVar
 
-from PIL import Image
-
-from iqabench.errors import IQABenchError
-from iqabench.model import Model, Score
 from iqabench_plugins.mllm.decoding import resolve_decoding
 from iqabench_plugins.mllm.generation import (
     CheckpointSource,
@@ -51,6 +47,10 @@ from iqabench_plugins.mllm.generation import (
 )
 from iqabench_plugins.mllm.parsing import ParsedAnswer
 from iqabench_plugins.mllm.released_configs import released_parameters
+from PIL import Image
+
+from iqabench.errors import IQABenchError
+from iqabench.model import Model, Score
 
 BACKENDS = ("transformers", "vllm")
 
@@ -105,6 +105,8 @@ class ReasoningScorer(Model):
         attn_implementation: str,
         device: str,
         dtype: str,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         super().__init__(device=device, dtype=dtype)
         self.checkpoint = checkpoint
@@ -136,6 +138,11 @@ class ReasoningScorer(Model):
                 f"random_init builds the released architecture with random weights and would ignore checkpoint="
                 f"{checkpoint}; pass only one of them (-o random_init=false to load the checkpoint)."
             )
+        if (tensor_parallel_size != 1 or gpu_memory_utilization != 0.9) and backend != "vllm":
+            raise IQABenchError("tensor_parallel_size and gpu_memory_utilization are options of the vLLM engine; "
+                                "add -o backend=vllm, or leave them out.")
+        if not 0.0 < gpu_memory_utilization <= 1.0:
+            raise IQABenchError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}.")
         if random_init and backend == "vllm":
             raise IQABenchError("random_init builds the model in transformers; use -o backend=transformers with it.")
         #: the decoding that runs: the preset with the explicit options on top
@@ -152,6 +159,8 @@ class ReasoningScorer(Model):
         )
         #: what parsing saw since the last :meth:`take_counts`
         self.counts: Counter[str] = Counter()
+        self.tensor_parallel_size = tensor_parallel_size
+        self.gpu_memory_utilization = gpu_memory_utilization
         self.torch_dtype = resolve_dtype(dtype, device)
         folder = self.default_subfolder if subfolder is None and checkpoint == self.default_checkpoint else subfolder
         self.source = CheckpointSource.resolve(checkpoint, folder, random_init=random_init)
@@ -166,6 +175,8 @@ class ReasoningScorer(Model):
                 min_pixels=min_pixels,
                 max_pixels=max_pixels,
                 chat_template_kwargs=self.chat_template_kwargs,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
             )
         else:
             self.model, self.processor = load_vlm(

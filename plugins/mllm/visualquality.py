@@ -14,12 +14,11 @@ pixel budget 3136..12,845,056 (the stock qwen-vl-utils cap its scripts use).
 
 from __future__ import annotations
 
-from PIL import Image
-
 from iqabench_plugins.mllm.generation import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from iqabench_plugins.mllm.parsing import ParsedAnswer, parse_visualquality
 from iqabench_plugins.mllm.prompts import visualquality_messages
 from iqabench_plugins.mllm.scorer import ReasoningScorer
+from PIL import Image
 
 
 class VisualQualityR1(ReasoningScorer):
@@ -52,6 +51,8 @@ class VisualQualityR1(ReasoningScorer):
         attn_implementation: str = "sdpa",
         device: str = "cpu",
         dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
     ) -> None:
         self.thinking = thinking
         super().__init__(
@@ -72,6 +73,8 @@ class VisualQualityR1(ReasoningScorer):
             attn_implementation=attn_implementation,
             device=device,
             dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
 
     def messages(self, image: Image.Image) -> list[dict]:

@@ -22,9 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.images import load_image
-from iqabench.trainer import Trainer, TrainingSet
 from iqabench_plugins.mllm.prompts import (
     Q_INSIGHT_SCORE_QUESTION,
     Q_INSIGHT_SYSTEM_PROMPT,
@@ -48,6 +45,10 @@ from iqabench_plugins.rl.hf_trainer import (
     with_iqabench_schedule_and_resume,
 )
 from iqabench_plugins.rl.rewards import RewardFunction, get_reward
+
+from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.images import load_image
+from iqabench.trainer import Trainer, TrainingSet
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class GRPO(Trainer):
 
     name = "grpo"
     model = "q-insight"
+    uses_all_processes = True
 
     def __init__(
         self,

@@ -31,14 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench.describe import ImageToDescribe, describe
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.images import load_image
-from iqabench.registry import default_registry
-from iqabench.texts import read_texts
-from iqabench.trainer import Trainer, TrainingSet
 from iqabench_plugins.mllm.parsing import extract_reasoning
-from iqabench_plugins.mllm.prompts import Q_INSIGHT_SCORE_QUESTION, Q_INSIGHT_SYSTEM_PROMPT
+from iqabench_plugins.mllm.prompts import (
+    Q_INSIGHT_SCORE_QUESTION,
+    Q_INSIGHT_SYSTEM_PROMPT,
+)
 from iqabench_plugins.rl.checkpoints import (
     check_qwen_vl_checkpoint,
     datasets_provenance,
@@ -57,6 +54,13 @@ from iqabench_plugins.rl.hf_trainer import (
     use_bf16,
     with_iqabench_schedule_and_resume,
 )
+
+from iqabench.describe import ImageToDescribe, describe
+from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.images import load_image
+from iqabench.registry import default_registry
+from iqabench.texts import read_texts
+from iqabench.trainer import Trainer, TrainingSet
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,7 @@ class RACT(Trainer):
 
     name = "ract"
     model = "ract"
+    uses_all_processes = True
 
     def __init__(
         self,
