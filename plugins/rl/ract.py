@@ -13,14 +13,20 @@ texts export line by line):
    of ``score_dataset`` on the aligned image-text pairs of all datasets.
    The final model is written to ``out_dir/final``.
 
-What the SFT learns from (appendix C, Table A.4, Table 5): every dataset
-contributes (image, description question) -> reasoning text pairs, with the
-description prompt "What is your overall assessment of the quality of this
-picture?"; only ``score_dataset`` contributes scores, as (image, Q-Insight
-score prompt) -> ``<think>`` its reasoning ``</think><answer>{"rating": MOS}</answer>``
-pairs, so the description-to-score mapping is learnt from one annotator group.
-``score_dataset="all"`` adds score pairs from every dataset (Table 5, row 1).
-``train_module="vision"`` trains the vision encoder only (Table 5, row 2).
+What the SFT learns from (section 3.4, appendix C, Table A.4, Table 5): with
+``labels="text"`` (the default, Table 5 rows 2 and 3, the RACT of Table 3)
+every dataset contributes (image, "What is your overall assessment of the
+quality of this picture?") -> reasoning text pairs and nothing else; the
+description-to-score mapping is the one the single-domain model of
+``score_dataset`` learnt by RL, from one annotator group. ``labels="text+score"``
+(Table 5 row 1) adds, for ``score_dataset`` only (or every dataset with
+``score_dataset="all"``), (image, Q-Insight score prompt) ->
+``<think>`` reasoning ``</think><answer>{"rating": MOS}</answer>`` pairs.
+``train_module`` is ``"vision+llm"`` (rows 1 and 3) or ``"vision"`` (row 2:
+the vision encoder and its merger only).
+
+Steps 1 and 2 do not depend on ``labels`` or ``train_module``: ``steps_dir``
+lets the three rows of Table 5 share them.
 """
 
 from __future__ import annotations
@@ -62,7 +68,11 @@ log = logging.getLogger(__name__)
 
 #: Table A.4, "Prompts for Quality Description Task"
 RACT_DESCRIPTION_QUESTION = "What is your overall assessment of the quality of this picture?"
-TRAIN_MODULES = ("all", "vision")
+#: Table 5's "Label" and "Train Module" columns
+LABELS = ("text", "text+score")
+TRAIN_MODULES = ("vision+llm", "vision")
+#: grpo options RACT sets itself for each single-domain run
+_PER_DATASET_GRPO_OPTIONS = ("score_datasets",)
 
 
 def score_completion(reasoning: str, mos: float) -> str:
@@ -73,7 +83,9 @@ def score_completion(reasoning: str, mos: float) -> str:
 def sft_pairs(
     texts_by_dataset: dict[str, list[dict[str, Any]]], score_datasets: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The SFT rows: a description pair for every text, a score pair for texts of the score datasets.
+    """The SFT rows: a description pair for every text, a score pair for texts of ``score_datasets``.
+
+    ``score_datasets`` is empty with text labels (Table 5 rows 2 and 3).
 
     Each text row has ``path``, ``text`` and ``mos``; the single-domain model's
     own rating is not used, the score label is the dataset's MOS.
@@ -115,10 +127,12 @@ class RACT(Trainer):
         *,
         grpo: dict[str, Any] | None = None,
         score_dataset: str | None = None,
+        labels: str = "text",
         describe_seeds: Sequence[int] = (0,),
         describe_options: dict[str, Any] | None = None,
         describe_batch_size: int = 8,
-        train_module: str = "all",
+        train_module: str = "vision+llm",
+        steps_dir: str | None = None,
         sft_learning_rate: float = 1e-6,
         sft_min_learning_rate: float = 1e-9,
         sft_num_train_epochs: float = 1,
@@ -134,10 +148,12 @@ class RACT(Trainer):
     ) -> None:
         self.grpo = dict(grpo or {})
         self.score_dataset = score_dataset
+        self.labels = labels
         self.describe_seeds = tuple(describe_seeds)
         self.describe_options = dict(describe_options or {})
         self.describe_batch_size = describe_batch_size
         self.train_module = train_module
+        self.steps_dir = steps_dir
         self.sft_learning_rate = sft_learning_rate
         self.sft_min_learning_rate = sft_min_learning_rate
         self.sft_num_train_epochs = sft_num_train_epochs
@@ -154,8 +170,17 @@ class RACT(Trainer):
     def config(self) -> dict[str, Any]:
         return dict(vars(self))
 
-    def _grpo(self) -> GRPO:
+    def _grpo(self, dataset: str | None = None) -> GRPO:
+        """The grpo trainer of one single-domain run: its degradation datasets are ``dataset`` itself or none."""
+        fixed = [key for key in _PER_DATASET_GRPO_OPTIONS if key in self.grpo]
+        if fixed:
+            raise IQABenchError(
+                f"ract's `grpo` options may not set {', '.join(fixed)}: RACT trains each dataset on its own."
+            )
         options = {"resume": self.resume, "deepspeed": self.deepspeed, **self.grpo}
+        if dataset is not None:
+            listed = options.get("degradation_datasets", ())
+            options["degradation_datasets"] = [dataset] if dataset in listed else []
         try:
             return GRPO(**options)
         except TypeError as exc:
@@ -164,22 +189,33 @@ class RACT(Trainer):
     def check(self, datasets: Sequence[TrainingSet]) -> list[str]:
         """Fail before step 1 on anything that would stop a later step; return the score datasets."""
         check_training_sets(datasets)
-        self._grpo().check(datasets)
+        for d in datasets:
+            self._grpo(d.name).check([d])
         if self.train_module not in TRAIN_MODULES:
             raise IQABenchError(f"train_module {self.train_module!r} is not one of {', '.join(TRAIN_MODULES)}.")
+        if self.labels not in LABELS:
+            raise IQABenchError(f"labels {self.labels!r} is not one of {', '.join(LABELS)}.")
         if not self.describe_seeds:
             raise IQABenchError("describe_seeds is empty; give at least one seed for the reasoning texts.")
         names = [d.name for d in datasets]
         if len(set(names)) != len(names):
             raise IQABenchError(f"a dataset is named twice among the training datasets: {names}.")
+        unknown = set(self.grpo.get("degradation_datasets", ())) - set(names)
+        if unknown:
+            raise IQABenchError(f"grpo.degradation_datasets names {', '.join(sorted(unknown))}, not training datasets.")
         if self.score_dataset is None:
             return names[:1]
         if self.score_dataset == "all":
+            if self.labels != "text+score":
+                raise IQABenchError(
+                    "score_dataset 'all' means score labels from every dataset, which needs labels: text+score; "
+                    "with text labels name the dataset whose single-domain model gives the scores."
+                )
             return names
         if self.score_dataset not in names:
             raise IQABenchError(
                 f"score_dataset {self.score_dataset!r} is not a training dataset; choose one of {', '.join(names)} "
-                "(or 'all')."
+                "(or 'all' with labels: text+score)."
             )
         return [self.score_dataset]
 
@@ -194,19 +230,21 @@ class RACT(Trainer):
     ) -> dict[str, Any]:
         out_dir = Path(out_dir)
         score_datasets = self.check(datasets)
+        steps = Path(self.steps_dir).expanduser() if self.steps_dir else out_dir
         single_domain = {
-            d.name: self._single_domain_rl(model_options, d, out_dir / "1-grpo" / d.name, seed, device)
+            d.name: self._single_domain_rl(model_options, d, steps / "1-grpo" / d.name, seed, device)
             for d in datasets
         }
         texts = {
             d.name: self._label_alignment(
-                model_options, single_domain[d.name], d, out_dir / "2-describe" / d.name, device
+                model_options, single_domain[d.name], d, steps / "2-describe" / d.name, device
             )
             for d in datasets
         }
         sft_base = single_domain[score_datasets[0]]
+        score_labels = score_datasets if self.labels == "text+score" else []
         final = out_dir / "final"
-        self._cross_domain_sft(sft_base, texts, score_datasets, datasets, out_dir / "3-sft", final, seed, device)
+        self._cross_domain_sft(sft_base, texts, score_labels, datasets, out_dir / "3-sft", final, seed, device)
         return {"checkpoint": str(final)}
 
     # -- the three steps -----------------------------------------------------------------------------
@@ -225,7 +263,7 @@ class RACT(Trainer):
         return True
 
     def _single_domain_rl(self, model_options, dataset: TrainingSet, folder: Path, seed: int, device: str) -> str:
-        grpo = self._grpo()
+        grpo = self._grpo(dataset.name)
         settings = {"step": "single-domain RL", "dataset": dataset.name, "records": len(dataset.records),
                     "model_options": model_options, "grpo": grpo.config(), "seed": seed}
         if not self._cached(folder, settings):
@@ -282,9 +320,10 @@ class RACT(Trainer):
 
     def _cross_domain_sft(self, base: str, texts, score_datasets, datasets, folder: Path, final: Path,
                           seed: int, device: str) -> None:
+        """SFT of ``base`` on every dataset's description pairs, plus score pairs of ``score_datasets``."""
         settings = {"step": "cross-domain SFT", "base": base, "score_datasets": score_datasets,
                     "pairs": {name: len(rows) for name, rows in texts.items()},
-                    "ract": {k: v for k, v in self.config().items() if k != "grpo"}, "seed": seed}
+                    "ract": {k: v for k, v in self.config().items() if k not in ("grpo", "steps_dir")}, "seed": seed}
         if self._cached(folder, settings):
             return
         check_qwen_vl_checkpoint(base)
@@ -300,7 +339,9 @@ class RACT(Trainer):
                 "trainer_config": self.config(),
                 "base_checkpoint": model_base(base),
                 "sft_base": base,
-                "score_datasets": score_datasets,
+                "labels": self.labels,
+                "train_module": self.train_module,
+                "score_label_datasets": score_datasets,
                 "datasets": [{**entry, "texts": len(texts[entry["name"]])} for entry in datasets_provenance(datasets)],
                 "seed": seed,
             })
