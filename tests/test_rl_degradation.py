@@ -153,7 +153,7 @@ def test_prompts_of_both_tasks(tmp_path):
     with pytest.raises(IQABenchError, match="degradation_datasets names spaq"):
         GRPO(degradation_datasets=["spaq"]).check([koniq])
     with pytest.raises(IQABenchError, match="no degradation prompt"):
-        GRPO(degradation_datasets=["koniq"]).prompts([koniq])
+        GRPO(degradation_datasets=["koniq"]).check([koniq])
     with pytest.raises(IQABenchError, match="degradation_data 'nowhere.json' not found"):
         GRPO(degradation_data="nowhere.json").check([koniq])
     with pytest.raises(IQABenchError, match="no reward applies to the degradation task"):

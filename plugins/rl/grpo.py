@@ -310,6 +310,9 @@ class GRPO(Trainer):
                 )
         if self.degradation_data:
             resolve_data_path(self.degradation_data, [d.root.parent for d in datasets])
+        for training_set in datasets:
+            if training_set.name in self.degradation_datasets:
+                self._record_samples(training_set)
         if self.degradation_datasets or self.degradation_data:
             training_prompt(self.prompt, "degradation")
             for task in ("score", "degradation"):
@@ -335,28 +338,33 @@ class GRPO(Trainer):
                      "image_id": f"{training_set.name}/{r.image}"}
                     for r in training_set.records
                 )
-        classes = {**DEFAULT_DISTORTION_CLASSES, **(self.distortion_classes or {})}
         samples: list[DegradationSample] = []
         for training_set in datasets:
             if training_set.name in self.degradation_datasets:
-                found, left_out = samples_from_records(training_set, classes)
-                if not found:
-                    raise IQABenchError(
-                        f"dataset {training_set.name!r} gives no degradation prompt: its records carry no distortion "
-                        "of the classes noise, compression, blur or darken (KADID-10k and synthetic do; see "
-                        "docs/training.md)."
-                    )
+                found, left_out = self._record_samples(training_set)
                 samples.extend(found)
                 prompts.left_out[training_set.name] = left_out
         if self.degradation_data:
             path = resolve_data_path(self.degradation_data, [d.root.parent for d in datasets])
-            found, left_out = read_degradation_data(path, classes)
+            found, left_out = read_degradation_data(path, self._classes())
             samples.extend(found)
             prompts.left_out[str(path)] = left_out
         prompts.degradation = mix(samples, len(prompts.score), self.degradation_ratio, seed)
         if not prompts.score:
             raise IQABenchError("no score prompt: score_datasets leaves no training dataset for the score task.")
         return prompts
+
+    def _classes(self) -> dict[str, str]:
+        return {**DEFAULT_DISTORTION_CLASSES, **(self.distortion_classes or {})}
+
+    def _record_samples(self, training_set: TrainingSet) -> tuple[list[DegradationSample], int]:
+        found, left_out = samples_from_records(training_set, self._classes())
+        if not found:
+            raise IQABenchError(
+                f"dataset {training_set.name!r} gives no degradation prompt: its records carry no distortion of the "
+                "classes noise, compression, blur or darken (KADID-10k and synthetic do; see docs/training.md)."
+            )
+        return found, left_out
 
     # -- training ------------------------------------------------------------------------------------
 
