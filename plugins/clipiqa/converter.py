@@ -63,7 +63,9 @@ def released_context(loaded: Any) -> torch.Tensor:
             "or other-backbone context is not the release."
         )
     if context.shape[0] % 2:
-        raise CheckpointError(f"the context has {context.shape[0]} vectors; the middle class position needs an even number.")
+        raise CheckpointError(
+            f"the context has {context.shape[0]} vectors; the middle class position needs an even number."
+        )
     return context.float()
 
 

@@ -47,7 +47,8 @@ from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, PromptLearner, co
 
 log = logging.getLogger(__name__)
 
-#: what the context is fitted to: the release's raw MOS / 100 (KonIQ's 0-100 scale), or iqabench's [1, 5] MOS mapped to [0, 1]
+#: what the context is fitted to: the release's raw MOS / 100 (KonIQ's 0-100 scale),
+#: or iqabench's [1, 5] MOS mapped to [0, 1]
 TARGETS = ("raw/100", "rescaled")
 
 

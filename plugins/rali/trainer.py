@@ -209,10 +209,10 @@ class RALITrainer(Trainer):
             align(encoder, pairs, lr=self.align_lr, projection_lr=self.projection_lr, epochs=self.align_epochs,
                   batch_size=self.align_batch_size, seed_augmentation=self.seed_augmentation, seed=seed, device=device,
                   num_workers=self.num_workers, precision=precision)
-            if state.num_processes > 1:
-                state.wait_for_everyone()
-                if not state.is_main_process:  # the main process compresses, fits and saves
-                    return {"checkpoint": str(out_dir)}
+        if state.num_processes > 1:
+            state.wait_for_everyone()
+            if not state.is_main_process:  # the main process compresses, fits and saves
+                return {"checkpoint": str(out_dir)}
         paths, labels = [], []
         for dataset in datasets:
             for record in dataset.records:
@@ -279,14 +279,19 @@ class RALITrainer(Trainer):
         from iqabench.describe import ImageToDescribe, describe
         from iqabench.registry import default_registry
 
+        from accelerate import PartialState
+
+        state = PartialState()
         path = out_dir / TEXTS_CACHE
-        reasoner_cls = default_registry().model(self.reasoner)
-        reasoner = reasoner_cls(**reasoner_options(reasoner_cls, self.reasoner_options, self.seeds, device))
-        for dataset in datasets:
-            images = [ImageToDescribe(r.image, dataset.root / r.image, r.mos) for r in dataset.records]
-            describe(reasoner, images, self.seeds, path, dataset=dataset.name, batch_size=self.batch_size,
-                     num_workers=self.num_workers, progress=False)
-        del reasoner
+        if state.is_main_process:  # under accelerate launch the others wait for the main process's file
+            reasoner_cls = default_registry().model(self.reasoner)
+            reasoner = reasoner_cls(**reasoner_options(reasoner_cls, self.reasoner_options, self.seeds, device))
+            for dataset in datasets:
+                images = [ImageToDescribe(r.image, dataset.root / r.image, r.mos) for r in dataset.records]
+                describe(reasoner, images, self.seeds, path, dataset=dataset.name, batch_size=self.batch_size,
+                         num_workers=self.num_workers, progress=False)
+            del reasoner
+        state.wait_for_everyone()
         return path
 
 
@@ -394,7 +399,7 @@ class _ImageTower(torch.nn.Module):
 
 
 def alignment_optimizer(encoder: ImageTextEncoder, lr: float, projection_lr: float) -> torch.optim.Optimizer:
-    """AdamW over the vision parameters (the rest frozen); parameters the pair adds from scratch at ``projection_lr``."""
+    """AdamW over the vision parameters, the rest frozen; parameters the pair adds from scratch at ``projection_lr``."""
     params = list(encoder.vision_parameters())
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -434,7 +439,7 @@ def gather_rows(local: torch.Tensor, *, with_grad: bool) -> torch.Tensor:
 
 def contrastive_loss(image_features: torch.Tensor, ids: torch.Tensor, text_emb: torch.Tensor,
                      logit_scale: float) -> torch.Tensor:
-    """Symmetric InfoNCE between normalised image features and the texts ``ids`` point at; equal ids are all positives."""
+    """Symmetric InfoNCE of normalised image features against the texts ``ids`` name; equal ids are all positives."""
     images = F.normalize(image_features.float(), dim=-1)
     logits = logit_scale * images @ text_emb[ids].T
     same = (ids[:, None] == ids[None, :]).float()
@@ -445,22 +450,22 @@ def contrastive_loss(image_features: torch.Tensor, ids: torch.Tensor, text_emb: 
 
 def alignment_step(tower: torch.nn.Module, optimizer: torch.optim.Optimizer, pixels: torch.Tensor, ids: torch.Tensor,
                    text_emb: torch.Tensor, logit_scale: float, *, precision: str = "fp32",
-                   distributed: bool = False) -> float:
-    """One optimiser step of contrastive alignment on this process's images; returns the loss.
+                   distributed: bool = False) -> torch.Tensor:
+    """One optimiser step of contrastive alignment on this process's images; returns the (detached) loss.
 
     Under bf16 the forward pass runs in ``torch.autocast`` (weights and
     optimiser state stay float32); the loss is computed in float32. With
     ``distributed`` the loss covers the images of every process.
     """
+    optimizer.zero_grad(set_to_none=True)  # before the forward pass: last step's gradients are not held with its activations
     with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         features = tower(pixels)
     if distributed:
         features, ids = gather_rows(features, with_grad=True), gather_rows(ids, with_grad=False)
     loss = contrastive_loss(features, ids, text_emb, logit_scale)
-    optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float, epochs: int, batch_size: int,

@@ -198,7 +198,9 @@ def _meta_answer(distortion_class: Any, severity: Any, classes: Mapping[str, str
     return None
 
 
-def mix(samples: Sequence[DegradationSample], score_prompts: int, ratio: float | None, seed: int) -> list[DegradationSample]:
+def mix(
+    samples: Sequence[DegradationSample], score_prompts: int, ratio: float | None, seed: int
+) -> list[DegradationSample]:
     """The degradation prompts of one epoch.
 
     ``ratio=None`` keeps every sample (Q-Insight concatenates the two tasks'

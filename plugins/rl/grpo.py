@@ -297,7 +297,9 @@ class GRPO(Trainer):
                 f"deepspeed={self.deepspeed!r} is neither {' nor '.join(DEEPSPEED_CONFIGS)} nor an existing config file."
             )
         if self.loss_type not in LOSS_TYPES:
-            raise IQABenchError(f"loss_type {self.loss_type!r} is not one of {', '.join(LOSS_TYPES)} (Q-Insight: grpo).")
+            raise IQABenchError(
+                f"loss_type {self.loss_type!r} is not one of {', '.join(LOSS_TYPES)} (Q-Insight's is grpo)."
+            )
         check_ratio(self.degradation_ratio)
         names = {d.name for d in datasets}
         for option, listed in (("score_datasets", self.score_datasets or ()),
