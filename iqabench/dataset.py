@@ -69,6 +69,9 @@ class Record:
     reference: str | None = None
     #: standard deviation of the raw opinion scores, when published
     std_raw: float | None = None
+    #: the known degradation of a synthetically distorted image: ``{"type": str | None, "level": int}``
+    #: (level 0 and type None for the pristine reference); None where the dataset does not say
+    distortion: dict[str, Any] | None = None
 
 
 @dataclass
@@ -252,6 +255,7 @@ def build_index(
             split=r.get("split", "all"),
             reference=r.get("reference"),
             std_raw=None if r.get("std_raw") is None else float(r["std_raw"]),
+            distortion=r.get("distortion"),
         )
         for r in rows
     ]

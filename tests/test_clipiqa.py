@@ -20,12 +20,14 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from iqabench import Record, TrainingSet
+from iqabench.cli import main
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, load_clip
 from iqabench_plugins.clipiqa.checkpoint import CONFIG_FILE, CONTEXT_FILE, load_context, save_context
 from iqabench_plugins.clipiqa.models import ClipIQA, ClipIQAPlus, build_prompt_learner
 from iqabench_plugins.clipiqa.prompts import FIVE_PAIRS
-from iqabench_plugins.clipiqa.trainer import CoOpTrainer, fit_context
+from iqabench_plugins.clipiqa.converter import ClipIQAPlusReleaseConverter
+from iqabench_plugins.clipiqa.trainer import CoOpTrainer, cosine_restart_factor, fit_context, training_targets
 
 TINY_RN = "iqa-test-tiny-rn"
 GOOD_BAD = [("Good photo.", "Bad photo.")]
@@ -127,14 +129,33 @@ def test_full_resolution_other_than_training_size(weights):
     assert not dropped.failed and not interpolated.failed
     assert dropped.value != pytest.approx(interpolated.value, abs=1e-7)
 
-    # interpolated: open_clip's own pool with the embedding resampled bicubically here
+    # interpolated as CLIP-IQA's release does: the (1 + 2*2, C) embedding resized to (1 + 3*4, C) as an image,
+    # i.e. a 1-D bicubic resampling of the flattened token sequence (class row included), written out here
     reference = reference_clip(TINY_RN, weights)
     pool = reference.visual.attnpool
-    grid = pool.positional_embedding[1:].detach().reshape(2, 2, -1).permute(2, 0, 1)[None]
-    spatial = F.interpolate(grid, size=(3, 4), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).reshape(12, -1)
-    pool.positional_embedding = torch.nn.Parameter(torch.cat([pool.positional_embedding[:1].detach(), spatial]))
+    resampled = cubic_resample_rows(pool.positional_embedding.detach().numpy(), 13)
+    pool.positional_embedding = torch.nn.Parameter(torch.from_numpy(resampled))
     expected = probability_by_hand(reference, image, caption_features(reference, GOOD_BAD))
     assert interpolated.value == pytest.approx(expected, abs=1e-5)
+
+
+def cubic_resample_rows(rows: np.ndarray, size: int, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution (a = -0.75) along axis 0, half-pixel centres, edge rows repeated."""
+
+    def kernel(x: float) -> float:
+        x = abs(x)
+        if x <= 1:
+            return (a + 2) * x**3 - (a + 3) * x**2 + 1
+        return a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a if x < 2 else 0.0
+
+    length = len(rows)
+    out = np.zeros((size, rows.shape[1]), dtype=np.float64)
+    for i in range(size):
+        source = (i + 0.5) * length / size - 0.5
+        base = int(np.floor(source))
+        for k in range(base - 1, base + 3):
+            out[i] += kernel(source - k) * rows[min(max(k, 0), length - 1)]
+    return out.astype(np.float32)
 
 
 def test_mixed_sizes_in_a_batch_score_as_alone_and_tiny_images_fail(weights):
@@ -189,14 +210,18 @@ def test_option_errors_say_what_to_do(weights, monkeypatch):
 
 
 def test_learned_context_sits_around_the_class_phrase(weights):
-    """Context set to the embeddings of real words must encode like the literal sentence."""
+    """Context set to the embeddings of real words must encode like the literal sentence.
+
+    The release tokenises ``prefix + " " + classname + "."``: "Good photo." becomes "Good photo.." (BPE: good,
+    photo, ..) and the three tokens of the class phrase's slot are those, so the context surrounds "Good photo..".
+    """
     clip = load_clip(TINY_RN, weights[TINY_RN])
     learner = build_prompt_learner(clip, TINY_RN, CLASSES, n_ctx=16)
     tokenizer = open_clip.get_tokenizer(TINY_RN)
     words = ["a"] * 8 + ["the"] * 8
     with torch.no_grad():
         learner.context.copy_(clip.token_embedding(tokenizer(" ".join(words))[0, 1:17]))
-        sentences = [f"a a a a a a a a {phrase} the the the the the the the the" for phrase in CLASSES]
+        sentences = [f"a a a a a a a a {phrase}. the the the the the the the the" for phrase in CLASSES]
         expected = clip.encode_text(tokenizer(sentences))
         assert torch.allclose(learner(), expected, atol=1e-5)
 
@@ -220,6 +245,8 @@ def test_two_prompt_learning_steps_change_only_the_context(weights):
         lr=0.5,
         momentum=0.9,
         weight_decay=0.0,
+        lr_period=300000,
+        min_lr=1e-7,
         generator=torch.Generator().manual_seed(0),
     )
     assert len(losses) == 2
@@ -253,8 +280,8 @@ def test_coop_trainer_writes_a_loadable_checkpoint(weights, tmp_path):
     records = []
     for i in range(6):
         random_image(64, 80, seed=i).save(images / f"{i}.png")
-        mos = 1.0 + 4.0 * i / 5
-        records.append(Record(image=f"images/{i}.png", mos_raw=mos, mos=mos, split="train"))
+        raw = 10.0 + 15.0 * i  # KonIQ's 0-100 MOS
+        records.append(Record(image=f"images/{i}.png", mos_raw=raw, mos=1.0 + 4.0 * i / 5, split="train"))
     trainer = CoOpTrainer(iterations=2, batch_size=4, num_workers=0, train_resize=[64, 64])
     out = tmp_path / "checkpoint"
     model_options = {"model_name": TINY_RN, "pretrained": weights[TINY_RN]}
@@ -264,6 +291,7 @@ def test_coop_trainer_writes_a_loadable_checkpoint(weights, tmp_path):
     context, config = load_context(out)
     assert context.shape == (16, 32)
     assert config["provenance"]["trainer_config"]["lr"] == 0.002 and config["train_resize"] == [64, 64]
+    assert config["target"] == "raw/100" and config["prompts"][0] == "X " * 16 + "Good photo.."
 
     again = tmp_path / "again"
     trainer.train(model_options, [TrainingSet("toy", tmp_path, records)], again, seed=0)
@@ -282,3 +310,116 @@ def test_trainer_refuses_random_clip_and_bad_checkpoints(tmp_path):
     (tmp_path / CONFIG_FILE).write_text("{}")
     with pytest.raises(CheckpointError, match="missing context.safetensors"):
         ClipIQAPlus(checkpoint=str(tmp_path))
+
+
+def test_coop_defaults_are_the_release():
+    """IceClear/CLIP-IQA configs/clipiqa/clipiqa_coop_koniq.py: optimizers, lr_config, data, and the released iteration."""
+    trainer = CoOpTrainer()
+    assert trainer.iterations == 80000  # iter_80000.pth
+    assert trainer.batch_size == 128  # samples_per_gpu=64 on 2 GPUs
+    assert (trainer.lr, trainer.momentum, trainer.weight_decay) == (0.002, 0.0, 0.0)  # SGD(lr=0.002), torch defaults
+    assert (trainer.lr_period, trainer.min_lr) == (300000, 1e-7)  # CosineRestart periods=[300000], min_lr=1e-7
+    assert trainer.target == "raw/100" and trainer.hflip and trainer.n_ctx == 16
+    assert trainer.class_names == ("Good photo.", "Bad photo.")
+
+
+def test_cosine_restart_schedule_by_hand():
+    # lr(t) = 1e-7 + (0.002 - 1e-7) * (1 + cos(pi * t / 300000)) / 2
+    factor = lambda t: 0.002 * cosine_restart_factor(t, lr=0.002, min_lr=1e-7, period=300000)  # noqa: E731
+    assert factor(0) == pytest.approx(0.002, rel=1e-12)
+    assert factor(150000) == pytest.approx(0.00100005, rel=1e-9)  # half way: the mean of 0.002 and 1e-7
+    assert factor(80000) == pytest.approx(1e-7 + 0.00099995 * 1.6691306064, rel=1e-8)  # cos(0.2667 pi) = 0.66913
+    assert factor(300000) == pytest.approx(0.002, rel=1e-12)  # restart
+
+
+def test_two_sgd_steps_follow_plain_gradient_descent_and_the_schedule(weights):
+    """No momentum, no weight decay: each step moves the context by -lr(t) * gradient, lr(t) from the schedule."""
+    clip = load_clip(TINY_RN, weights[TINY_RN])
+    learner = build_prompt_learner(clip, TINY_RN, CLASSES, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        images = torch.cat([normalised(random_image(64, 64, s)) for s in range(4)])
+        features = F.normalize(clip.encode_image(images), dim=-1)[None]  # one view: no flips
+    targets = torch.tensor([0.1, 0.4, 0.6, 0.9])
+    scale = float(clip.logit_scale.exp())
+    context = learner.context.detach().clone()
+    expected = context.clone()
+    for step in range(2):
+        probe = build_prompt_learner(clip, TINY_RN, CLASSES, 16)
+        with torch.no_grad():
+            probe.context.copy_(expected)
+        captions = F.normalize(probe().float(), dim=-1)
+        probability = (scale * features[0] @ captions.T).softmax(dim=-1)[:, 0]
+        ((probability - targets) ** 2).mean().backward()  # the whole set is the batch: order does not matter
+        rate = 1e-7 + 0.5 * (0.002 - 1e-7) * (1 + np.cos(np.pi * step / 4))
+        expected = expected - rate * probe.context.grad
+    fit_context(learner, features, targets, logit_scale=scale, iterations=2, batch_size=4, lr=0.002, momentum=0.0,
+                weight_decay=0.0, lr_period=4, min_lr=1e-7, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(learner.context.detach(), context)
+    assert torch.allclose(learner.context.detach(), expected, atol=1e-7)
+
+
+def test_targets_are_the_releases_mos_over_100():
+    koniq = TrainingSet("koniq10k", "/data", [Record("a.jpg", mos_raw=88.39, mos=5.0, split="train"),
+                                              Record("b.jpg", mos_raw=3.91, mos=1.0, split="train")])
+    assert training_targets([koniq], "raw/100") == pytest.approx([0.8839, 0.0391])
+    assert training_targets([koniq], "rescaled") == pytest.approx([1.0, 0.0])
+    pipal = TrainingSet("pipal", "/data", [Record("c.png", mos_raw=1500.0, mos=3.0, split="train")])
+    with pytest.raises(IQABenchError, match="use target: rescaled"):
+        training_targets([pipal], "raw/100")
+
+
+def released_context(dtype=torch.float16) -> torch.Tensor:
+    return (torch.randn(16, 512, generator=torch.Generator().manual_seed(4)) * 0.02).to(dtype)
+
+
+def test_converter_reads_the_released_prompt_file(tmp_path):
+    """pyiqa's CLIP-IQA+_learned_prompts file: the (16, 512) context tensor, torch.save'd (fp16 as CLIP's weights)."""
+    context = released_context()
+    torch.save(context, tmp_path / "CLIP-IQA+_learned_prompts.pth")
+    out = ClipIQAPlusReleaseConverter().convert(tmp_path / "CLIP-IQA+_learned_prompts.pth", tmp_path / "converted")
+    loaded, config = load_context(out)
+    assert torch.equal(loaded, context.float())
+    assert (config["model_name"], config["pretrained"], config["n_ctx"]) == ("RN50", "openai", 16)
+    assert config["class_names"] == ["Good photo.", "Bad photo."] and config["pos_embedding"] is False
+    assert config["target"] == "raw/100" and len(config["provenance"]["sha256"]) == 64
+    assert ClipIQAPlusReleaseConverter.reads_pickle is False
+
+
+def test_converter_reads_the_mmcv_training_checkpoint(tmp_path):
+    """IceClear/CLIP-IQA's iter_80000.pth layout: meta, state_dict (context, buffers, frozen CLIP), optimizer."""
+    context = released_context()
+    prefix = "generator.clipmodel_0."
+    checkpoint = {
+        "meta": {"mmedit_version": "0.15.0", "iter": 80000, "config": "exp_name = 'clipiqa_coop_koniq'"},
+        "state_dict": {
+            prefix + "prompt_learner.ctx": context,
+            prefix + "prompt_learner.token_prefix": torch.zeros(2, 1, 512, dtype=torch.float16),
+            prefix + "prompt_learner.token_suffix": torch.zeros(2, 60, 512, dtype=torch.float16),
+            prefix + "prompt_learner.clip_model.positional_embedding": torch.zeros(77, 512, dtype=torch.float16),
+            prefix + "logit_scale": torch.tensor(4.6052),
+            "step_counter": torch.tensor([80000.0]),
+        },
+        "optimizer": {"generator": {"state": {}, "param_groups": [{"lr": 0.0016691, "momentum": 0, "params": [0]}]}},
+    }
+    torch.save(checkpoint, tmp_path / "iter_80000.pth")
+    assert main(["convert", "clip-iqa+", str(tmp_path / "iter_80000.pth"), str(tmp_path / "c")]) == 0
+    assert torch.equal(load_context(tmp_path / "c")[0], context.float())
+
+
+def test_converter_refuses_what_is_not_the_release(tmp_path):
+    torch.save(torch.zeros(16, 768), tmp_path / "vit.pth")
+    with pytest.raises(CheckpointError, match=r"\(n_ctx, 512\) for CLIP RN50"):
+        ClipIQAPlusReleaseConverter().convert(tmp_path / "vit.pth", tmp_path / "a")
+    torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="prompt_learner.ctx"):
+        ClipIQAPlusReleaseConverter().convert(tmp_path / "other.pth", tmp_path / "b")
+    torch.save({"state_dict": {"ctx": torch.zeros(16, 512), "token_suffix": torch.zeros(2, 50, 512)}}, tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match="token_suffix"):
+        ClipIQAPlusReleaseConverter().convert(tmp_path / "x.pth", tmp_path / "c")
+    (tmp_path / "pickled.pth").write_bytes(pickle.dumps(Weird(), protocol=2))
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        ClipIQAPlusReleaseConverter().convert(tmp_path / "pickled.pth", tmp_path / "d")
+
+
+class Weird:
+    """An arbitrary class: unpickling it would run code a checkpoint should not need."""

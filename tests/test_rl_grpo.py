@@ -1,5 +1,6 @@
 """GRPO on a tiny random Qwen2.5-VL: it learns, repeats under a seed, resumes, and refuses bad input early."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,12 @@ from iqabench_plugins.rl.grpo import GRPO
 from iqabench_plugins.rl.hf_trainer import use_bf16
 
 
-def tag_characters(texts, mos, groups):
+def tag_characters(texts, labels, groups):
     """Varies within a group even for a random model, so advantages (and gradients) are not zero."""
     return [sum(c in "<>{}.0123456789" for c in text) / 10 for text in texts]
+
+
+tag_characters.tasks = ("score", "degradation")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,8 @@ def training_set(tmp_path_factory) -> TrainingSet:
     for i in range(4):
         pixels = (np.random.default_rng(i).random((64, 64, 3)) * 255).astype("uint8")
         Image.fromarray(pixels).save(root / f"{i}.png")
-        records.append(Record(image=f"{i}.png", mos_raw=float(i), mos=1.0 + i, split="train"))
+        distortion = {"type": ("jpeg", "motion_blur")[i % 2], "level": 1 + i}
+        records.append(Record(image=f"{i}.png", mos_raw=float(i), mos=1.0 + i, split="train", distortion=distortion))
     return TrainingSet(name="tiny", root=root, records=records)
 
 
@@ -45,7 +50,7 @@ def _third_party_reward(monkeypatch):
 
 def small_grpo(**overrides) -> GRPO:
     options = dict(
-        rewards=("q_insight_score", "q_insight_format", "tag_characters"),
+        rewards=("q_insight_score", "q_insight_degradation", "q_insight_format", "tag_characters"),
         num_generations=2,
         batch_size=4,
         per_device_train_batch_size=4,
@@ -67,6 +72,18 @@ def test_paper_defaults():
     grpo = GRPO()
     assert (grpo.num_generations, grpo.beta, grpo.learning_rate, grpo.min_learning_rate) == (8, 1e-3, 1e-6, 1e-9)
     assert (grpo.num_train_epochs, grpo.batch_size) == (10, 128)
+    # Q-Insight's loss: ((per_token_loss * mask).sum(1) / mask.sum(1)).mean(), i.e. trl's "grpo" normalisation
+    assert grpo.loss_type == "grpo" and grpo.epsilon == 0.2
+    # its rollouts: GenerationConfig(do_sample=True, temperature=1) under transformers 4.51, whose defaults are
+    # top_k 50 and top_p 1.0 (trl 1.x would otherwise sample with top_k 0, i.e. no top-k)
+    assert (grpo.temperature, grpo.top_k, grpo.top_p) == (1.0, 50, 1.0)
+    assert (grpo.max_completion_length, grpo.min_pixels, grpo.max_pixels) == (256, 3136, 12845056)
+    # both tasks' rewards with the paper's auxiliary weights, and its format reward
+    assert grpo.rewards == ("q_insight_score", "q_insight_degradation", "q_insight_format")
+    assert grpo.reward_weights is None  # summed with equal weights, as the release
+    assert rewards.Q_INSIGHT_CLASS_WEIGHT == 0.25 and rewards.Q_INSIGHT_SEVERITY_WEIGHT == 0.75
+    assert rewards.Q_INSIGHT_THRESHOLD == 0.35
+    assert grpo.degradation_ratio is None  # the release concatenates both tasks' data
     # Q-Insight's recipe on 8 GPUs: 8 per device x 2 accumulation x 8 processes = 128
     assert grpo.gradient_accumulation_steps(num_processes=8) == 2
     assert grpo.gradient_accumulation_steps(num_processes=1) == 16
@@ -89,16 +106,24 @@ def test_bf16_auto_follows_the_device(monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_steps_change_parameters_and_seed_repeats(base, training_set, tmp_path):
-    first = small_grpo().train({"checkpoint": str(base)}, [training_set], tmp_path / "a", seed=0)
-    second = small_grpo().train({"checkpoint": str(base)}, [training_set], tmp_path / "b", seed=0)
+def test_two_multi_task_steps_change_parameters_and_seed_repeats(base, training_set, tmp_path):
+    first = small_grpo(degradation_datasets=["tiny"]).train({"checkpoint": str(base)}, [training_set], tmp_path / "a")
+    second = small_grpo(degradation_datasets=["tiny"]).train({"checkpoint": str(base)}, [training_set], tmp_path / "b")
     before, after, again = weights(base), weights(first["checkpoint"]), weights(second["checkpoint"])
     assert before.keys() == after.keys()
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     assert len(changed) > len(before) // 2
     assert all(torch.equal(after[name], again[name]) for name in after)
-    provenance = (Path(first["checkpoint"]) / "iqabench_provenance.json").read_text()
-    assert '"base_checkpoint"' in provenance and '"records": 4' in provenance
+    provenance = json.loads((Path(first["checkpoint"]) / "iqabench_provenance.json").read_text())
+    assert provenance["base_checkpoint"] == str(base) and provenance["datasets"][0]["records"] == 4
+    assert provenance["prompts"] == {"score": 4, "degradation": 4, "degradation_left_out": {"tiny": 0}}
+    # what trl was actually configured with, read back from the trainer: the published settings
+    effective = provenance["effective"]
+    assert effective["loss_type"] == "grpo" and effective["advantage_scaling"] == "group"
+    sampling = effective["rollout_sampling"]
+    assert (sampling["do_sample"], sampling["temperature"], sampling["top_k"], sampling["top_p"]) == (True, 1.0, 50, 1.0)
+    assert sampling["repetition_penalty"] == 1.0  # not Qwen2.5-VL's generation_config (1.05)
+    assert effective["reward_weights"] == {name: 1.0 for name in small_grpo().rewards}
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Rewards against hand-computed values (formulas of Q-Insight and VisualQuality-R1, anchors 3.3 and 3.4)."""
+"""Rewards against hand-computed values and the released behaviour (Q-Insight's qinsight_multi_task.py, VisualQuality-R1)."""
 
 import math
 
@@ -9,9 +9,11 @@ from iqabench.errors import DuplicateNameError, UnknownNameError
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.rewards import (
     get_reward,
+    q_insight_degradation,
     q_insight_format,
     q_insight_score,
     register_reward,
+    reward_tasks,
     visualquality_fidelity,
     visualquality_format,
 )
@@ -25,15 +27,52 @@ def vq_answer(score: str) -> str:
     return f"<think>fine detail</think><answer>{score}</answer>"
 
 
-def test_q_insight_score_threshold_is_inclusive_and_configurable():
+def test_q_insight_score_threshold_is_strict_as_released_and_configurable():
     texts = [q_answer("3.30"), q_answer("3.50"), q_answer("3.60"), "no answer at all", q_answer("2.70")]
     labels = [3.0, 3.0, 3.0, 3.0, 3.0]
     groups = ["a"] * 5
     # |0.30| in, |0.50| out, |0.60| out, unparsable 0, |0.30| in
     assert q_insight_score(texts, labels, groups) == [1.0, 0.0, 0.0, 0.0, 1.0]
-    # exactly on the threshold counts (|3.25 - 3.0| = 0.25, representable exactly)
-    assert q_insight_score([q_answer("3.25")], [3.0], ["a"], threshold=0.25) == [1.0]
-    assert q_insight_score([q_answer("3.30")], [3.0], ["a"], threshold=0.25) == [0.0]
+    # Q-Insight's `abs(model_score - true_sol) < score_reward_threshold`: exactly on the threshold earns 0
+    # (|3.25 - 3.0| = 0.25, representable exactly)
+    assert q_insight_score([q_answer("3.25")], [3.0], ["a"], threshold=0.25) == [0.0]
+    assert q_insight_score([q_answer("3.20")], [3.0], ["a"], threshold=0.25) == [1.0]
+
+
+def test_q_insight_score_reads_the_rating_as_the_release_does():
+    answers = [
+        # the first answer block decides, even if a later one is right
+        '<answer>{"rating": 1.00}</answer><answer>{"rating": 3.00}</answer>',
+        # the key must be quoted and the value a bare number: 'rating: 3' and '"rating": "3"' do not count
+        "<answer>{rating: 3.00}</answer>",
+        '<answer>{"rating": "3.00"}</answer>',
+        # an unclosed answer is no answer
+        '<answer>{"rating": 3.00}',
+        # digits and dots that are not a number earn 0 (float("3.0.1") fails)
+        '<answer>{"rating": 3.0.1}</answer>',
+        # no <think> needed, spaces around the colon allowed, out-of-range values are not refused
+        '<answer>{"rating"  :  3.10}</answer>',
+        '<answer>{"rating": 5.30}</answer>',
+    ]
+    labels = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0]
+    assert q_insight_score(answers, labels, ["a"] * len(answers)) == [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def d_answer(distortion: str, severity: str) -> str:
+    return (f'<think>\nthe edges are soft\n</think>\n<answer>\n{{"distortion_class": "{distortion}", '
+            f'"severity": "{severity}"}}\n</answer>')
+
+
+def test_q_insight_degradation_weights_are_the_papers_alpha1_and_alpha2():
+    expected = {"distortion_class": "blur", "severity": "moderate"}
+    texts = [d_answer("blur", "moderate"), d_answer("blur", "serious"), d_answer("noise", "moderate"),
+             "<answer>blur, moderate</answer>", '<answer>{"severity": "moderate", "distortion_class": "blur"}</answer>']
+    # class and severity 0.25 + 0.75; class only 0.25 (alpha1); severity without the class 0; unquoted 0;
+    # the release's pattern wants distortion_class before severity
+    assert q_insight_degradation(texts, [expected] * 5, ["a"] * 5) == [1.0, 0.25, 0.0, 0.0, 0.0]
+    null = {"distortion_class": "null", "severity": "null"}
+    assert q_insight_degradation([d_answer("null", "null")], [null], ["a"]) == [1.0]
+    assert q_insight_degradation([d_answer("blur", "serious")], [expected], ["a"], class_weight=0.5) == [0.5]
 
 
 def test_q_insight_format_needs_the_whole_layout():
@@ -44,8 +83,30 @@ def test_q_insight_format_needs_the_whole_layout():
         good + " trailing",  # not a full match
         '<think>\nx\n</think>\n<answer>\n{"a": {"rating": 4}}\n</answer>',  # nested braces
         "<think>\nx\n</think>\n<answer>\n4.1\n</answer>",  # no JSON object
+        'Sure. <think>\nx\n</think>\n<answer>\n{"rating": 4}\n</answer>',  # text before <think>
     ]
-    assert q_insight_format(bad, [1.0] * 4, ["a"] * 4) == [0.0, 0.0, 0.0, 0.0]
+    assert q_insight_format(bad, [1.0] * len(bad), ["a"] * len(bad)) == [0.0] * len(bad)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        '<think>\nsharp\n</think>\n<answer>\n{"rating": 4.10}\n</answer>\n',  # a trailing newline
+        '<think>\nsharp\n</think>\n\n<answer>\n{"rating": 4.10}\n</answer>',  # a blank line between blocks
+        '<think>  \nsharp\n</think>  \n<answer>  \n{"rating": 4.10}  \n</answer>  ',  # trailing spaces
+        '<think>\nsharp\n  </think>\n<answer>\n{"rating": 4.10}\n  </answer>',  # indented closing tags
+        '<think>\nline one\nline two\n</think>\n<answer>\n{"rating": 4.10}\n</answer>',  # multi-line reasoning
+    ],
+)
+def test_q_insight_format_accepts_what_the_released_pattern_accepts(completion):
+    assert q_insight_format([completion], [1.0], ["a"]) == [1.0]
+
+
+def test_rewards_say_which_tasks_they_score():
+    assert reward_tasks(q_insight_score) == ("score",)
+    assert reward_tasks(q_insight_degradation) == ("degradation",)
+    assert set(reward_tasks(q_insight_format)) == {"score", "degradation"}
+    assert reward_tasks(lambda texts, labels, groups: [0.0]) == ("score",)  # a third-party reward by default
 
 
 def test_visualquality_format():

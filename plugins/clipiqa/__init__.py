@@ -1,4 +1,5 @@
-"""iqabench plugin: CLIP-IQA (zero-shot) and CLIP-IQA+ (CoOp prompt learning), with the ``coop`` trainer.
+"""iqabench plugin: CLIP-IQA (zero-shot) and CLIP-IQA+ (CoOp prompt learning), the ``coop`` trainer and the
+``clip-iqa+`` converter of the released context.
 
 open_clip is imported only when a model is built, so listing plugins stays fast.
 """
@@ -16,3 +17,10 @@ def iqabench_models():
 @hookimpl
 def iqabench_trainers():
     return [CoOpTrainer]
+
+
+@hookimpl
+def iqabench_converters():
+    from iqabench_plugins.clipiqa.converter import ClipIQAPlusReleaseConverter
+
+    return [ClipIQAPlusReleaseConverter]

@@ -134,8 +134,11 @@ class ResolutionFreeAttentionPool(nn.Module):
 
     The pool attends from the mean feature to all positions; its positional
     embedding is either left out (``use_positional_embedding=False``, CLIP-IQA's
-    default) or resampled bicubically from the training grid to the input's
-    grid. Only the first (mean) token's output is used, so only it is a query.
+    default) or resampled as CLIP-IQA's release does: the (1 + h*w, C)
+    embedding of the training grid, class row first, treated as a one-channel
+    image and resized bicubically to (1 + H*W, C), which interpolates along
+    the flattened (row-major) token sequence. Only the first (mean) token's
+    output is used, so only it is a query.
     """
 
     def __init__(self, pool: nn.Module, use_positional_embedding: bool) -> None:
@@ -149,13 +152,11 @@ class ResolutionFreeAttentionPool(nn.Module):
     def positional_embedding_for(self, height: int, width: int) -> torch.Tensor:
         """The (1 + height*width, C) embedding for a height x width feature map."""
         embedding = self.positional_embedding
-        grid = round((embedding.shape[0] - 1) ** 0.5)
-        if (height, width) == (grid, grid):
+        tokens = 1 + height * width
+        if tokens == embedding.shape[0]:
             return embedding
-        spatial = embedding[1:].reshape(grid, grid, -1).permute(2, 0, 1).unsqueeze(0)
-        spatial = F.interpolate(spatial.float(), size=(height, width), mode="bicubic", align_corners=False)
-        spatial = spatial.squeeze(0).permute(1, 2, 0).reshape(height * width, -1).to(embedding.dtype)
-        return torch.cat([embedding[:1], spatial], dim=0)
+        resized = F.interpolate(embedding[None, None].float(), size=(tokens, embedding.shape[1]), mode="bicubic")
+        return resized[0, 0].to(embedding.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, height, width = x.shape

@@ -4,7 +4,8 @@ CLIP itself stays frozen, so a checkpoint holds only the context
 (``context.safetensors``, one tensor of shape (n_ctx, width)) and
 ``clipiqa_plus.json``: the CLIP model and weights it belongs to, the class
 phrases, the settings that shaped the image features during training
-(positional embedding, resize) and the training provenance.
+(positional embedding, resize), the target the context was fitted to and the
+training (or conversion) provenance.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from iqabench.errors import CheckpointError
 CONTEXT_FILE = "context.safetensors"
 CONFIG_FILE = "clipiqa_plus.json"
 FORMAT = "iqabench-clipiqa-plus-context"
-FORMAT_VERSION = 1
+#: 2: prompts tokenised as the release does ("... Good photo.."), positional embedding resized along the token
+#: sequence; a version-1 context was learned with other prompts and does not carry over
+FORMAT_VERSION = 2
 REQUIRED_KEYS = ("model_name", "pretrained", "n_ctx", "class_names", "pos_embedding")
 
 

@@ -177,7 +177,8 @@ class ClipIQA(ClipPairScorer):
             resize: ``None`` for full resolution (CLIP-IQA), an int for the shorter side, or
                 [height, width].
             pos_embedding: ResNet towers only: ``False`` drops the attention pool's positional
-                embedding (CLIP-IQA), ``True`` interpolates it bicubically to the image's grid.
+                embedding (CLIP-IQA), ``True`` resizes it bicubically along the flattened token
+                sequence to the image's number of positions (CLIP-IQA's option, as released).
         """
         super().__init__(device=device, dtype=dtype)
         self.prompts = resolve_prompts(prompts)
@@ -199,9 +200,11 @@ class ClipIQA(ClipPairScorer):
 class ClipIQAPlus(ClipPairScorer):
     """CLIP-IQA+: CLIP-IQA with a CoOp prompt context learned on MOS (frozen CLIP).
 
-    Scores are reported on [1, 5] as ``1 + 4 * P("Good photo.")``, the inverse
-    of the ``(mos - 1) / 4`` target the ``coop`` trainer fits; the native
-    probability range [0, 1] is recorded in :meth:`config`.
+    Scores are reported on [1, 5] as ``1 + 4 * P("Good photo.")``, the
+    probability mapped linearly onto iqabench's scale (rank and linear
+    correlations are unchanged by it); the native range [0, 1] and the target
+    the context was fitted to (the release's MOS / 100, or (mos - 1) / 4) are
+    recorded in :meth:`config`.
     """
 
     name: ClassVar[str] = "clip-iqa+"
@@ -221,7 +224,8 @@ class ClipIQAPlus(ClipPairScorer):
     ) -> None:
         """
         Args:
-            checkpoint: folder written by the ``coop`` trainer (required).
+            checkpoint: folder written by the ``coop`` trainer or by ``iqabench convert clip-iqa+``
+                from the released context (required).
             model_name: open_clip model name; ``None`` takes the one the context was learned with.
             pretrained: open_clip tag or local weights file; ``None`` takes the checkpoint's (pass a
                 local file here to use the same weights offline).
@@ -269,6 +273,7 @@ class ClipIQAPlus(ClipPairScorer):
             "n_ctx": saved["n_ctx"],
             "native_range": [0.0, 1.0],
             "reported_as": "1 + 4 * P(positive)",
+            "target": saved.get("target"),
             "training": saved.get("provenance", {}),
         }
 

@@ -35,6 +35,11 @@ COOP_CLASS_NAMES = ("Good photo.", "Bad photo.")
 CONTEXT_PLACEHOLDER = "X"
 
 
+def coop_prompt(class_name: str, n_ctx: int) -> str:
+    """The text CLIP-IQA+ tokenises for a class: ``"X X ... X " + class_name + "."`` (the release's template)."""
+    return " ".join([CONTEXT_PLACEHOLDER] * n_ctx) + " " + class_name + "."
+
+
 def resolve_prompts(prompts: str | Sequence[Sequence[str]]) -> tuple[tuple[str, str], ...]:
     """``"good-bad"``, ``"five-pairs"`` or an explicit list of (positive, negative) pairs."""
     if isinstance(prompts, str):
@@ -56,11 +61,16 @@ def resolve_prompts(prompts: str | Sequence[Sequence[str]]) -> tuple[tuple[str, 
 class PromptLearner(nn.Module):
     """CoOp's learnable context around fixed class phrases; its only parameter is ``context``.
 
-    Each prompt is tokenised as ``"X X ... X <class phrase>"`` so that the
-    start token, the phrase's tokens and the end-of-text/padding tokens can be
-    embedded by CLIP; the ``n_ctx`` placeholder slots are then filled with the
-    learned vectors, half before and half after the phrase. Moving the phrase
-    to the middle leaves the end-of-text token where it was, so open_clip's
+    As in CLIP-IQA+'s release (IceClear/CLIP-IQA ``PromptLearner``), each
+    prompt is tokenised as ``prefix + " " + class_name + "."`` with the prefix
+    ``"X X ... X"`` (one X per context vector); the class phrase already ends
+    in a period, so "Good photo." becomes "... Good photo.." and CLIP's BPE
+    reads the phrase as "good", "photo", "..". The start token, the first
+    ``len(tokens(class_name))`` tokens after the placeholders (the phrase's
+    slot) and the rest (end-of-text, padding) are embedded by CLIP; the
+    ``n_ctx`` placeholder slots are then filled with the learned vectors, half
+    before and half after the phrase ("middle" class position). Moving the
+    phrase to the middle leaves the end-of-text token where it was, so
     pooling by token id still finds it.
     """
 
@@ -86,12 +96,11 @@ class PromptLearner(nn.Module):
         self.tower = tower  # a plain object: CLIP's weights are not parameters of this module
         self.class_names = tuple(class_names)
         self.n_ctx = n_ctx
-        placeholder = " ".join([CONTEXT_PLACEHOLDER] * n_ctx)
-        token_ids = tokenizer([f"{placeholder} {name}" for name in self.class_names])
+        self.prompts = [coop_prompt(name, n_ctx) for name in self.class_names]
+        token_ids = tokenizer(self.prompts)
         self.name_lengths = [len(tokenizer.encode(name)) for name in self.class_names]
-        for name, ids, length in zip(self.class_names, token_ids, self.name_lengths, strict=True):
-            end = 1 + n_ctx + length
-            if end >= tower.context_length or int(ids[end]) != tokenizer.eot_token_id:
+        for name, prompt in zip(self.class_names, self.prompts, strict=True):
+            if len(tokenizer.encode(prompt)) + 2 > tower.context_length:  # + start and end-of-text
                 raise IQABenchError(
                     f"the prompt for {name!r} with {n_ctx} context tokens does not fit CLIP's "
                     f"{tower.context_length}-token context; use a shorter class phrase or fewer context tokens."

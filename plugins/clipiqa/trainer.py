@@ -1,26 +1,32 @@
-"""The ``coop`` trainer: learns CLIP-IQA+'s prompt context on MOS.
+"""The ``coop`` trainer: learns CLIP-IQA+'s prompt context on MOS, as the release did.
 
-CLIP-IQA+ (IceClear/CLIP-IQA, ``clipiqa_coop_koniq``) trains CoOp's 16
-context vectors with CLIP frozen, fitting P("Good photo.") to the MOS scaled
-to [0, 1] with a mean squared error, SGD at lr 0.002 and a cosine schedule,
-batch 64, horizontal flips, on KonIQ's training images at full resolution
-(1024x768); its released checkpoint is iteration 80000.
+CLIP-IQA+ (IceClear/CLIP-IQA, ``configs/clipiqa/clipiqa_coop_koniq.py``) trains
+CoOp's 16 context vectors with CLIP RN50 frozen, fitting P("Good photo.") to
+KonIQ's MOS / 100 with a mean squared error, on the official training images
+at full resolution (1024x768) with horizontal flips: plain SGD (lr 0.002, no
+momentum, no weight decay), 64 images per GPU on 2 GPUs (128 per step), and
+mmcv's cosine-restart schedule with a 300,000-iteration period decaying to
+1e-7. The released checkpoint is iteration 80,000, so its schedule never got
+past the first 27% of the period. These are the defaults here (docs/fidelity.md).
 
 Because CLIP is frozen (eval mode, batch-norm statistics included) an image's
 features do not depend on the context, so they are computed once per image
 and per flip before training; each step then only runs the text tower on the
 two prompts. This gives the same gradients as encoding every batch afresh, at
-a small fraction of the cost.
+a small fraction of the cost, and a step's memory no longer grows with the
+image size: the 128-image batch of the release fits any device, so no
+gradient accumulation is needed.
 
-Differences from the original, by design: the target is ``(mos - 1) / 4`` on
-iqabench's [1, 5] MOS (the original divides KonIQ's 0-100 MOS by 100; both are
-affine in the MOS), and the cosine schedule decays once over all iterations
-(the original restarts it).
+Batches are drawn from a stream of seeded random permutations of the training
+images, each batch full (the release repeats the dataset 100 times, shuffles
+it and drops the last incomplete batch).
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,11 +43,45 @@ from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
 from iqabench_plugins.clipiqa.checkpoint import save_context
 from iqabench_plugins.clipiqa.models import build_prompt_learner, frozen_clip_for
 from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize
-from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, PromptLearner
+from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, PromptLearner, coop_prompt
+
+log = logging.getLogger(__name__)
+
+#: what the context is fitted to: the release's raw MOS / 100 (KonIQ's 0-100 scale),
+#: or iqabench's [1, 5] MOS mapped to [0, 1]
+TARGETS = ("raw/100", "rescaled")
+
+
+def training_targets(datasets: Sequence[TrainingSet], target: str) -> list[float]:
+    """P(positive) targets per record; ``raw/100`` needs labels published on a 0-100 scale."""
+    if target not in TARGETS:
+        raise IQABenchError(f"target {target!r} is not one of {', '.join(TARGETS)}.")
+    if target == "rescaled":
+        return [(record.mos - 1.0) / 4.0 for dataset in datasets for record in dataset.records]
+    for dataset in datasets:
+        raw = [record.mos_raw for record in dataset.records]
+        if raw and not (0.0 <= min(raw) and max(raw) <= 100.0):
+            raise IQABenchError(
+                f"target 'raw/100' (the release's KonIQ MOS / 100) needs labels on a 0-100 scale, but {dataset.name!r} "
+                f"has raw labels in [{min(raw):g}, {max(raw):g}]; use target: rescaled for this dataset."
+            )
+        if raw and max(raw) <= 5.0:
+            log.warning("coop: the raw labels of %s are all <= 5, so MOS / 100 targets are all <= 0.05; if this "
+                        "dataset is not on a 0-100 scale, use target: rescaled", dataset.name)
+    return [record.mos_raw / 100.0 for dataset in datasets for record in dataset.records]
+
+
+def cosine_restart_factor(step: int, *, lr: float, min_lr: float, period: int) -> float:
+    """The learning rate at ``step`` over the base ``lr``: mmcv's CosineRestart with restart weight 1.
+
+    lr(t) = min_lr + (lr - min_lr) * (1 + cos(pi * (t mod period) / period)) / 2
+    """
+    progress = (step % period) / period
+    return (min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))) / lr
 
 
 class CoOpTrainer(Trainer):
-    """CoOp prompt learning for clip-iqa+: 16 context vectors, frozen CLIP, MSE to MOS in [0, 1]."""
+    """CoOp prompt learning for clip-iqa+ as released: 16 context vectors, frozen CLIP, MSE to MOS / 100."""
 
     name: ClassVar[str] = "coop"
     model: ClassVar[str] = "clip-iqa+"
@@ -50,10 +90,13 @@ class CoOpTrainer(Trainer):
         self,
         *,
         iterations: int = 80000,
-        batch_size: int = 64,
+        batch_size: int = 128,
         lr: float = 0.002,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        lr_period: int = 300000,
+        min_lr: float = 1e-7,
+        target: str = "raw/100",
         n_ctx: int = 16,
         class_names: Sequence[str] = COOP_CLASS_NAMES,
         hflip: bool = True,
@@ -64,9 +107,12 @@ class CoOpTrainer(Trainer):
         """
         Args:
             iterations: optimiser steps (the released CLIP-IQA+ checkpoint is iteration 80000).
-            batch_size: images per step (64, the original's per-GPU batch).
-            lr, momentum: SGD settings of the original (0.002, 0.9).
-            weight_decay: CoOp's default, 5e-4.
+            batch_size: images per step (128: the release's 64 per GPU on 2 GPUs).
+            lr, momentum, weight_decay: SGD as configured in the release (0.002; torch's defaults 0 and 0).
+            lr_period, min_lr: cosine-restart schedule: the rate falls from ``lr`` to ``min_lr`` over
+                ``lr_period`` steps, then restarts (300000 and 1e-7 in the release).
+            target: ``"raw/100"`` fits P(good) to the raw MOS / 100 (the release, for labels on 0-100
+                such as KonIQ's); ``"rescaled"`` to (mos - 1) / 4 on iqabench's [1, 5] scale (any dataset).
             n_ctx: learned context vectors, half before and half after the class phrase.
             class_names: the [positive, negative] class phrases.
             hflip: augment with horizontal flips (each image seen flipped half the time).
@@ -76,13 +122,20 @@ class CoOpTrainer(Trainer):
             feature_batch_size: images per forward pass when computing the frozen image features.
             num_workers: image-decoding processes.
         """
-        if iterations < 1 or batch_size < 1:
-            raise IQABenchError(f"iterations={iterations} and batch_size={batch_size} must be at least 1.")
+        if iterations < 1 or batch_size < 1 or lr_period < 1:
+            raise IQABenchError(
+                f"iterations={iterations}, batch_size={batch_size} and lr_period={lr_period} must be at least 1."
+            )
+        if target not in TARGETS:
+            raise IQABenchError(f"target {target!r} is not one of {', '.join(TARGETS)}.")
         self.iterations = iterations
         self.batch_size = batch_size
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.lr_period = lr_period
+        self.min_lr = min_lr
+        self.target = target
         self.n_ctx = n_ctx
         self.class_names = tuple(class_names)
         self.hflip = hflip
@@ -91,7 +144,7 @@ class CoOpTrainer(Trainer):
         self.num_workers = num_workers
 
     def runtime_config(self) -> dict[str, Any]:
-        return {"schedule": "cosine", "loss": "mse(P(positive), (mos - 1) / 4)"}
+        return {"schedule": "cosine with restarts (lr_period, min_lr)", "loss": "mse(P(positive), target)"}
 
     def train(
         self,
@@ -114,9 +167,9 @@ class CoOpTrainer(Trainer):
         pos_embedding = bool(model_options.get("pos_embedding") or False)
         resize = self.train_resize if self.train_resize is not None else check_resize(model_options.get("resize"))
         paths = [path for dataset in datasets for path in dataset.image_paths()]
-        targets = [(record.mos - 1.0) / 4.0 for dataset in datasets for record in dataset.records]
         if not paths:
             raise IQABenchError("the coop trainer got no training images; check the suite's training datasets.")
+        targets = training_targets(datasets, self.target)
 
         clip = frozen_clip_for(model_name, pretrained, resize, pos_embedding, device=device)
         transform = ClipImageTransform(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, resize=resize)
@@ -135,6 +188,8 @@ class CoOpTrainer(Trainer):
             lr=self.lr,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
+            lr_period=self.lr_period,
+            min_lr=self.min_lr,
             generator=generator,
         )
         tail = losses[-100:]
@@ -147,11 +202,14 @@ class CoOpTrainer(Trainer):
                 "n_ctx": self.n_ctx,
                 "class_names": list(self.class_names),
                 "class_token_position": "middle",
+                "prompts": [coop_prompt(name, self.n_ctx) for name in self.class_names],
                 "pos_embedding": pos_embedding,
                 "train_resize": resize,
+                "target": self.target,
                 "provenance": {
                     "trainer": self.name,
                     "trainer_config": self.config(),
+                    "loss": "mean squared error between P(positive) and the target",
                     "seed": seed,
                     "datasets": [{"name": d.name, "root": str(d.root), "images": len(d.records)} for d in datasets],
                     "final_loss": sum(tail) / len(tail),
@@ -204,24 +262,27 @@ def fit_context(
     lr: float,
     momentum: float,
     weight_decay: float,
+    lr_period: int,
+    min_lr: float,
     generator: torch.Generator,
 ) -> list[float]:
-    """SGD on the context alone; returns the loss of every step.
+    """SGD on the context alone with the cosine-restart schedule; returns the loss of every step.
 
-    Batches walk through a fresh random permutation each epoch; each sample
-    takes a random view (flipped or not) when ``features`` holds two.
+    Each batch takes the next ``batch_size`` images of a stream of random
+    permutations (a batch may span two of them, so every batch is full);
+    each sample takes a random view (flipped or not) when ``features`` holds two.
     """
     optimizer = torch.optim.SGD(learner.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_restart_factor(step, lr=lr, min_lr=min_lr, period=lr_period)
+    )
     views, count, _ = features.shape
-    order = torch.randperm(count, generator=generator)
-    cursor = 0
+    stream = torch.randperm(count, generator=generator)
     losses = []
     for _ in range(iterations):
-        if cursor >= count:
-            order, cursor = torch.randperm(count, generator=generator), 0
-        chosen = order[cursor : cursor + batch_size]
-        cursor += batch_size
+        while len(stream) < batch_size:
+            stream = torch.cat([stream, torch.randperm(count, generator=generator)])
+        chosen, stream = stream[:batch_size], stream[batch_size:]
         view = torch.randint(views, (len(chosen),), generator=generator)
         batch = features[view.to(features.device), chosen.to(features.device)]
         captions = F.normalize(learner().float(), dim=-1)

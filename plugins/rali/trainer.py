@@ -20,6 +20,21 @@
 Alignment, encoding and score definition run on the ``device`` the runner
 passes; PCA and k-means run on the CPU (scikit-learn, numpy).
 
+At the paper's scale (CLIP ViT-L/14-336) alignment runs by default, on a CUDA
+device, under bfloat16 autocast with gradient checkpointing of the vision
+tower (``precision`` and ``gradient_checkpointing``, both ``"auto"``); on the
+CPU it runs in float32 without checkpointing. Under ``accelerate launch`` with
+several processes, each process aligns its share of every batch on its own
+GPU (DistributedDataParallel through accelerate) and the InfoNCE loss is taken
+over the whole batch, image features gathered from every process with their
+gradients, so the result is that of one process with the same batch; the main
+process then compresses, fits the scores and saves. docs/rali.md gives the
+peak memory of one alignment step at the paper's settings.
+
+Reasoning texts longer than the text tower's window (CLIP: 77 tokens) are cut
+by its tokenizer, as CLIP was trained; the trainer counts them, logs the count
+and records it in the checkpoint's provenance.
+
 Defaults and their sources: ``align_lr`` 1e-5, ``score_lr`` 3e-2, ``pca_dim``
 512, ``num_buckets`` 240, ``num_prototypes`` 250, the CLIP ViT-L/14-336
 backbone and seeds-as-augmentation are the paper's (sections 4, 5.1);
@@ -34,6 +49,7 @@ import logging
 import random
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +74,26 @@ from iqabench.trainer import Trainer, TrainingSet
 log = logging.getLogger(__name__)
 
 TEXTS_CACHE = "texts.jsonl"
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bfloat16 autocast on a CUDA device that supports it, float32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise IQABenchError(f"rali trainer: precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
+    if precision != "auto":
+        return precision
+    on_cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+    return "bf16" if on_cuda and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def resolve_gradient_checkpointing(setting: bool | str, device: str) -> bool:
+    """``auto``: on for CUDA devices (ViT-L/14-336 at batch 32 does not fit a 24 GB card without it), off on the CPU."""
+    if setting == "auto":
+        return str(device).startswith("cuda")
+    if not isinstance(setting, bool):
+        raise IQABenchError(f"rali trainer: gradient_checkpointing must be true, false or auto, not {setting!r}.")
+    return setting
 
 
 class RALITrainer(Trainer):
@@ -95,6 +131,8 @@ class RALITrainer(Trainer):
         score_definition: bool = True,
         batch_size: int = 32,
         num_workers: int = 0,
+        precision: str = "auto",
+        gradient_checkpointing: bool | str = "auto",
     ) -> None:
         if encoder not in ENCODER_KINDS:
             raise IQABenchError(f"rali trainer: encoder must be one of {', '.join(ENCODER_KINDS)}, not {encoder!r}.")
@@ -124,6 +162,8 @@ class RALITrainer(Trainer):
         self.score_definition = score_definition
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.precision = precision
+        self.gradient_checkpointing = gradient_checkpointing
 
     # ----------------------------------------------------------------- pipeline
 
@@ -133,18 +173,43 @@ class RALITrainer(Trainer):
         out_dir.mkdir(parents=True, exist_ok=True)
         if not datasets or not any(d.records for d in datasets):
             raise IQABenchError("rali trainer: no training records; the suite's train datasets are empty.")
+        from accelerate import PartialState
+
+        state = PartialState()
+        if state.num_processes > 1:  # under accelerate launch every process trains on its own device
+            device = str(state.device)
+        precision = resolve_precision(self.precision, device)
+        checkpointing = resolve_gradient_checkpointing(self.gradient_checkpointing, device)
         torch.manual_seed(seed)
         notes: list[str] = []
         # the full pair is kept (text tower lazily for the offline pair) so the saved encoder can be re-aligned
         encoder = build_encoder(self.encoder, self.backbone, self.pretrained, with_text=True, seed=seed).to(device)
         texts_info: dict[str, Any] = {"used": False}
+        alignment: dict[str, Any] = {"ran": False}
         if self.contrastive_alignment:
             texts_path = self._texts_file(datasets, out_dir, device)
             pairs = match_texts(read_texts(texts_path), datasets)
+            distinct = sorted({t for texts in pairs.values() for t in texts})
+            truncated, window = count_truncated(encoder, distinct)
             texts_info = {"used": True, "file": str(texts_path), "sha256": _sha256(texts_path),
-                          "images_with_text": len(pairs), "texts": sum(len(t) for t in pairs.values())}
-            align(encoder, pairs, lr=self.align_lr, projection_lr=self.projection_lr, epochs=self.align_epochs, batch_size=self.align_batch_size,
-                  seed_augmentation=self.seed_augmentation, seed=seed, device=device, num_workers=self.num_workers)
+                          "images_with_text": len(pairs), "texts": sum(len(t) for t in pairs.values()),
+                          "distinct_texts": len(distinct), "truncated": truncated, "token_window": window}
+            if truncated:
+                log.warning("rali trainer: %d of %d distinct reasoning texts exceed the text tower's %s-token window "
+                            "and are cut to it (as CLIP was trained)", truncated, len(distinct), window)
+            if checkpointing and not enable_gradient_checkpointing(encoder):
+                notes.append(f"gradient checkpointing is not available for the {self.encoder} vision tower; "
+                             "alignment ran without it")
+                checkpointing = False
+            alignment = {"ran": True, "precision": precision, "gradient_checkpointing": checkpointing,
+                         "processes": state.num_processes, "batch_size": self.align_batch_size}
+            align(encoder, pairs, lr=self.align_lr, projection_lr=self.projection_lr, epochs=self.align_epochs,
+                  batch_size=self.align_batch_size, seed_augmentation=self.seed_augmentation, seed=seed, device=device,
+                  num_workers=self.num_workers, precision=precision)
+        if state.num_processes > 1:
+            state.wait_for_everyone()
+            if not state.is_main_process:  # the main process compresses, fits and saves
+                return {"checkpoint": str(out_dir)}
         paths, labels = [], []
         for dataset in datasets:
             for record in dataset.records:
@@ -163,6 +228,7 @@ class RALITrainer(Trainer):
             "seed": seed,
             "training_data": [{"dataset": d.name, "root": str(d.root), "records": len(d.records)} for d in datasets],
             "texts": texts_info,
+            "alignment": alignment,
             "notes": notes,
         }
         for note in notes:
@@ -210,14 +276,19 @@ class RALITrainer(Trainer):
         from iqabench.describe import ImageToDescribe, describe
         from iqabench.registry import default_registry
 
+        from accelerate import PartialState
+
+        state = PartialState()
         path = out_dir / TEXTS_CACHE
-        reasoner_cls = default_registry().model(self.reasoner)
-        reasoner = reasoner_cls(**reasoner_options(reasoner_cls, self.reasoner_options, self.seeds, device))
-        for dataset in datasets:
-            images = [ImageToDescribe(r.image, dataset.root / r.image, r.mos) for r in dataset.records]
-            describe(reasoner, images, self.seeds, path, dataset=dataset.name, batch_size=self.batch_size,
-                     num_workers=self.num_workers, progress=False)
-        del reasoner
+        if state.is_main_process:  # under accelerate launch the others wait for the main process's file
+            reasoner_cls = default_registry().model(self.reasoner)
+            reasoner = reasoner_cls(**reasoner_options(reasoner_cls, self.reasoner_options, self.seeds, device))
+            for dataset in datasets:
+                images = [ImageToDescribe(r.image, dataset.root / r.image, r.mos) for r in dataset.records]
+                describe(reasoner, images, self.seeds, path, dataset=dataset.name, batch_size=self.batch_size,
+                         num_workers=self.num_workers, progress=False)
+            del reasoner
+        state.wait_for_everyone()
         return path
 
 
@@ -266,13 +337,149 @@ def match_texts(texts: Sequence[ReasoningText], datasets: Sequence[TrainingSet])
     return {path: [t for _, t in sorted(pairs, key=lambda p: p[0])] for path, pairs in by_image.items()}
 
 
+def count_truncated(encoder: ImageTextEncoder, texts: Sequence[str]) -> tuple[int, int | None]:
+    """How many ``texts`` the encoder's tokenizer cuts, and its window in tokens (start and end tokens included)."""
+    if encoder.kind == "hf-clip":
+        tokenizer, window = encoder.processor.tokenizer, int(encoder.config.text_config.max_position_embeddings)
+        lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
+    elif encoder.kind == "open-clip":
+        tokenizer = encoder.tokenizer
+        window = int(getattr(tokenizer, "context_length", 77))
+        if not hasattr(tokenizer, "encode"):
+            return 0, window
+        lengths = [len(tokenizer.encode(text)) + 2 for text in texts]
+    elif encoder.kind == "efficientnet-minilm":
+        model = encoder._text()
+        window = int(model.max_seq_length)
+        lengths = [len(ids) for ids in model.tokenizer(list(texts), truncation=False)["input_ids"]]
+    else:
+        return 0, None
+    return sum(length > window for length in lengths), window
+
+
+def enable_gradient_checkpointing(encoder: ImageTextEncoder) -> bool:
+    """Recompute the vision tower's blocks in the backward pass instead of storing their activations.
+
+    transformers towers: the ``GradientCheckpointingLayer`` blocks (what
+    ``PreTrainedModel.gradient_checkpointing_enable`` switches on); open_clip
+    towers: their own ``set_grad_checkpointing``. Returns False for a tower
+    with neither (EfficientNet-Lite0, a small convolutional net).
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in encoder.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if layers:
+        checkpoint = partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+        for layer in layers:
+            layer.gradient_checkpointing = True
+            layer._gradient_checkpointing_func = checkpoint
+        return True
+    visual = getattr(encoder, "visual", None)
+    if visual is not None and hasattr(visual, "set_grad_checkpointing"):
+        try:
+            visual.set_grad_checkpointing(True)
+        except (AssertionError, NotImplementedError):  # open_clip's ResNet towers do not support it
+            return False
+        return True
+    return False
+
+
+class _ImageTower(torch.nn.Module):
+    """The encoder's image forward as a module's ``forward``, so DistributedDataParallel syncs its gradients."""
+
+    def __init__(self, encoder: ImageTextEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode_image(pixels)
+
+
+def alignment_optimizer(encoder: ImageTextEncoder, lr: float, projection_lr: float) -> torch.optim.Optimizer:
+    """AdamW over the vision parameters, the rest frozen; parameters the pair adds from scratch at ``projection_lr``."""
+    params = list(encoder.vision_parameters())
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    added = {id(p) for p in encoder.added_parameters()}
+    return torch.optim.AdamW([
+        {"params": [p for p in params if id(p) not in added], "lr": lr},
+        {"params": [p for p in params if id(p) in added], "lr": projection_lr},
+    ])
+
+
+def gather_rows(local: torch.Tensor, *, with_grad: bool) -> torch.Tensor:
+    """Rows of ``local`` from every process, in rank order (uneven counts allowed).
+
+    With ``with_grad`` the gather is differentiable: the backward pass sends
+    each process the gradient its rows received on every process.
+    """
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    count = torch.tensor([local.shape[0]], device=local.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    longest = max(int(c.item()) for c in counts)
+    padding = [0, 0] * (local.dim() - 1) + [0, longest - local.shape[0]]
+    padded = F.pad(local, padding)
+    if with_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        parts = all_gather(padded)
+    else:
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+    return torch.cat([part[: int(c.item())] for part, c in zip(parts, counts, strict=True)])
+
+
+def contrastive_loss(image_features: torch.Tensor, ids: torch.Tensor, text_emb: torch.Tensor,
+                     logit_scale: float) -> torch.Tensor:
+    """Symmetric InfoNCE of normalised image features against the texts ``ids`` name; equal ids are all positives."""
+    images = F.normalize(image_features.float(), dim=-1)
+    logits = logit_scale * images @ text_emb[ids].T
+    same = (ids[:, None] == ids[None, :]).float()
+    targets = same / same.sum(dim=1, keepdim=True)
+    return (torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
+            + torch.sum(-targets * F.log_softmax(logits.T, dim=1), dim=1).mean()) / 2
+
+
+def alignment_step(tower: torch.nn.Module, optimizer: torch.optim.Optimizer, pixels: torch.Tensor, ids: torch.Tensor,
+                   text_emb: torch.Tensor, logit_scale: float, *, precision: str = "fp32",
+                   distributed: bool = False) -> torch.Tensor:
+    """One optimiser step of contrastive alignment on this process's images; returns the (detached) loss.
+
+    Under bf16 the forward pass runs in ``torch.autocast`` (weights and
+    optimiser state stay float32); the loss is computed in float32. With
+    ``distributed`` the loss covers the images of every process.
+    """
+    optimizer.zero_grad(set_to_none=True)  # before the forward pass: last step's gradients are not held with its activations
+    with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        features = tower(pixels)
+    if distributed:
+        features, ids = gather_rows(features, with_grad=True), gather_rows(ids, with_grad=False)
+    loss = contrastive_loss(features, ids, text_emb, logit_scale)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float, epochs: int, batch_size: int,
-          seed_augmentation: bool, seed: int, device: str, num_workers: int = 0, projection_lr: float = 1e-3) -> None:
+          seed_augmentation: bool, seed: int, device: str, num_workers: int = 0, projection_lr: float = 1e-3,
+          precision: str = "fp32") -> None:
     """Fine-tune the vision side with InfoNCE against frozen text embeddings.
 
     Parameters the encoder pair adds from scratch (the offline pair's projection)
     learn at ``projection_lr``: at the pretrained tower's 1e-5 they would barely move.
+    ``batch_size`` is the whole batch; under ``accelerate launch`` every process
+    takes every n-th of its images, and a last batch smaller than the number of
+    processes is dropped.
     """
+    from accelerate import Accelerator, PartialState
+
+    state = PartialState()
+    world, rank = state.num_processes, state.process_index
     paths = sorted(pairs)
     distinct = sorted({t for texts in pairs.values() for t in texts})
     text_id = {t: i for i, t in enumerate(distinct)}
@@ -280,41 +487,40 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
         text_emb = torch.cat([F.normalize(encoder.encode_text(distinct[i:i + 64]).float(), dim=-1)
                               for i in range(0, len(distinct), 64)])
     logit_scale = encoder.contrastive_logit_scale
-    params = [p for p in encoder.vision_parameters()]
-    for p in encoder.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    added = {id(p) for p in encoder.added_parameters()}
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in params if id(p) not in added], "lr": lr},
-        {"params": [p for p in params if id(p) in added], "lr": projection_lr},
-    ])
+    optimizer = alignment_optimizer(encoder, lr, projection_lr)
+    tower: torch.nn.Module = _ImageTower(encoder)
+    if world > 1:
+        tower = Accelerator().prepare_model(tower)
     rng = random.Random(seed)
     transform = encoder.image_transform()
     encoder.train()
     for _ in range(epochs):
         order = paths[:]
         rng.shuffle(order)
-        for batch in iterate_batches(order, transform, batch_size=batch_size, num_workers=num_workers):
-            ready = [item for item in batch if item.error is None]
-            if len(ready) < 2:  # InfoNCE needs negatives
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        # every process draws the same texts for the whole batch, then keeps its share: every world-th image
+        ids = [[text_id[rng.choice(pairs[path]) if seed_augmentation else pairs[path][0]] for path in batch]
+               for batch in batches]
+        batches = [batch for batch in batches if len(batch) >= max(2, world)]  # negatives; an image per process
+        shares = [list(range(rank, len(batch), world)) for batch in batches]
+        mine = [batch[i] for batch, share in zip(batches, shares, strict=True) for i in share]
+        loaded = (item for chunk in iterate_batches(mine, transform, batch_size=max(map(len, shares), default=1),
+                                                    num_workers=num_workers) for item in chunk)
+        for batch, batch_ids, share in zip(batches, ids, shares, strict=True):
+            items = [next(loaded) for _ in share]
+            failed = [(i, item) for i, item in zip(share, items, strict=True) if item.error is not None]
+            if failed and world > 1:
+                raise IQABenchError(f"training image {batch[failed[0][0]]} cannot be read ({failed[0][1].error}); "
+                                    "remove it from the training set.")
+            ready = [(i, item) for i, item in zip(share, items, strict=True) if item.error is None]
+            if len(ready) < 2 and world == 1:
                 continue
-            ids = torch.tensor([text_id[rng.choice(pairs[order[item.index]]) if seed_augmentation
-                                       else pairs[order[item.index]][0]] for item in ready], device=device)
-            images = F.normalize(encoder.encode_image(torch.stack([item.item for item in ready]).to(device)).float(),
-                                 dim=-1)
-            texts = text_emb[ids]
-            logits = logit_scale * images @ texts.T
-            same = (ids[:, None] == ids[None, :]).float()
-            targets = same / same.sum(dim=1, keepdim=True)
-            loss = (torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
-                    + torch.sum(-targets * F.log_softmax(logits.T, dim=1), dim=1).mean()) / 2
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            pixels = torch.stack([item.item for _, item in ready]).to(device)
+            local_ids = torch.tensor([batch_ids[i] for i, _ in ready], device=device)
+            alignment_step(tower, optimizer, pixels, local_ids, text_emb.to(device), logit_scale,
+                           precision=precision, distributed=world > 1)
     encoder.eval()
-    for p in params:
+    for p in encoder.vision_parameters():
         p.requires_grad_(False)
 
 

@@ -1,13 +1,16 @@
 """iqabench plugin: reinforcement-learning trainers for reasoning IQA models.
 
-* ``grpo`` (:mod:`.grpo`): GRPO of a Qwen2.5-VL model with Q-Insight's rewards
-  (or VisualQuality-R1's), through trl; checkpoints load in the ``q-insight`` model.
+* ``grpo`` (:mod:`.grpo`): Q-Insight's multi-task GRPO of a Qwen2.5-VL model
+  (score regression and degradation perception, :mod:`.degradation`) with its
+  rewards (or VisualQuality-R1's), through trl; checkpoints load in the
+  ``q-insight`` model.
 * ``ract`` (:mod:`.ract`): the paper's Reasoning-Aligned Cross-domain Training;
   checkpoints load in the ``ract`` model.
 
 Rewards are a registry of their own (:mod:`.rewards`), open to plugins through
 the ``iqabench.rewards`` entry-point group. docs/training.md has the formulas,
-defaults and the multi-GPU launch command.
+defaults and the multi-GPU launch command; docs/fidelity.md compares every
+setting with the paper and the releases.
 """
 
 from iqabench import hookimpl

@@ -25,7 +25,6 @@ DEFAULT_BASE_CHECKPOINT = "Qwen/Qwen2.5-VL-7B-Instruct"
 #: ``config.json`` model types of the Qwen2.5-VL family that the trainers' prompts and processors fit
 QWEN_VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 PROVENANCE_FILE = "iqabench_provenance.json"
-DONE_MARKER = "DONE.json"
 _VERSIONED = ("iqabench", "torch", "transformers", "trl", "peft", "accelerate", "deepspeed")
 
 
@@ -72,15 +71,3 @@ def write_provenance(folder: Path, provenance: dict[str, Any]) -> None:
     versions = {"python": platform.python_version(), **package_versions(_VERSIONED)}
     record = {**provenance, "versions": versions}
     atomic_write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2, default=str))
-
-
-def read_done(folder: Path) -> dict[str, Any] | None:
-    """The settings a finished step recorded, or None if the step has not finished."""
-    marker = folder / DONE_MARKER
-    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
-
-
-def mark_done(folder: Path, settings: dict[str, Any]) -> None:
-    """Written last, so a folder without it is never trusted as finished."""
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / DONE_MARKER, json.dumps(settings, indent=2, default=str))

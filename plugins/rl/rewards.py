@@ -2,19 +2,28 @@
 
 A reward function scores the completions of one rollout batch::
 
-    reward(texts, mos, groups, **options) -> list[float]
+    reward(texts, labels, groups, **options) -> list[float]
 
-``texts`` are the completions, ``mos`` the ground truth of each completion's
-image on [1, 5] and ``groups`` an id per completion: completions of the same
-image share it. Rewards that compare images with each other (VisualQuality-R1's
-fidelity reward) need the groups; the others ignore them. Keyword ``options``
-(e.g. ``threshold``) come from the trainer's ``reward_options``.
+``texts`` are the completions, ``labels`` the ground truth of each
+completion's prompt and ``groups`` an id per completion: completions of the
+same image share it. For the score task a label is the image's MOS on [1, 5];
+for the degradation task it is ``{"distortion_class": ..., "severity": ...}``.
+Rewards that compare images with each other (VisualQuality-R1's fidelity
+reward) need the groups; the others ignore them. Keyword ``options`` (e.g.
+``threshold``) come from the trainer's ``reward_options``.
+
+A reward applies to the tasks named in its ``tasks`` attribute (default: the
+score task only); the trainer calls it on those completions and gives the
+others no value from it (trl sums the rewards that have one), so Q-Insight's
+single accuracy function over both tasks is ``q_insight_score`` plus
+``q_insight_degradation``.
+
+The Q-Insight rewards follow its released ``qinsight_multi_task.py`` exactly:
+the same regular expressions, the same strict threshold; see docs/fidelity.md.
 
 Rewards are plugins: besides the built-in ones below, a package can add one
 through the ``iqabench.rewards`` entry-point group (name = reward name, value =
-the function), or a script can call :func:`register_reward`. Rewards parse
-completions with the very parsers the scoring models use
-(:mod:`iqabench_plugins.mllm.parsing`), so what is rewarded is what is scored.
+the function), or a script can call :func:`register_reward`.
 """
 
 from __future__ import annotations
@@ -25,41 +34,97 @@ import statistics
 import warnings
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from typing import Any
 
 from iqabench.errors import DuplicateNameError, UnknownNameError, did_you_mean
-from iqabench_plugins.mllm.parsing import parse_q_insight, parse_visualquality
+from iqabench_plugins.mllm.parsing import parse_visualquality
 
 ENTRY_POINT_GROUP = "iqabench.rewards"
 RewardFunction = Callable[..., list[float]]
+TASKS = ("score", "degradation")
 
 #: Q-Insight's score-reward threshold on the [1, 5] scale (``score_reward_threshold``)
 Q_INSIGHT_THRESHOLD = 0.35
+#: Q-Insight's degradation reward: this much for the right class, this much more if the severity is right too
+#: (the paper's auxiliary weights alpha1 and alpha2, section 5.1)
+Q_INSIGHT_CLASS_WEIGHT = 0.25
+Q_INSIGHT_SEVERITY_WEIGHT = 0.75
 
-# Q-Insight's format: think block, answer block holding one flat JSON object, newlines between tags.
-_Q_INSIGHT_FORMAT = re.compile(r"<think>\n.*?\n</think>\n<answer>\n\{[^{}]*\}\n</answer>", re.DOTALL)
+# Q-Insight's patterns (qinsight_multi_task.py): the first answer block, then the first "rating" number in it
+_Q_INSIGHT_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_Q_INSIGHT_RATING = re.compile(r'"rating"\s*:\s*([\d\.]+)')
+_Q_INSIGHT_DEGRADATION = re.compile(r'"distortion_class"\s*:\s*"([^"]+)".*?"severity"\s*:\s*"([^"]+)"', re.DOTALL)
+# Q-Insight's format: think block, answer block holding one flat JSON object; whitespace around the tags allowed
+_Q_INSIGHT_FORMAT = re.compile(
+    r"^<think>\s*\n.*?\n\s*</think>\s*\n<answer>\s*\n\{[^\{\}]*\}\s*\n\s*</answer>\s*$",
+    re.DOTALL | re.MULTILINE,
+)
 # VisualQuality-R1's format: a think block then an answer block, any whitespace between.
 _VISUALQUALITY_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+
+
+def _q_insight_answer(text: str) -> str | None:
+    match = _Q_INSIGHT_ANSWER.search(text)
+    return match.group(1).strip() if match else None
 
 
 def q_insight_score(
     texts: Sequence[str], mos: Sequence[float], groups: Sequence[str], *, threshold: float = Q_INSIGHT_THRESHOLD
 ) -> list[float]:
-    """1 where the parsed rating is within ``threshold`` of the MOS (inclusive), else 0.
+    """1 where the rating is strictly within ``threshold`` of the MOS, else 0 (Q-Insight's ``score_reward``).
 
-    The issue specifies ``|prediction - label| <= 0.35``; Q-Insight's code uses
-    a strict ``<``. Ratings come with two decimals and labels are continuous,
-    so the two differ only on a boundary of measure zero; we keep ``<=``.
-    An unparsable completion earns 0.
+    The rating is the first ``"rating": <digits and dots>`` of the first
+    ``<answer>...</answer>`` block; one that is not a number (``"3.5.1"``)
+    earns 0, as in the release. This is stricter than the ``q-insight`` model's
+    parser, which accepts unclosed tags and unquoted keys when scoring.
     """
     rewards = []
     for text, label in zip(texts, mos, strict=True):
-        parsed = parse_q_insight(text)
-        rewards.append(1.0 if parsed.score is not None and abs(parsed.score - label) <= threshold else 0.0)
+        answer = _q_insight_answer(text)
+        match = _Q_INSIGHT_RATING.search(answer) if answer is not None else None
+        try:
+            rating = float(match.group(1)) if match else None
+        except ValueError:
+            rating = None
+        rewards.append(1.0 if rating is not None and abs(rating - label) < threshold else 0.0)
     return rewards
 
 
-def q_insight_format(texts: Sequence[str], mos: Sequence[float], groups: Sequence[str]) -> list[float]:
-    """1 where the whole completion is ``<think>\\n…\\n</think>\\n<answer>\\n{…}\\n</answer>``, else 0."""
+def q_insight_degradation(
+    texts: Sequence[str],
+    answers: Sequence[dict[str, str]],
+    groups: Sequence[str],
+    *,
+    class_weight: float = Q_INSIGHT_CLASS_WEIGHT,
+    severity_weight: float = Q_INSIGHT_SEVERITY_WEIGHT,
+) -> list[float]:
+    """``class_weight`` for the right distortion class, plus ``severity_weight`` if the severity is right too.
+
+    Both are read from the first ``<answer>`` block as quoted JSON strings
+    (``"distortion_class": "blur", ... "severity": "moderate"``) and compared
+    exactly with the expected answer; a right severity with a wrong class earns 0.
+    """
+    rewards = []
+    for text, expected in zip(texts, answers, strict=True):
+        answer = _q_insight_answer(text)
+        match = _Q_INSIGHT_DEGRADATION.search(answer) if answer is not None else None
+        reward = 0.0
+        if match and match.group(1).strip() == expected["distortion_class"]:
+            reward = class_weight
+            if match.group(2).strip() == expected["severity"]:
+                reward += severity_weight
+        rewards.append(reward)
+    return rewards
+
+
+def q_insight_format(texts: Sequence[str], labels: Sequence[Any], groups: Sequence[str]) -> list[float]:
+    """1 where the whole completion matches Q-Insight's ``format_reward`` pattern, else 0.
+
+    ``<think>``, a newline, the reasoning, a newline, ``</think>``, a newline,
+    ``<answer>``, a newline, one JSON object without nested braces, a newline,
+    ``</answer>``; extra whitespace (blank lines, trailing spaces, indented
+    closing tags, a final newline) is accepted where the release accepts it.
+    """
     return [1.0 if _Q_INSIGHT_FORMAT.fullmatch(text) else 0.0 for text in texts]
 
 
@@ -126,8 +191,19 @@ def _preference(mos_i: float, mos_z: float) -> float:
     return 0.5
 
 
+q_insight_score.tasks = ("score",)  # type: ignore[attr-defined]
+q_insight_degradation.tasks = ("degradation",)  # type: ignore[attr-defined]
+q_insight_format.tasks = TASKS  # type: ignore[attr-defined]
+
+
+def reward_tasks(function: RewardFunction) -> tuple[str, ...]:
+    """The tasks a reward applies to: its ``tasks`` attribute, else the score task."""
+    return tuple(getattr(function, "tasks", ("score",)))
+
+
 _BUILTIN: dict[str, RewardFunction] = {
     "q_insight_score": q_insight_score,
+    "q_insight_degradation": q_insight_degradation,
     "q_insight_format": q_insight_format,
     "visualquality_fidelity": visualquality_fidelity,
     "visualquality_format": visualquality_format,

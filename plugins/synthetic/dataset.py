@@ -8,7 +8,10 @@ nothing but the installed packages, which makes it the dataset of the offline
 quickstart.
 
 The split is reference-disjoint: all versions of a reference are in the same
-split, so a trained model is tested on photographs it has never seen.
+split, so a trained model is tested on photographs it has never seen. Every
+record carries its ``distortion`` (type name and level; type None and level 0
+for the pristine reference), which the degradation-perception task of the
+``grpo`` trainer learns from.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ class Synthetic(Dataset):
                 "mos_raw": entry["label"],
                 "split": splits[entry["reference"]],
                 "reference": entry["reference"],
+                "distortion": {"type": entry["distortion"], "level": entry["level"]},
             }
             for entry in manifest["images"]
             if entry["reference"] in splits and (entry["distortion"] is None or entry["distortion"] in wanted)

@@ -1,0 +1,186 @@
+"""The RALI trainer at real scale: bf16 autocast, gradient checkpointing, several processes, long texts."""
+
+import json
+import os
+import socket
+import string
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from iqabench_plugins.rali.encoders import HFClipEncoder
+from iqabench_plugins.rali.trainer import (
+    RALITrainer,
+    _ImageTower,
+    alignment_optimizer,
+    alignment_step,
+    count_truncated,
+    enable_gradient_checkpointing,
+    resolve_gradient_checkpointing,
+    resolve_precision,
+)
+from PIL import Image
+
+from iqabench.dataset import Record
+from iqabench.texts import ReasoningText, TextsWriter
+from iqabench.trainer import TrainingSet
+
+TEXT_WINDOW = 64  # the tiny CLIP's max_position_embeddings
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """A 2-layer transformers CLIP with a character-level BPE tokenizer (no merges), saved as a folder."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("clip") / "clip"
+    torch.manual_seed(5)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase + string.digits + ".,":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=TEXT_WINDOW, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return folder
+
+
+def pixels(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def text_embeddings(count: int, dim: int = 16) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(count, dim, generator=torch.Generator().manual_seed(9)), dim=-1)
+
+
+def gradients(encoder) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
+
+
+def test_precision_and_checkpointing_follow_the_device(monkeypatch):
+    assert resolve_precision("auto", "cpu") == "fp32" and not resolve_gradient_checkpointing("auto", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", "cuda:1") == "bf16" and resolve_gradient_checkpointing("auto", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100
+    assert resolve_precision("auto", "cuda") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_gradient_checkpointing(True, "cpu")
+    trainer = RALITrainer()
+    assert (trainer.precision, trainer.gradient_checkpointing) == ("auto", "auto")
+
+
+def test_gradient_checkpointing_recomputes_without_changing_gradients(clip_dir):
+    """Checkpointing trades memory for recomputation: the gradients must be those of the plain backward pass."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    results = []
+    for checkpoint in (False, True):
+        encoder = HFClipEncoder.from_pretrained(str(clip_dir))
+        if checkpoint:
+            assert enable_gradient_checkpointing(encoder)
+            layers = [m for m in encoder.vision_model.modules() if isinstance(m, GradientCheckpointingLayer)]
+            assert layers and all(layer.gradient_checkpointing for layer in layers)
+        encoder.train()
+        optimizer = alignment_optimizer(encoder, lr=0.0, projection_lr=0.0)
+        loss = alignment_step(_ImageTower(encoder), optimizer, pixels(4), torch.tensor([0, 1, 2, 1]),
+                              text_embeddings(3), 100.0)
+        results.append((float(loss), gradients(encoder)))
+    (loss_plain, plain), (loss_checkpointed, checkpointed) = results
+    assert loss_plain == pytest.approx(loss_checkpointed, rel=1e-6)
+    assert plain.keys() == checkpointed.keys() and plain
+    assert all(torch.allclose(plain[k], checkpointed[k], atol=1e-6) for k in plain)
+
+
+def test_bf16_autocast_runs_the_tower_in_bfloat16_and_keeps_float32_weights(clip_dir):
+    encoder = HFClipEncoder.from_pretrained(str(clip_dir))
+    encoder.train()
+    before = {n: p.detach().clone() for n, p in encoder.vision_model.named_parameters()}
+    seen = []
+    layer = encoder.vision_model.encoder.layers[0].mlp.fc1
+    layer.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    loss = alignment_step(_ImageTower(encoder), alignment_optimizer(encoder, lr=1e-3, projection_lr=1e-3), pixels(4),
+                          torch.tensor([0, 1, 2, 3]), text_embeddings(4), 100.0, precision="bf16")
+    assert seen == [torch.bfloat16] and torch.isfinite(loss) and loss.dtype == torch.float32
+    after = dict(encoder.vision_model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in after.values())
+    assert any(not torch.equal(before[n], after[n].detach()) for n in before)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tower() -> torch.nn.Module:
+    """A small image tower (the distributed arithmetic does not depend on its architecture), the same in every process."""
+    torch.manual_seed(3)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.Flatten(), torch.nn.Linear(64, 16))
+
+
+def _distributed_step(rank: int, world: int, port: int, out: str) -> None:
+    """One process of an accelerate run: its share of the batch (every world-th image), DDP through accelerate."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world), ACCELERATE_USE_CPU="true")
+    torch.set_num_threads(1)
+    from accelerate import Accelerator, PartialState
+
+    PartialState(cpu=True)
+    module = _tower()
+    tower = Accelerator(cpu=True).prepare_model(module)
+    share = list(range(rank, 5, world))
+    ids = torch.tensor([0, 1, 2, 1, 3])
+    alignment_step(tower, torch.optim.SGD(module.parameters(), lr=0.0), pixels(5)[share], ids[share],
+                   text_embeddings(4), 50.0, distributed=True)
+    torch.save(gradients(module), f"{out}/rank{rank}.pt")
+
+
+def test_two_processes_compute_the_gradient_of_the_whole_batch(tmp_path):
+    """Uneven shares (3 and 2 images), features gathered with gradients, DDP averaging: one process's gradient."""
+    mp.spawn(_distributed_step, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    module = _tower()
+    alignment_step(module, torch.optim.SGD(module.parameters(), lr=0.0), pixels(5), torch.tensor([0, 1, 2, 1, 3]),
+                   text_embeddings(4), 50.0)
+    single = gradients(module)
+    assert single and all(g.abs().sum() > 0 for g in single.values())
+    for rank in (0, 1):
+        shared = torch.load(tmp_path / f"rank{rank}.pt")
+        assert shared.keys() == single.keys()
+        # float sums in another order: agreement to 1e-5 of gradients of order 10 (a missing gather or a wrong
+        # average would be off by the gradients' own size)
+        assert all(torch.allclose(shared[k], single[k], atol=1e-5, rtol=1e-5) for k in single), rank
+
+
+def test_texts_longer_than_the_window_are_counted_and_recorded(clip_dir, tmp_path):
+    """The tiny tokenizer has no merges: a word of n letters is n tokens, plus the start and end tokens."""
+    encoder = HFClipEncoder.from_pretrained(str(clip_dir))
+    texts = ["a" * 62, "b" * 63, "sharp clean photo"]  # 64, 65 and 17 tokens
+    assert count_truncated(encoder, texts) == (1, TEXT_WINDOW)
+
+    root = tmp_path / "data"
+    root.mkdir()
+    records = []
+    for i in range(8):
+        Image.fromarray(np.full((36, 44, 3), 20 + 25 * i, dtype=np.uint8)).save(root / f"{i}.png")
+        records.append(Record(image=f"{i}.png", mos_raw=1 + i / 2, mos=1 + i / 2, split="train"))
+    with TextsWriter(tmp_path / "texts.jsonl") as writer:
+        writer.write(ReasoningText(image=r.image, seed=0, dataset="toy",
+                                   text=("x" * 70 if i < 3 else f"level {i}")) for i, r in enumerate(records))
+    trainer = RALITrainer(texts=str(tmp_path / "texts.jsonl"), backbone=str(clip_dir), align_epochs=1,
+                          align_batch_size=4, pca_dim=4, num_buckets=4, num_prototypes=4, score_epochs=2)
+    trainer.train({}, [TrainingSet("toy", root, records)], tmp_path / "out")
+    provenance = json.loads((tmp_path / "out" / "config.json").read_text())["provenance"]
+    # three images share one 72-token text: one distinct text cut, of six
+    assert (provenance["texts"]["truncated"], provenance["texts"]["distinct_texts"]) == (1, 6)
+    assert provenance["texts"]["token_window"] == TEXT_WINDOW
+    assert provenance["alignment"] == {"ran": True, "precision": "fp32", "gradient_checkpointing": False,
+                                       "processes": 1, "batch_size": 4}
