@@ -338,7 +338,7 @@ def parts(world):
 
 
 def test_merging_the_parts_of_a_split_suite_gives_the_leaderboard_of_one_run(world, parts):
-    from iqabench.results import rewrite_leaderboard
+    from iqabench.leaderboard import write_leaderboard
 
     root = world["root"]
     whole, split = parts
@@ -349,7 +349,7 @@ def test_merging_the_parts_of_a_split_suite_gives_the_leaderboard_of_one_run(wor
     merged = merge_runs([root / "part2", root / "part0", root / "part1"], root / "merged")
     assert metrics(merged) == metrics(whole) and merged["selection"] is None
     assert predictions(root / "merged") == predictions(root / "whole")
-    board = rewrite_leaderboard(root / "merged").read_text()
+    board = write_leaderboard(merged, root / "merged").read_text()
     assert board.split("## Provenance")[0] == (root / "whole" / "leaderboard.md").read_text().split("## Provenance")[0]
     assert board.count("- Merged from") == 3
 
