@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 import iqabench
+from iqabench import progress
 from iqabench.errors import IQABenchError
 from iqabench.loader import iterate_batches
 from iqabench.trainer import Trainer, TrainingSet
@@ -235,7 +235,9 @@ def encode_training_images(
     device = next(clip.parameters()).device
     views: list[list[torch.Tensor | None]] = [[None] * len(paths) for _ in range(2 if hflip else 1)]
     batches = iterate_batches(paths, transform, batch_size=batch_size, num_workers=num_workers)
-    for batch in tqdm(batches, total=-(-len(paths) // batch_size), desc="coop: image features", unit="batch"):
+    bar = progress.bar(total=-(-len(paths) // batch_size), desc="coop: image features", unit="batch")
+    for batch in batches:
+        bar.update(1)
         for item in batch:
             if item.error is not None:
                 raise IQABenchError(f"training image {paths[item.index]} cannot be used: {item.error}")
@@ -248,6 +250,7 @@ def encode_training_images(
                 encoded = F.normalize(clip.encode_image(flipped).float(), dim=-1)
                 for p, feature in zip(positions, encoded, strict=True):
                     view[batch[p].index] = feature
+    bar.close()
     return torch.stack([torch.stack(view) for view in views])  # type: ignore[arg-type]
 
 
@@ -279,7 +282,9 @@ def fit_context(
     views, count, _ = features.shape
     stream = torch.randperm(count, generator=generator)
     losses = []
+    bar = progress.bar(total=iterations, desc="coop: prompt context", unit="step")
     for _ in range(iterations):
+        bar.update(1)
         while len(stream) < batch_size:
             stream = torch.cat([stream, torch.randperm(count, generator=generator)])
         chosen, stream = stream[:batch_size], stream[batch_size:]
@@ -293,4 +298,5 @@ def fit_context(
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+    bar.close()
     return losses

@@ -65,6 +65,7 @@ from iqabench_plugins.rali.encoders import (
 from iqabench_plugins.rali.head import PrototypeHead
 from torch.nn import functional as F
 
+from iqabench import progress
 from iqabench.errors import IQABenchError
 from iqabench.loader import iterate_batches
 from iqabench.options import accepted_options, check_options
@@ -286,7 +287,7 @@ class RALITrainer(Trainer):
             for dataset in datasets:
                 images = [ImageToDescribe(r.image, dataset.root / r.image, r.mos) for r in dataset.records]
                 describe(reasoner, images, self.seeds, path, dataset=dataset.name, batch_size=self.batch_size,
-                         num_workers=self.num_workers, progress=False)
+                         num_workers=self.num_workers)
             del reasoner
         state.wait_for_everyone()
         return path
@@ -494,6 +495,9 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
     rng = random.Random(seed)
     transform = encoder.image_transform()
     encoder.train()
+    per_epoch = len(range(0, len(paths), batch_size))
+    bar = progress.bar(total=epochs * per_epoch, desc="rali: contrastive alignment", unit="batch",
+                       enabled=rank == 0)
     for _ in range(epochs):
         order = paths[:]
         rng.shuffle(order)
@@ -519,6 +523,9 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
             local_ids = torch.tensor([batch_ids[i] for i, _ in ready], device=device)
             alignment_step(tower, optimizer, pixels, local_ids, text_emb.to(device), logit_scale,
                            precision=precision, distributed=world > 1)
+            bar.update(1)
+        bar.update(per_epoch - len(batches))  # batches too small to hold negatives were skipped
+    bar.close()
     encoder.eval()
     for p in encoder.vision_parameters():
         p.requires_grad_(False)
@@ -530,11 +537,14 @@ def encode_images(encoder: ImageTextEncoder, paths: Sequence[Path], *, batch_siz
     """Features of the readable images and their indices."""
     encoder.eval()
     chunks, kept = [], []
+    bar = progress.bar(total=len(paths), desc="rali: image features", unit="img")
     for batch in iterate_batches(paths, encoder.image_transform(), batch_size=batch_size, num_workers=num_workers):
         ready = [item for item in batch if item.error is None]
         if ready:
             chunks.append(encoder.encode_image(torch.stack([i.item for i in ready]).to(device)).float().cpu())
             kept.extend(item.index for item in ready)
+        bar.update(len(batch))
+    bar.close()
     if not chunks:
         raise IQABenchError("rali trainer: none of the training images could be read.")
     return torch.cat(chunks), kept
@@ -549,12 +559,15 @@ def define_scores(head: PrototypeHead, features: torch.Tensor, labels: torch.Ten
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
+    bar = progress.bar(total=epochs, desc="rali: score definition", unit="epoch")
     for _ in range(epochs):
         for batch in torch.randperm(len(features), generator=generator).to(features.device).split(batch_size):
             loss = F.mse_loss(head(features[batch]), labels[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        bar.update(1)
+    bar.close()
 
 
 def _sha256(path: Path) -> str:
