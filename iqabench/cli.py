@@ -46,9 +46,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    # iqabench says what it does; dependencies speak only to warn (their INFO lines are noise here)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("iqabench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
