@@ -17,7 +17,6 @@ prediction files, so ``iqabench leaderboard RUN`` redraws everything without loa
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,6 @@ from iqabench.predictions import atomic_write_text
 log = logging.getLogger("iqabench.leaderboard")
 
 GROUP_TITLES = {"test": "", "in_domain": "In-domain", "out_of_domain": "Out-of-domain"}
-
-
-def _value(pair: dict[str, Any] | None, metric: str) -> float | None:
-    if not pair or pair.get("status") != "ok":
-        return None
-    entry = pair["metrics"][metric]
-    if entry.get("flag") or entry["value"] is None or not math.isfinite(entry["value"]):
-        return None
-    return float(entry["value"])
 
 
 def _rank_marks(values: list[float | None]) -> list[str]:
@@ -112,7 +102,7 @@ def _accuracy_table(results: dict[str, Any]) -> str:
                     if flags:
                         flagged.add((model["key"], col))
                         note = "; ".join(sorted(flags)) + (f"; {note}" if note else "")
-                grid[(model["key"], col)] = (_value(pair, "plcc"), _value(pair, "srcc"), note)
+                grid[(model["key"], col)] = (figs.pair_metric(pair, "plcc"), figs.pair_metric(pair, "srcc"), note)
             else:
                 members = [c for c, (g, _, k) in enumerate(columns) if g == group and k is not None]
                 cells = [grid[(model["key"], c)] for c in members]
@@ -193,7 +183,7 @@ def _measured(results: dict[str, Any], pairs: dict[tuple[str, str], dict[str, An
               column: str) -> tuple[float | None, float | None]:
     """Measured PLCC and SRCC of one model for one test set, or their average over all test sets for ``AVG``."""
     keys = [t["key"] for t in results["test_sets"]] if column == AVG_KEY else [column]
-    values = [(_value(pairs.get((model_key, k)), "plcc"), _value(pairs.get((model_key, k)), "srcc")) for k in keys]
+    values = [(figs.pair_metric(pairs.get((model_key, k)), "plcc"), figs.pair_metric(pairs.get((model_key, k)), "srcc")) for k in keys]
     if any(p is None or s is None for p, s in values):
         return None, None
     return sum(p for p, _ in values) / len(values), sum(s for _, s in values) / len(values)
