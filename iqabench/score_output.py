@@ -79,8 +79,8 @@ class ScoresFile:
             )
         before = meta.get("settings", {})
         if before != self.settings:
-            changed = "; ".join(f"{key}: {before.get(key)!r} then, {self.settings.get(key)!r} now"
-                                for key in sorted({*before, *self.settings}) if before.get(key) != self.settings.get(key))
+            keys = sorted(key for key in {*before, *self.settings} if before.get(key) != self.settings.get(key))
+            changed = "; ".join(f"{key}: {before.get(key)!r} then, {self.settings.get(key)!r} now" for key in keys)
             raise IQABenchError(
                 f"{self.path} holds scores made with other settings ({changed}). Choose another --output, or pass "
                 "--force to start it over."
@@ -113,7 +113,8 @@ class ScoresFile:
         if not rows:
             return
         if self.csv:
-            text = _csv_text([(image, "" if score is None else repr(score), error or "") for image, score, error in rows])
+            text = _csv_text([(image, "" if score is None else repr(score), error or "")
+                              for image, score, error in rows])
         else:
             text = "".join(json.dumps({"image": image, "score": score, "error": error}, ensure_ascii=False) + "\n"
                            for image, score, error in rows)

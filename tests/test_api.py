@@ -7,6 +7,7 @@ model scoring the same pixels another way (a file read back, a PIL image).
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -133,3 +134,27 @@ def test_to_reward_maps_scores_onto_0_1_higher_better():
 
     assert torch.allclose(OneToFive().to_reward(torch.tensor([1.0, 3.0, 5.0, 6.0])),
                           torch.tensor([0.0, 0.5, 1.0, 1.0]))
+
+
+def test_a_model_declared_differentiable_needs_a_tensor_path(capsys):
+    """The registry refuses the class (with a warning naming it) rather than failing at the first loss."""
+    import types
+    import warnings
+
+    from iqabench import hookimpl
+    from iqabench.cli import main
+    from iqabench.registry import PluginRegistry
+
+    class Claims(Brightness):
+        name = "claims"
+        differentiable = True
+
+    registry = PluginRegistry(load_entry_points=False)
+    registry.register(types.SimpleNamespace(iqabench_models=hookimpl(lambda: [Claims, Brightness])), name="claims")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert registry.names("model") == ["brightness"]
+    assert any("declares `differentiable` but has no `score_pixels`" in str(w.message) for w in caught)
+    assert main(["list", "models", "--json"]) == 0
+    listed = {m["name"]: m["differentiable"] for m in json.loads(capsys.readouterr().out)}
+    assert listed["rali"] and listed["q-align"] and not listed["niqe"] and not listed["q-insight"]

@@ -85,8 +85,8 @@ def encoder_transforms(weights):  # noqa: F811
     hf = HFImageTransform(processor)
     open_clip = OpenClipEncoder.create(TINY_VIT, weights[TINY_VIT], with_text=False)
     return [
-        ("efficientnet-minilm", EfficientNetMiniLMEncoder.transform, EfficientNetMiniLMEncoder.transform.pixel_transform(),
-         0.5),
+        ("efficientnet-minilm", EfficientNetMiniLMEncoder.transform,
+         EfficientNetMiniLMEncoder.transform.pixel_transform(), 0.5),
         ("efficientnet-minilm at 40", offline, offline.pixel_transform(), 0.5),
         ("hf-clip", hf, hf.pixel_transform(), min(processor.image_std)),
         ("open-clip", open_clip.image_transform(), open_clip.pixel_transform(), min(open_clip.preprocess_cfg["std"])),

@@ -195,7 +195,8 @@ class QAlign(Model):
         Gradients reach ``pixels``.
         """
         if self.trust_remote_code:
-            raise IQABenchError("q-align through one-align's remote code has no tensor path; use the level-token route.")
+            raise IQABenchError("q-align through one-align's remote code has no tensor path; use the level-token "
+                                "route.")
         fit = FitForVisionTower(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
         width, height = fit.fitted_size(pixels.shape[-1], pixels.shape[-2])
         images = self.processor.image_processor
