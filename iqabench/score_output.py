@@ -64,11 +64,10 @@ class ScoresFile:
             self._resume()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._record()  # the record first: an output never exists without one
             self.path.write_bytes(b"")
-            if self.csv:
-                self._append(_csv_text([FIELDS]).encode("utf-8"), rows=0)
-            else:
-                self._record()
+        if self.csv and self.size == 0:
+            self._append(_csv_text([FIELDS]).encode("utf-8"), rows=0)
 
     def _resume(self) -> None:
         meta = read_json(self.meta_path)

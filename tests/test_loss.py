@@ -114,6 +114,15 @@ def test_random_init_rali_is_a_loss_whose_gradient_reaches_the_pixels():
     assert x.grad.shape == x.shape and torch.isfinite(x.grad).all()
 
 
+def test_pretrained_encoder_goes_with_random_init_only():
+    from iqabench.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="pretrained_encoder=true goes with random_init=true"):
+        create_model("rali", pretrained_encoder=True, encoder="efficientnet-minilm")
+    with pytest.raises(CheckpointError, match="pretrained_encoder=True.*decides its own encoder"):
+        create_model("rali", checkpoint="somewhere", pretrained_encoder=True)
+
+
 @pytest.mark.parametrize(("name", "options"), [
     ("niqe", {}),
     ("brisque", {}),
