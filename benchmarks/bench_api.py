@@ -48,13 +48,13 @@ def _images_per_second(benchmark):
 
 def test_api_files(benchmark, rali, images):
     paths, _ = images
-    benchmark.pedantic(rali, args=(paths,), kwargs={"batch_size": BATCH}, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(rali, args=(paths,), kwargs={"batch_size": BATCH}, rounds=9, warmup_rounds=1)
     _images_per_second(benchmark)
 
 
 def test_api_tensors(benchmark, rali, images):
     _, pixels = images
-    benchmark.pedantic(rali, args=(pixels,), kwargs={"batch_size": BATCH}, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(rali, args=(pixels,), kwargs={"batch_size": BATCH}, rounds=9, warmup_rounds=1)
     _images_per_second(benchmark)
 
 
@@ -67,5 +67,5 @@ def test_api_tensors_as_loss_with_backward(benchmark, images):
             chunk = chunk.clone().requires_grad_(True)
             loss(chunk).backward()
 
-    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=9, warmup_rounds=1)
     _images_per_second(benchmark)
