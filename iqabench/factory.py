@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from iqabench.dataset import Dataset, dataset_root
 from iqabench.errors import IQABenchError
@@ -20,6 +20,9 @@ from iqabench.model import Model
 from iqabench.options import check_options
 from iqabench.registry import PluginRegistry, default_registry
 from iqabench.trainer import Trainer
+
+if TYPE_CHECKING:
+    from iqabench.loss import QualityLoss
 
 #: the dtypes a model may be asked for; ``auto`` is the model's preferred precision on its device (bfloat16 on
 #: a GPU for the MLLMs). A model may refuse one it cannot run (float16 on CPU).
@@ -54,25 +57,67 @@ def check_model_options(name: str, options: dict[str, Any], registry: PluginRegi
     return check_options(cls, options, f"model {name!r}", MODEL_ARGUMENTS)
 
 
+@overload
+def create_model(name: str, *, device: str = ..., dtype: str | None = ..., as_loss: Literal[False] = ...,
+                 registry: PluginRegistry | None = ..., **options: Any) -> Model: ...
+
+
+@overload
+def create_model(name: str, *, device: str = ..., dtype: str | None = ..., as_loss: Literal[True],
+                 registry: PluginRegistry | None = ..., **options: Any) -> QualityLoss: ...
+
+
 def create_model(
     name: str,
     *,
     device: str = "cpu",
     dtype: str | None = None,
+    as_loss: bool = False,
     registry: PluginRegistry | None = None,
     **options: Any,
-) -> Model:
+) -> Model | QualityLoss:
     """A ready-to-score model: ``create_model("niqe")``, ``create_model("rali", checkpoint="runs/x/rali")``.
 
     ``options`` are the model's keyword options (``iqabench list models`` and its
     docs name them); a misspelled or mistyped one is an error naming the valid ones.
-    ``dtype=None`` keeps the model's own default.
+    ``dtype=None`` keeps the model's own default. The model scores files, images
+    and tensors when called (:meth:`Model.__call__`).
+
+    ``as_loss=True`` returns the model wrapped as a :class:`iqabench.loss.QualityLoss`
+    (an ``nn.Module`` whose output backpropagates to the input pixels); a model
+    that is not differentiable is an error naming those that are.
     """
+    registry = registry or default_registry()
     options = check_model_options(name, options, registry)
-    cls = (registry or default_registry()).model(name)
+    cls = registry.model(name)
+    if as_loss and not cls.differentiable:
+        raise not_differentiable(cls, differentiable_models(registry))
     if dtype is not None:
         options["dtype"] = check_dtype(dtype)
-    return cls(**options, device=resolve_device(device))
+    model = cls(**options, device=resolve_device(device))
+    if not as_loss:
+        return model
+    if not model.differentiable:
+        raise not_differentiable(model, differentiable_models(registry))
+    from iqabench.loss import QualityLoss
+
+    return QualityLoss(model)
+
+
+def differentiable_models(registry: PluginRegistry | None = None) -> list[str]:
+    """Names of the registered models declared differentiable (their tensor path has gradients)."""
+    registry = registry or default_registry()
+    return [entry.name for entry in registry.entries("model") if entry.cls.differentiable]
+
+
+def not_differentiable(model: Model | type[Model], differentiable: list[str] | None = None) -> IQABenchError:
+    """The error for a loss asked of a model whose scores have no gradient, naming the models that have one."""
+    names = f" Differentiable models: {', '.join(differentiable)}." if differentiable else ""
+    return IQABenchError(
+        f"model {model.name!r} is not differentiable with these options (its scores do not come from a "
+        f"computation torch can differentiate), so it cannot be a loss.{names} It can still score images as a "
+        "metric or a reward: create_model(name) without as_loss."
+    )
 
 
 def check_trainer_options(name: str, options: dict[str, Any], registry: PluginRegistry | None = None) -> dict[str, Any]:

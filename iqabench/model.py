@@ -10,6 +10,14 @@ in worker processes while the model keeps the device busy:
 
 :meth:`Model.score` chains both for callers that hold PIL images.
 
+The Python API adds two ways in (see ``docs/api.md``): calling the model,
+``model(inputs)``, scores file paths, PIL images, numpy arrays or tensors
+and returns a tensor of scores (NaN where an image could not be scored, the
+reason in :attr:`Model.last_errors`); and :meth:`Model.score_pixels`, the
+tensor path of the models declared ``differentiable``, whose preprocessing
+runs in torch so that gradients reach the pixels (a loss, a reward to
+backpropagate).
+
 A model that cannot score an image returns :meth:`Score.failure` for it. It
 never substitutes a default, random or mean value: failures are counted and
 shown in the leaderboards.
@@ -20,11 +28,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from PIL import Image
 
 from iqabench.options import constructor_params
+
+if TYPE_CHECKING:
+    import torch
+
+    from iqabench.inputs import Inputs
 
 Preprocessing = Literal["full-resolution", "resize", "crop", "pad"]
 
@@ -82,6 +95,10 @@ class Model(ABC):
     generative: ClassVar[bool] = False
     #: options that set how many tokens a generative model writes; an efficiency study fixes them all
     new_tokens_options: ClassVar[tuple[str, ...]] = ()
+    #: True when :meth:`score_pixels` is differentiable with respect to the pixels: the model can then be a
+    #: loss (``create_model(name, as_loss=True)``) and scores tensors without a round trip through 8-bit
+    #: images. An instance may refine it from its options (Q-Align's remote-code route is not differentiable).
+    differentiable: bool = False
 
     def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
         self.device = device
@@ -99,6 +116,55 @@ class Model(ABC):
         """Score decoded RGB images."""
         prepare = self.preprocessor()
         return self.score_batch([prepare(image) for image in images])
+
+    def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B]`` of float pixels ``[B, 3, H, W]`` in [0, 1] on the model's device: the tensor path.
+
+        Preprocessing (resize, crop, normalisation) runs in torch, matching the
+        PIL path within a tolerance the model documents, so a model declared
+        :attr:`differentiable` passes gradients back to ``pixels``. It runs
+        under whatever grad mode the caller chose. Models without a tensor path
+        do not override it; the API then scores 8-bit PIL images of the batch.
+        """
+        raise NotImplementedError(f"model {self.name!r} has no tensor path (it is not differentiable)")
+
+    def __call__(self, inputs: Inputs, *, batch_size: int = 8, num_workers: int = 0) -> torch.Tensor:
+        """Scores of what a user holds, as a float tensor: NaN for an image that could not be scored.
+
+        ``inputs``: image file paths (one, or a list), PIL images, numpy arrays
+        (``HxWx3``, ``NxHxWx3``; uint8, or float in [0, 1]) or tensors
+        (``[B, 3, H, W]`` / ``[3, H, W]``; float in [0, 1], or uint8). Tensors
+        and float arrays go through :meth:`score_pixels` where the model has it
+        (the result is on the input tensor's device); everything else is scored
+        as 8-bit RGB images through :meth:`preprocessor` and
+        :meth:`score_batch`, files decoded by ``num_workers`` worker processes.
+        No gradient is kept: for that use ``create_model(name, as_loss=True)``.
+        The reasons for NaN are in :attr:`last_errors`, the full outcomes
+        (texts of reasoning models included) in :attr:`last_scores`.
+        """
+        from iqabench.inputs import score_inputs, scores_to_tensor
+
+        scores, device = score_inputs(self, inputs, batch_size=batch_size, num_workers=num_workers)
+        self.last_scores = scores
+        return scores_to_tensor(scores, device)
+
+    @property
+    def last_errors(self) -> list[str | None]:
+        """Per image of the previous ``model(inputs)`` call: why it has no score, or ``None`` when it has one."""
+        return [score.error for score in getattr(self, "last_scores", [])]
+
+    def to_reward(self, scores: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+        """Scores mapped to "higher is better" on [0, 1]: min-max over :attr:`score_range`, flipped if lower is better.
+
+        ``clamp=True`` (a reward) clips scores outside the range to 0 or 1;
+        ``clamp=False`` (a loss) keeps the linear map beyond it, so gradients
+        are not cut off. NaN stays NaN. The map is differentiable.
+        """
+        low, high = (float(v) for v in self.score_range)
+        reward = (scores - low) / (high - low)
+        if self.lower_better:
+            reward = 1.0 - reward
+        return reward.clamp(0.0, 1.0) if clamp else reward
 
     def num_parameters(self) -> int:
         """Number of parameters (learned or fitted) the model carries."""

@@ -75,6 +75,8 @@ def contract_problem(kind: str, cls: Any) -> str | None:
         score_range = getattr(cls, "score_range", None)
         if not (isinstance(score_range, tuple) and len(score_range) == 2):
             return f"model {name!r} ({cls.__qualname__}) has no `score_range` (a (low, high) tuple)"
+        if cls.differentiable and cls.score_pixels is base.score_pixels:
+            return f"model {name!r} ({cls.__qualname__}) declares `differentiable` but has no `score_pixels`"
     if kind == "dataset":
         for attribute in ("title", "default_dir"):
             if not isinstance(getattr(cls, attribute, None), str):

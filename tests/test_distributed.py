@@ -212,7 +212,9 @@ def two_processes(world):
         codes = [main(["run", "suite.yaml", "--out", "two", "--data-root", "data", "--no-progress"]),
                  main(["score", "tallied", *{images!r}, "--batch-size", "3", "--json"]),
                  main(["describe", "sampler", *{images!r}, "--seeds", "0,1", "--batch-size", "3",
-                       "--out", "texts-two.jsonl", "--no-progress"])]
+                       "--out", "texts-two.jsonl", "--no-progress"]),
+                 main(["score", "tallied", *{images!r}, "--batch-size", "3", "--output", "scores-two.jsonl",
+                       "--no-progress"])]
         sys.exit(max(codes))
     """))
     done = launch(world, str(script), module=False, env={"IQABENCH_TEST_TALLY": str(root / "tally-two.txt")})
@@ -274,6 +276,14 @@ def test_score_and_describe_share_images_and_write_what_one_process_writes(world
     # same texts with the same random draws, line for line: batches and seeds are those of one process
     assert (root / "texts-two.jsonl").read_text() == (root / "texts-one.jsonl").read_text()
     assert not list(root.glob("texts-two.jsonl.shard-*"))
+
+    # --output: written by the main process round by round (a round: one batch of each process), every image once
+    assert main(["score", "tallied", *two_processes["images"], "--batch-size", "3", "--output",
+                 str(root / "scores-one.jsonl"), "--no-progress"]) == 0
+    two = [json.loads(line) for line in (root / "scores-two.jsonl").read_text().splitlines()]
+    one = [json.loads(line) for line in (root / "scores-one.jsonl").read_text().splitlines()]
+    assert [row["image"] for row in one] == two_processes["images"]
+    assert sorted(two, key=lambda row: row["image"]) == one
 
 
 def test_a_killed_process_loses_only_its_unfinished_batch(world):

