@@ -32,15 +32,15 @@ def test_score_rn50_full_resolution(benchmark, rn50, height, width):
 
 
 def test_coop_step_rn50_text_tower(benchmark, rn50):
-    """One optimiser step on cached image features: the text tower on two prompts, batch 64."""
+    """One optimiser step on cached image features: the text tower on two prompts, batch 128 (the release's)."""
     learner = build_prompt_learner(rn50.clip, "RN50", ["Good photo.", "Bad photo."], 16)
-    features = F.normalize(torch.randn(1, 64, rn50.clip.text_projection.shape[1]), dim=-1)
-    targets = torch.rand(64)
+    features = F.normalize(torch.randn(1, 128, rn50.clip.text_projection.shape[1]), dim=-1)
+    targets = torch.rand(128)
 
     def step() -> list[float]:
         return fit_context(
-            learner, features, targets, logit_scale=100.0, iterations=1, batch_size=64,
-            lr=0.002, momentum=0.9, weight_decay=5e-4, generator=torch.Generator().manual_seed(0),
+            learner, features, targets, logit_scale=100.0, iterations=1, batch_size=128, lr=0.002, momentum=0.0,
+            weight_decay=0.0, lr_period=300000, min_lr=1e-7, generator=torch.Generator().manual_seed(0),
         )
 
     losses = benchmark(step)

@@ -12,7 +12,7 @@ import iqabench  # noqa: F401  (installs the torchvision shim before plugins imp
 import pytest
 import torch
 
-from iqabench.bench import BenchSettings, ModelSpec, make_jpegs, measure_model
+from iqabench.bench import BenchModel, BenchSettings, make_jpegs, measure_model
 from iqabench.images import load_image
 from iqabench_plugins.mllm.q_insight import QInsight
 from iqabench_plugins.rali.model import RALI
@@ -62,12 +62,11 @@ def test_q_insight_generate_tiny(benchmark, jpegs):
 
 def test_bench_measure_model_tiny(benchmark, tiny_clip, jpegs):
     """One model through the whole measurement (model time, stages, end-to-end) at one batch size."""
-    spec = ModelSpec(name="rali", options={"random_init": True, "backbone": tiny_clip},
-                     stages={"input": "stack", "calls": {"encoder": "features", "head": "fused"}})
+    spec = BenchModel(name="rali", options={"random_init": True, "backbone": tiny_clip})  # RALI declares its stages
     settings = BenchSettings(batch_sizes=(BATCH,), device="cpu", dtype="float32", images=BATCH, warmup=0,
                              repeats=1, num_workers=0)
     record = benchmark.pedantic(measure_model, args=(spec, settings, jpegs), rounds=1, warmup_rounds=0)
     (row,) = record["rows"]
-    assert row["error"] is None and row["images_per_second"] > 0
+    assert row["error"] is None and row["images_per_second"] > 0 and set(row["stage_ms_per_image"]) == {"encoder", "head"}
     benchmark.extra_info["images_per_second"] = row["images_per_second"]
     benchmark.extra_info["torch_threads"] = torch.get_num_threads()
