@@ -19,6 +19,7 @@ from iqabench.model import Model, Score
 from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+from iqabench_plugins.niqe.nss import resolve_kernel
 
 #: The smallest side BRISQUE can describe: at the half scale (ceil(side / 2) pixels) at least one
 #: pixel must see a whole 7x7 Gaussian window, so ceil(side / 2) >= 7. Below that every half-scale
@@ -34,6 +35,9 @@ class BRISQUE(Model):
     svr:
         An ``.npz`` with ``sv, sv_coef, gamma, rho, feat_min, feat_range``
         (see ``MODEL-NOTICE.txt``); ``None`` loads the LIVE model shipped with iqabench.
+    kernel:
+        ``auto`` (numba-compiled statistics where numba is installed, else NumPy),
+        ``numba`` or ``numpy``; the same scores either way (docs/niqe_brisque.md).
     device, dtype:
         Accepted for the common interface and ignored: BRISQUE always computes
         with NumPy in float64 on the CPU, and ``self.device`` / ``self.dtype`` /
@@ -47,11 +51,14 @@ class BRISQUE(Model):
     score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
     preprocessing = "full-resolution"
 
-    def __init__(self, *, svr: str | None = None, device: str = "cpu", dtype: str = "float32") -> None:
+    def __init__(self, *, svr: str | None = None, kernel: str = "auto", device: str = "cpu",
+                 dtype: str = "float32") -> None:
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
         super().__init__(device="cpu", dtype="float64")
         self.svr = svr
+        self.kernel = kernel
+        self.computes_with = resolve_kernel(kernel)
         self.regressor = RbfSvr.load(svr)
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
@@ -70,7 +77,7 @@ class BRISQUE(Model):
                     f"(a whole 7x7 window at half scale)"
                 )
                 continue
-            features = brisque_features(gray)
+            features = brisque_features(gray, self.computes_with)
             if not np.isfinite(features).all():
                 scores[position] = Score.failure(
                     "BRISQUE is undefined for this image: it has no contrast for the statistics to fit "
@@ -90,7 +97,8 @@ class BRISQUE(Model):
 
     def runtime_config(self) -> dict[str, Any]:
         return {
-            "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
+            "compute": "float64 on the cpu; the device and dtype options are ignored",
+            "kernel": self.computes_with,
             "gray": "matlab-rgb2gray-uint8",
             "svr_source": self.svr or "LIVE BRISQUE release allmodel + allrange (float64)",
         }

@@ -26,6 +26,7 @@ from PIL import Image
 from iqabench.model import Model, Score
 from iqabench_plugins.niqe.features import SCALES, niqe_features
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+from iqabench_plugins.niqe.nss import resolve_kernel
 
 LIVE_PARAMETERS = "modelparameters.mat"
 FEATURES = 36
@@ -80,6 +81,11 @@ class NIQE(Model):
         Side of the square blocks at full scale (even; half of it at the second
         scale). The LIVE model was fitted with 96; change it only together with
         a model fitted at that size.
+    kernel:
+        ``auto`` (numba-compiled statistics where numba is installed, else NumPy),
+        ``numba`` or ``numpy``. Both give the same scores (the MSCN coefficients
+        bit for bit, the block sums to rounding: scores agree to about 1e-13);
+        the compiled kernels are about 3x faster (docs/niqe_brisque.md).
     device, dtype:
         Accepted for the common interface and ignored: NIQE always computes
         with NumPy in float64 on the CPU, as the reference values require, and
@@ -98,6 +104,7 @@ class NIQE(Model):
         *,
         pristine_model: str | None = None,
         block_size: int = 96,
+        kernel: str = "auto",
         device: str = "cpu",
         dtype: str = "float32",
     ) -> None:
@@ -108,6 +115,8 @@ class NIQE(Model):
             raise ValueError(f"block_size must be an even number of pixels (two scales halve it), got {block_size}")
         self.pristine_model = pristine_model
         self.block_size = block_size
+        self.kernel = kernel
+        self.computes_with = resolve_kernel(kernel)
         self.pristine_mu, self.pristine_cov = load_pristine_model(pristine_model)
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
@@ -126,7 +135,7 @@ class NIQE(Model):
                 f"blocks (minimum {2 * self.block_size}x{self.block_size} or {self.block_size}x{2 * self.block_size}) "
                 f"to fit its {SCALES}-scale block Gaussian"
             )
-        value = niqe_distance(niqe_features(gray, self.block_size), self.pristine_mu, self.pristine_cov)
+        value = niqe_distance(niqe_features(gray, self.block_size, self.computes_with), self.pristine_mu, self.pristine_cov)
         if not np.isfinite(value):
             return Score.failure(
                 "NIQE is undefined for this image: fewer than two blocks have finite statistics "
@@ -140,7 +149,8 @@ class NIQE(Model):
 
     def runtime_config(self) -> dict[str, Any]:
         return {
-            "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
+            "compute": "float64 on the cpu; the device and dtype options are ignored",
+            "kernel": self.computes_with,
             "gray": "matlab-rgb2gray-uint8",
             "scales": SCALES,
             "pristine_model_source": self.pristine_model or "LIVE modelparameters.mat (2012)",
