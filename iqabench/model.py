@@ -6,9 +6,14 @@ in worker processes while the model keeps the device busy:
 
 * :meth:`Model.preprocessor` returns a picklable callable, run in the workers,
   that maps a decoded RGB ``PIL.Image`` to whatever the model consumes;
-* :meth:`Model.score_batch` scores a list of such prepared inputs.
+* :meth:`Model.collator` returns a picklable callable, also run in the
+  workers, that joins a batch's prepared inputs (by default: the list itself;
+  RALI stacks uint8 pixels into one tensor that the loader pins);
+* :meth:`Model.score_batch` scores such a batch.
 
-:meth:`Model.score` chains both for callers that hold PIL images.
+:meth:`Model.score` chains them for callers that hold PIL images. A model
+whose scoring is plain CPU work sets ``score_in_workers`` and is then scored
+in the decode workers, on every core.
 
 A model that cannot score an image returns :meth:`Score.failure` for it. It
 never substitutes a default, random or mean value: failures are counted and
@@ -17,14 +22,16 @@ shown in the leaderboards.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from iqabench.options import constructor_params
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 Preprocessing = Literal["full-resolution", "resize", "crop", "pad"]
 
@@ -52,6 +59,20 @@ class Score:
 
 def identity(image: Image.Image) -> Image.Image:
     return image
+
+
+def inference_mode(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.inference_mode()`` as a method decorator that imports torch on the first call, not when the
+    class is defined: a plugin module that uses it can be imported (``iqabench list``) without torch."""
+
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return method(*args, **kwargs)
+
+    return run
 
 
 class Model(ABC):
@@ -82,6 +103,11 @@ class Model(ABC):
     generative: ClassVar[bool] = False
     #: options that set how many tokens a generative model writes; an efficiency study fixes them all
     new_tokens_options: ClassVar[tuple[str, ...]] = ()
+    #: True when ``score_batch`` is CPU work whose result depends only on its inputs (no device, no random
+    #: numbers, no counts kept in the model): the harness then scores in the decode worker processes, whole
+    #: batches of the single-process run, so every core is used and the scores do not depend on the number
+    #: of workers. The model is sent to the workers (inherited when they fork, pickled when they spawn).
+    score_in_workers: ClassVar[bool] = False
 
     def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
         self.device = device
@@ -91,14 +117,31 @@ class Model(ABC):
         """A picklable callable run in decode workers; by default the PIL image itself."""
         return identity
 
+    def collator(self) -> Callable[[list[Any]], Any]:
+        """A picklable callable run in decode workers that joins prepared inputs into what :meth:`score_batch`
+        takes; by default the list itself.
+
+        ``list(collated)`` must give the inputs back one by one (a list and a stacked tensor do): a batch that
+        fails is scored again image by image.
+        """
+        return list
+
+    def decode_size(self) -> tuple[int, int] | None:
+        """The smallest (width, height) the preprocessor needs, or ``None`` for the full image.
+
+        Where a suite allows JPEG draft decoding (``preprocessing: {jpeg_draft: true}``), JPEGs are decoded
+        at a reduced scale that keeps them at least this large.
+        """
+        return None
+
     @abstractmethod
     def score_batch(self, items: Sequence[Any]) -> list[Score]:
-        """Score prepared inputs; one :class:`Score` per input, in order."""
+        """Score prepared inputs, as :meth:`collator` joined them; one :class:`Score` per input, in order."""
 
     def score(self, images: Sequence[Image.Image]) -> list[Score]:
         """Score decoded RGB images."""
         prepare = self.preprocessor()
-        return self.score_batch([prepare(image) for image in images])
+        return self.score_batch(self.collator()([prepare(image) for image in images]))
 
     def num_parameters(self) -> int:
         """Number of parameters (learned or fitted) the model carries."""

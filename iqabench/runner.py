@@ -417,8 +417,19 @@ def _measure(plan: RunPlan, outcome: ModelOutcome, test: TestSet, launched: int)
         log.error("%s: efficiency measurement failed: %s (traceback in %s)", planned.label, exc, failure)
         return
     measured_by = "one process" if launched == 1 else f"one process of {launched}, while the others waited"
-    atomic_write_json(path, {"fingerprint": key, "measured_on": test.label, "measured_by": measured_by,
-                             **result.to_dict()})
+    record = result.to_dict()
+    if not str(plan.device).startswith("cuda"):
+        # The peak resident set of a process that has already scored (and freed) everything is no model's
+        # working set: freed memory stays in the process, so its rise reads +0. Only a fresh process per model
+        # measures it, as `iqabench bench` does.
+        record.update(peak_memory_mib=None, baseline_memory_mib=None,
+                      memory_method=CPU_MEMORY_NOT_MEASURED)
+    atomic_write_json(path, {"fingerprint": key, "measured_on": test.label, "measured_by": measured_by, **record})
+
+
+#: why a suite run records no CPU peak memory
+CPU_MEMORY_NOT_MEASURED = ("not measured on CPU in a run (freed memory stays in the process); "
+                           "`iqabench bench` measures each model in a fresh process")
 
 
 @contextmanager
@@ -443,8 +454,9 @@ def _prepared_inputs(model: Model, test: TestSet, count: int):
     """Prepared inputs (decoded, resized, the model's preprocessing) of the first ``count`` images of ``test``."""
     from iqabench.loader import iterate_batches
 
+    draft_size = model.decode_size() if test.reading.jpeg_draft else None
     for batch in iterate_batches(test.paths()[:count], model.preprocessor(), batch_size=8, num_workers=0,
-                                 resize=test.resize, reading=test.reading):
+                                 resize=test.resize, reading=test.reading, draft_size=draft_size):
         yield [item.item for item in batch if item.error is None]
 
 

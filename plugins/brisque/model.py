@@ -16,10 +16,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from iqabench.model import Model, Score
-from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
-from iqabench_plugins.niqe.nss import resolve_kernel
+
+# SciPy (the statistics in .features) is imported when a model is built.
 
 #: The smallest side BRISQUE can describe: at the half scale (ceil(side / 2) pixels) at least one
 #: pixel must see a whole 7x7 Gaussian window, so ceil(side / 2) >= 7. Below that every half-scale
@@ -50,11 +50,15 @@ class BRISQUE(Model):
     # can leave that range slightly (its own support vectors predict about -9 to 106).
     score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
     preprocessing = "full-resolution"
+    #: plain CPU work on its inputs: scored in the decode workers, on every core
+    score_in_workers = True
 
     def __init__(self, *, svr: str | None = None, kernel: str = "auto", device: str = "cpu",
                  dtype: str = "float32") -> None:
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
+        from iqabench_plugins.niqe.nss import resolve_kernel
+
         super().__init__(device="cpu", dtype="float64")
         self.svr = svr
         self.kernel = kernel
@@ -66,6 +70,8 @@ class BRISQUE(Model):
         return rgb2gray_uint8
 
     def score_batch(self, items: Sequence[NDArray[np.uint8]]) -> list[Score]:
+        from iqabench_plugins.brisque.features import brisque_features
+
         scores: list[Score | None] = [None] * len(items)
         rows, positions = [], []
         for position, gray in enumerate(items):

@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.io
 from numpy.typing import NDArray
 from PIL import Image
 
 from iqabench.model import Model, Score
-from iqabench_plugins.niqe.features import SCALES, niqe_features
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
-from iqabench_plugins.niqe.nss import resolve_kernel
+
+# SciPy (the statistics in .features and .nss, the .mat reader) is imported when a model is built.
 
 LIVE_PARAMETERS = "modelparameters.mat"
 FEATURES = 36
@@ -34,6 +33,8 @@ FEATURES = 36
 
 def load_pristine_model(path: str | Path | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(mu 36, cov 36x36) from a NIQE ``.mat`` with ``mu_prisparam`` / ``cov_prisparam``; LIVE's by default."""
+    import scipy.io
+
     source = resources.files(__package__).joinpath(LIVE_PARAMETERS) if path is None else Path(path)
     with source.open("rb") as handle:
         content = scipy.io.loadmat(handle)
@@ -98,6 +99,8 @@ class NIQE(Model):
     # (LIVE's examples: 2.66-17.87), so (0, 100) is the nominal range used for display.
     score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
     preprocessing = "full-resolution"
+    #: plain CPU work on its inputs: scored in the decode workers, on every core
+    score_in_workers = True
 
     def __init__(
         self,
@@ -110,6 +113,8 @@ class NIQE(Model):
     ) -> None:
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
+        from iqabench_plugins.niqe.nss import resolve_kernel
+
         super().__init__(device="cpu", dtype="float64")
         if block_size < 2 or block_size % 2:
             raise ValueError(f"block_size must be an even number of pixels (two scales halve it), got {block_size}")
@@ -127,6 +132,8 @@ class NIQE(Model):
         return [self._score_one(np.asarray(gray)) for gray in items]
 
     def _score_one(self, gray: NDArray[np.uint8]) -> Score:
+        from iqabench_plugins.niqe.features import SCALES, niqe_features
+
         height, width = gray.shape[:2]
         blocks = (height // self.block_size) * (width // self.block_size)
         if blocks < 2:
@@ -148,6 +155,8 @@ class NIQE(Model):
         return int(self.pristine_mu.size + self.pristine_cov.size)
 
     def runtime_config(self) -> dict[str, Any]:
+        from iqabench_plugins.niqe.features import SCALES
+
         return {
             "compute": "float64 on the cpu; the device and dtype options are ignored",
             "kernel": self.computes_with,
