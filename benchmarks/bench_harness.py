@@ -66,7 +66,7 @@ def test_niqe_suite_wall_over_model_time(benchmark, jpegs, tmp_path):
         "name: harness\nprotocol: single_domain\nseed: 0\ndevice: cpu\nbatch_size: 8\n"
         f"num_workers: {cpu_count()}\ncorrelation: none\nbootstrap: 100\n"
         f"test:\n  - {{dataset: deqa-meta, root: {data}, options: {{meta: metas/test_bench.json, "
-        "rescale_range: [1, 5], allow_outside_root: true}}}}\n"
+        "rescale_range: [1, 5], allow_outside_root: true}}\n"
         "models:\n  - {name: niqe, label: NIQE}\n"
     )
     runs = iter(range(1000))
