@@ -22,7 +22,6 @@ shown in the leaderboards.
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,20 +58,6 @@ class Score:
 
 def identity(image: Image.Image) -> Image.Image:
     return image
-
-
-def inference_mode(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``torch.inference_mode()`` as a method decorator that imports torch on the first call, not when the
-    class is defined: a plugin module that uses it can be imported (``iqabench list``) without torch."""
-
-    @functools.wraps(method)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            return method(*args, **kwargs)
-
-    return run
 
 
 class Model(ABC):

@@ -34,7 +34,7 @@ from iqabench_plugins.niqe.matlab import gaussian_window, half_scale_weights
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
-@numba.njit("float64[::1](float64[:, ::1], int64, int64, boolean, float64[::1])", **_OPTIONS)
+@numba.njit(**_OPTIONS)
 def _row(image, row, height, replicate, zeros):
     if row < 0:
         return image[0] if replicate else zeros
@@ -94,7 +94,7 @@ def _mscn(image, window, replicate, zero_residue, out):
             result[j] = centred / sigma
 
 
-@numba.njit("UniTuple(float64, 5)(float64[::1], float64[::1], int64, int64, int64)", **_OPTIONS)
+@numba.njit(**_OPTIONS)
 def _span(a, b, start, stop, offset):
     """Moments of the samples ``a[j] * b[j + offset]`` for j in [start, stop)."""
     negative = positive = negative_square = positive_square = absolute = 0.0
@@ -110,7 +110,7 @@ def _span(a, b, start, stop, offset):
     return negative, negative_square, positive, positive_square, absolute
 
 
-@numba.njit("UniTuple(float64, 5)(float64[::1], int64, int64)", **_OPTIONS)
+@numba.njit(**_OPTIONS)
 def _plain(a, start, stop):
     """Moments of the samples ``a[j]`` for j in [start, stop)."""
     negative = positive = negative_square = positive_square = absolute = 0.0
@@ -126,7 +126,7 @@ def _plain(a, start, stop):
     return negative, negative_square, positive, positive_square, absolute
 
 
-@numba.njit("void(float64[:, :, :, ::1], int64, int64, int64, UniTuple(float64, 5), float64)", **_OPTIONS)
+@numba.njit(**_OPTIONS)
 def _add(out, sample_set, block_row, block_col, moments, value):
     """Add a span's moments and the one wrapped-around sample ``value`` (NaN: none) to a block."""
     extra_negative = extra_positive = extra_square_negative = extra_square_positive = 0.0
@@ -166,7 +166,7 @@ def _pair_moments(x, block_rows, block_cols, out):
                 _add(out, 4, block_row, block_col, _span(row, above, first, last, 1), row[last] * above[first])
 
 
-@numba.njit("int64(int64, int64)", **_OPTIONS)
+@numba.njit(**_OPTIONS)
 def _mirror(index, length):
     """MATLAB imresize's symmetric padding with the edge repeated (``aux = [1:n, n:-1:1]``)."""
     index %= 2 * length

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.model import Model, Score, inference_mode
+from iqabench.lazy import inference_mode
+from iqabench.model import Model, Score
 
 if TYPE_CHECKING:
     import torch
