@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import statistics
 import threading
 import time
@@ -28,15 +29,23 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
-import torch
 
+from iqabench.lazy import lazy_module
 from iqabench.model import Model
+
+# torch is imported by the models that use it; a CPU model's run (NIQE) never loads it
+torch = lazy_module("torch")
 
 
 def device_name(device: str) -> str:
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+    return f"{platform.processor() or platform.machine()} CPU ({compute_threads()} threads)"
+
+
+def compute_threads() -> int:
+    """torch's intra-op threads where torch is loaded (its models use them), else the cores this process may use."""
+    return torch.get_num_threads() if "torch" in sys.modules else cpu_count()
 
 
 def _read_vmhwm() -> int | None:
@@ -175,7 +184,7 @@ def measure(
         device_name=device_name(model.device),
         dtype=str(model.dtype),
         input_resolution=model.input_resolution(),
-        torch_threads=torch.get_num_threads(),
+        torch_threads=compute_threads(),
     )
 
 

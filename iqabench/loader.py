@@ -10,8 +10,10 @@ the main process only writes results. Batches come back in input order, so
 results do not depend on the number of workers. An image that cannot be read
 is recorded with its reason instead of stopping the run.
 
-With ``num_workers=0`` everything runs in the calling process and torch is not
-imported (``iqabench score niqe photo.png`` starts in about a second).
+With ``num_workers=0`` everything runs in the calling process; with workers on
+a CPU they are a plain process pool, so a CPU model's suite never imports torch;
+for a model on CUDA they are torch's DataLoader, whose pinning thread overlaps
+the copies to the GPU.
 """
 
 from __future__ import annotations
@@ -163,22 +165,77 @@ class _ModelBatches:
 
 
 def _iterate(batches: _ItemBatches | _ModelBatches, num_workers: int, pin_memory: bool) -> Iterator[Any]:
+    """The batches in order: in this process, in torch's DataLoader (when pinning for CUDA: its pinning thread
+    overlaps the copies), or in a plain process pool (no torch needed: a CPU suite never imports it)."""
     if num_workers <= 0:
         for batch in range(len(batches)):
             yield batches[batch]
-        return
+    elif pin_memory and _cuda_available():
+        yield from _data_loader(batches, num_workers)
+    else:
+        yield from _process_pool(batches, num_workers)
+
+
+def _cuda_available() -> bool:
     import torch
 
-    loader = torch.utils.data.DataLoader(
+    return torch.cuda.is_available()
+
+
+def _data_loader(batches: _ItemBatches | _ModelBatches, num_workers: int) -> Iterator[Any]:
+    import torch
+
+    yield from torch.utils.data.DataLoader(
         batches,  # a map-style dataset of whole batches, each built by one worker
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
-        pin_memory=pin_memory and torch.cuda.is_available(),
-        prefetch_factor=4,
+        pin_memory=True,
+        prefetch_factor=PREFETCH,
         worker_init_fn=_keep_freed_memory,
     )
-    yield from loader
+
+
+#: batches in flight per worker
+PREFETCH = 4
+_WORKER_BATCHES: _ItemBatches | _ModelBatches | None = None
+
+
+def _start_worker(batches: _ItemBatches | _ModelBatches) -> None:
+    global _WORKER_BATCHES
+    _WORKER_BATCHES = batches
+    _keep_freed_memory(0)
+
+
+def _build(batch: int) -> Any:
+    return _WORKER_BATCHES[batch]
+
+
+def _process_pool(batches: _ItemBatches | _ModelBatches, num_workers: int) -> Iterator[Any]:
+    """Whole batches built by ``num_workers`` processes, at most ``PREFETCH`` per worker ahead of the consumer.
+
+    Workers fork where the platform allows (they inherit the model; elsewhere it is pickled). A worker that dies
+    (killed for memory, a crash in native code) raises ``BrokenProcessPool`` here instead of hanging.
+    """
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    executor = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method),
+                                   initializer=_start_worker, initargs=(batches,))
+    pending: deque = deque()
+    submitted = 0
+    try:
+        while submitted < len(batches) or pending:
+            while submitted < len(batches) and len(pending) < PREFETCH * num_workers:
+                pending.append(executor.submit(_build, submitted))
+                submitted += 1
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 #: glibc mallopt parameters: keep freed memory for reuse instead of returning it to the OS

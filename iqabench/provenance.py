@@ -92,14 +92,18 @@ def cpu_description() -> str:
 
 
 def run_provenance(command: list[str] | None = None) -> dict[str, Any]:
-    import torch
+    """Where and how a run was made; ``cuda`` is the CUDA torch used (None when the run never loaded torch)."""
+    cuda = None
+    if "torch" in sys.modules:
+        import torch
 
+        cuda = torch.version.cuda if torch.cuda.is_available() else None
     return {
         "command": command_line(command),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "cuda": cuda,
         "versions": package_versions(),
     }

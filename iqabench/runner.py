@@ -27,6 +27,7 @@ import gc
 import logging
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from contextlib import ExitStack, contextmanager
@@ -314,9 +315,10 @@ def _score_batches(plan: RunPlan, outcome: ModelOutcome, test: TestSet, header: 
 def _seed_batch(plan: RunPlan, first_image: int) -> None:
     """Seed torch before each batch from the batch's place in the test set, so a model that samples gives the
     same predictions whether a run was resumed or shared out over several processes."""
-    import torch
+    if "torch" in sys.modules:  # a model that never imported torch draws nothing from its generator
+        import torch
 
-    torch.manual_seed(plan.suite.seed * 1_000_003 + first_image)
+        torch.manual_seed(plan.suite.seed * 1_000_003 + first_image)
 
 
 def _prediction(record, score) -> Prediction:
@@ -439,11 +441,13 @@ def _all_cores(device: str, launched: int):
     Launchers give each of several processes one thread (``OMP_NUM_THREADS=1``); timing with one thread would
     make a CPU model look slower than the same model measured in a single-process run.
     """
+    if not (device == "cpu" and launched > 1 and hasattr(os, "sched_getaffinity") and "torch" in sys.modules):
+        yield
+        return
     import torch
 
     threads = torch.get_num_threads()
-    if device == "cpu" and launched > 1 and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     try:
         yield
     finally:
@@ -468,7 +472,8 @@ def _release(outcome: ModelOutcome) -> None:
         return
     outcome.model = None
     gc.collect()
-    import torch
+    if "torch" in sys.modules:
+        import torch
 
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
