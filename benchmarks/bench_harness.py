@@ -145,7 +145,10 @@ def test_rali_preprocessing_per_core(benchmark, jpegs, draft):
     reference = [transform(load_image(path)) for path in paths[:8]]
     exact = all(torch.equal(normalise_pixels(item[None], table, torch.float32)[0], ref)
                 for item, ref in zip(items[:8], reference, strict=True))
-    benchmark.extra_info.update(ms_per_image=1000 * per_image, images_per_second_per_core=1 / per_image,
+    from iqabench.images import image_backend
+
+    benchmark.extra_info.update(backend=image_backend(), ms_per_image=1000 * per_image,
+                                images_per_second_per_core=1 / per_image,
                                 cores_for_1000_per_second=1000 * per_image,
                                 cpu_normalise_ms_per_image=normalise_ms, bit_exact_with_reference=exact)
 

@@ -16,8 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+#: pillow-simd replaces pillow (same import name, faster resampling, pixels within one grey level) and numba
+#: computes NIQE/BRISQUE when installed: both are recorded, so results say which computed them
 PACKAGES = ("iqabench", "torch", "torchvision", "transformers", "open_clip_torch", "trl", "peft", "numpy", "scipy",
-            "scikit-learn", "pillow", "pandas")
+            "scikit-learn", "pillow", "pillow-simd", "numba", "pandas")
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
