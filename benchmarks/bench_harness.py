@@ -33,9 +33,30 @@ IMAGES = int(os.environ.get("IQABENCH_BENCH_IMAGES", "300"))
 SIZE = (1024, 768)
 
 
+def _timed_once(function, *args) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
 @pytest.fixture(scope="module")
 def jpegs(tmp_path_factory) -> list[Path]:
     return make_jpegs(tmp_path_factory.mktemp("jpegs"), IMAGES, SIZE)
+
+
+def _timed(benchmark, function, *, rounds: int = 1):
+    """``benchmark.pedantic(function)``, also timing each call here, so the ratios in ``extra_info`` exist with
+    ``--benchmark-disable`` too (one call, as the CI smoke run makes). Returns (last result, median seconds)."""
+    seconds = []
+
+    def call():
+        start = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - start)
+        return result
+
+    result = benchmark.pedantic(call, rounds=rounds, iterations=1)
+    return result, float(np.median(seconds))
 
 
 def _model_seconds(model, paths) -> float:
@@ -69,16 +90,11 @@ def test_niqe_suite_wall_over_model_time(benchmark, jpegs, tmp_path):
         "rescale_range: [1, 5], allow_outside_root: true}}\n"
         "models:\n  - {name: niqe, label: NIQE}\n"
     )
-    runs = iter(range(1000))
+    def run() -> None:
+        subprocess.run([sys.executable, "-m", "iqabench", "run", str(suite), "--out", str(tmp_path / "run"),
+                        "--no-progress"], check=True, capture_output=True)
 
-    def run() -> float:
-        out = tmp_path / f"run{next(runs)}"
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "iqabench", "run", str(suite), "--out", str(out), "--no-progress"],
-                       check=True, capture_output=True)
-        return time.perf_counter() - start
-
-    wall = benchmark.pedantic(run, rounds=1, iterations=1)
+    _, wall = _timed(benchmark, run)
     model = _model_seconds(NIQE(), jpegs)
     benchmark.extra_info.update(images=len(jpegs), workers=cpu_count(), wall_s=wall, model_s=model,
                                 wall_over_model=wall / model, kernel=NIQE().computes_with)
@@ -98,9 +114,10 @@ def test_niqe_inside_a_run_vs_outside(benchmark, jpegs, workers):
     def run() -> int:
         return sum(len(batch) for batch in score_files(model, paths, batch_size=8, num_workers=workers))
 
-    assert benchmark.pedantic(run, rounds=1, iterations=1) == len(paths)
+    count, seconds = _timed(benchmark, run)
+    assert count == len(paths)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
-    inside = benchmark.stats.stats.median / len(paths)
+    inside = seconds / len(paths)
     alone = _model_seconds(model, paths) / len(paths)
     benchmark.extra_info.update(
         workers=workers, ms_per_image_inside=1000 * inside, ms_per_image_model_alone=1000 * alone,
@@ -134,9 +151,9 @@ def test_rali_preprocessing_per_core(benchmark, jpegs, draft):
     def prepare() -> list:
         return [pixels(load_image(path, reading, draft_size=(336, 336))) for path in paths]
 
-    items = benchmark.pedantic(prepare, rounds=3, iterations=1)
+    items, seconds = _timed(benchmark, prepare, rounds=3)
     assert items[0].shape == (3, 336, 336) and items[0].dtype == torch.uint8
-    per_image = benchmark.stats.stats.median / len(paths)
+    per_image = seconds / len(paths)
     batch = stack_pixels(items)
     start = time.perf_counter()
     for _ in range(5):
@@ -184,7 +201,7 @@ def test_main_process_share_per_image(benchmark, jpegs):
         assert count == len(paths)
         return time.process_time() - before
 
-    main_cpu = benchmark.pedantic(receive, rounds=1, iterations=1)
+    main_cpu, _ = _timed(benchmark, receive)
     benchmark.extra_info.update(main_process_cpu_ms_per_image=1000 * main_cpu / len(paths), workers=workers,
                                 torch_threads=torch.get_num_threads())
 
@@ -193,23 +210,22 @@ def test_main_process_share_per_image(benchmark, jpegs):
 def test_command_start_up(benchmark, command):
     """Row 6: wall time of `iqabench --help` and `iqabench list models` in a fresh process, with
     `python -c "import numpy"` measured alongside as the yardstick."""
-    def run(args: list[str]) -> float:
-        start = time.perf_counter()
+    def run(args: list[str]) -> None:
         subprocess.run(args, check=True, capture_output=True)
-        return time.perf_counter() - start
 
-    numpy = np.median([run([sys.executable, "-c", "import numpy"]) for _ in range(3)])
-    wall = benchmark.pedantic(run, args=([sys.executable, "-m", "iqabench", *command],), rounds=3, iterations=1)
-    benchmark.extra_info.update(numpy_import_s=float(numpy), over_numpy_import=benchmark.stats.stats.median / numpy,
-                                first_s=wall)
+    numpy = [_timed_once(run, [sys.executable, "-c", "import numpy"]) for _ in range(3)]
+    _, wall = _timed(benchmark, lambda: run([sys.executable, "-m", "iqabench", *command]), rounds=3)
+    benchmark.extra_info.update(numpy_import_s=float(np.median(numpy)), seconds=wall,
+                                over_numpy_import=wall / float(np.median(numpy)))
 
 
 def test_score_one_image_start_up(benchmark, jpegs):
-    """Row 6: `iqabench score niqe one.jpg` in a fresh process (import, model, one score)."""
-    def run() -> float:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "iqabench", "score", "niqe", str(jpegs[0])], check=True,
-                       capture_output=True)
-        return time.perf_counter() - start
+    """Row 6: `iqabench score niqe one.jpg` in a fresh process (import, model, one score), with the default
+    kernel (numba where installed) and with the NumPy one."""
+    def run(kernel: str) -> None:
+        subprocess.run([sys.executable, "-m", "iqabench", "score", "niqe", str(jpegs[0]), "-o", f"kernel={kernel}"],
+                       check=True, capture_output=True)
 
-    benchmark.pedantic(run, rounds=3, iterations=1)
+    _, auto = _timed(benchmark, lambda: run("auto"), rounds=3)  # numba where installed: its import and cache load
+    numpy = float(np.median([_timed_once(run, "numpy") for _ in range(3)]))
+    benchmark.extra_info.update(kernel_auto_s=auto, kernel_numpy_s=numpy)

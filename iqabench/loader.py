@@ -10,10 +10,10 @@ the main process only writes results. Batches come back in input order, so
 results do not depend on the number of workers. An image that cannot be read
 is recorded with its reason instead of stopping the run.
 
-With ``num_workers=0`` everything runs in the calling process; with workers on
-a CPU they are a plain process pool, so a CPU model's suite never imports torch;
-for a model on CUDA they are torch's DataLoader, whose pinning thread overlaps
-the copies to the GPU.
+With ``num_workers=0`` everything runs in the calling process. Workers are
+torch's DataLoader when torch is loaded (tensors travel through shared memory;
+its pinning thread overlaps the copies to the GPU), else a plain process pool,
+so a NumPy model's suite never imports torch.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,24 +166,19 @@ class _ModelBatches:
 
 
 def _iterate(batches: _ItemBatches | _ModelBatches, num_workers: int, pin_memory: bool) -> Iterator[Any]:
-    """The batches in order: in this process, in torch's DataLoader (when pinning for CUDA: its pinning thread
-    overlaps the copies), or in a plain process pool (no torch needed: a CPU suite never imports it)."""
+    """The batches in order: in this process; in torch's DataLoader when torch is loaded (a torch model: its
+    tensors travel through shared memory, and its pinning thread overlaps the copies to CUDA); otherwise in a
+    plain process pool, so a NumPy model's suite (NIQE, BRISQUE) never imports torch."""
     if num_workers <= 0:
         for batch in range(len(batches)):
             yield batches[batch]
-    elif pin_memory and _cuda_available():
-        yield from _data_loader(batches, num_workers)
+    elif "torch" in sys.modules:
+        yield from _data_loader(batches, num_workers, pin_memory)
     else:
         yield from _process_pool(batches, num_workers)
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _data_loader(batches: _ItemBatches | _ModelBatches, num_workers: int) -> Iterator[Any]:
+def _data_loader(batches: _ItemBatches | _ModelBatches, num_workers: int, pin_memory: bool) -> Iterator[Any]:
     import torch
 
     yield from torch.utils.data.DataLoader(
@@ -190,7 +186,7 @@ def _data_loader(batches: _ItemBatches | _ModelBatches, num_workers: int) -> Ite
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
-        pin_memory=True,
+        pin_memory=pin_memory and torch.cuda.is_available(),
         prefetch_factor=PREFETCH,
         worker_init_fn=_keep_freed_memory,
     )
