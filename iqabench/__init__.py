@@ -1,31 +1,55 @@
-"""iqabench: a plugin-based benchmark harness for no-reference image quality assessment."""
+"""iqabench: a plugin-based benchmark harness for no-reference image quality assessment.
+
+The public names below are imported on first use (PEP 562), so ``import iqabench`` and the command
+line start without loading torch, scipy or any plugin; the torchvision shim waits on ``sys.meta_path``
+for the first import of torchvision (:mod:`iqabench.torchvision_shim`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import pluggy
 
 from iqabench import torchvision_shim as _torchvision_shim
 
-_torchvision_shim.install()
+_torchvision_shim.install_on_import()
 
-import pluggy  # noqa: E402
-
-from iqabench.dataset import Dataset, DatasetIndex, Provenance, Record, rescale_to_1_5  # noqa: E402
-from iqabench.factory import create_dataset, create_model, create_trainer  # noqa: E402
-from iqabench.model import Model, Score  # noqa: E402
-from iqabench.trainer import Trainer, TrainingSet  # noqa: E402
+if TYPE_CHECKING:
+    from iqabench.dataset import Dataset, DatasetIndex, Provenance, Record, rescale_to_1_5
+    from iqabench.factory import create_dataset, create_model, create_trainer
+    from iqabench.model import Model, Score
+    from iqabench.trainer import Trainer, TrainingSet
 
 hookimpl = pluggy.HookimplMarker("iqabench")
 
 __version__ = "0.1.0"
-__all__ = [
-    "Dataset",
-    "DatasetIndex",
-    "Model",
-    "Provenance",
-    "Record",
-    "Score",
-    "Trainer",
-    "TrainingSet",
-    "create_dataset",
-    "create_model",
-    "create_trainer",
-    "hookimpl",
-    "rescale_to_1_5",
-]
+
+_LAZY = {
+    "Dataset": "iqabench.dataset",
+    "DatasetIndex": "iqabench.dataset",
+    "Provenance": "iqabench.dataset",
+    "Record": "iqabench.dataset",
+    "rescale_to_1_5": "iqabench.dataset",
+    "create_dataset": "iqabench.factory",
+    "create_model": "iqabench.factory",
+    "create_trainer": "iqabench.factory",
+    "Model": "iqabench.model",
+    "Score": "iqabench.model",
+    "Trainer": "iqabench.trainer",
+    "TrainingSet": "iqabench.trainer",
+}
+__all__ = sorted([*_LAZY, "hookimpl"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'iqabench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

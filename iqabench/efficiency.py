@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import statistics
 import threading
 import time
@@ -28,15 +29,23 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
-import torch
 
+from iqabench.lazy import lazy_module
 from iqabench.model import Model
+
+# torch is imported by the models that use it; a CPU model's run (NIQE) never loads it
+torch = lazy_module("torch")
 
 
 def device_name(device: str) -> str:
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+    return f"{platform.processor() or platform.machine()} CPU ({compute_threads()} threads)"
+
+
+def compute_threads() -> int:
+    """torch's intra-op threads where torch is loaded (its models use them), else the cores this process may use."""
+    return torch.get_num_threads() if "torch" in sys.modules else cpu_count()
 
 
 def _read_vmhwm() -> int | None:
@@ -152,11 +161,12 @@ def measure(
 ) -> Efficiency:
     """Latency and peak memory of ``model.score_batch`` on prepared ``items`` at ``batch_size``.
 
-    ``items`` are cycled to fill a batch when there are fewer than ``batch_size``.
+    ``items`` are cycled to fill a batch when there are fewer than ``batch_size``; the batch is joined by the
+    model's collator beforehand (the decode workers do that in a run).
     """
     if not items:
         raise ValueError("need at least one prepared image to measure efficiency")
-    batch = [items[i % len(items)] for i in range(batch_size)]
+    batch = model.collator()([items[i % len(items)] for i in range(batch_size)])
     with PeakMemory(model.device) as memory:
         times = time_batches(lambda: model.score_batch(batch), model.synchronize, warmup=warmup, repeats=repeats)
     median = statistics.median(times)
@@ -174,7 +184,7 @@ def measure(
         device_name=device_name(model.device),
         dtype=str(model.dtype),
         input_resolution=model.input_resolution(),
-        torch_threads=torch.get_num_threads(),
+        torch_threads=compute_threads(),
     )
 
 
@@ -202,29 +212,29 @@ def stage_times(model: Model, batch: Sequence[Any], *, warmup: int, repeats: int
 
 
 def end_to_end_throughput(model: Model, paths: Sequence[Any], *, batch_size: int, num_workers: int) -> float:
-    """Images per second from image files to scores, decoding in worker processes that overlap the model.
+    """Images per second from image files to scores, decoding (and scoring, for a model that scores in the
+    workers) in worker processes that overlap the model.
 
     The clock starts once the first batch is scored and only later batches count:
     worker start-up and the first batch's unoverlapped decode are one-offs, not
     per-image costs. With a single batch the whole loop is timed.
     """
     from iqabench.errors import IQABenchError
-    from iqabench.loader import iterate_batches
+    from iqabench.loader import model_batches
 
     begin = time.perf_counter()
     count, start, batches, first = 0, None, 0, 0
-    for batch in iterate_batches(paths, model.preprocessor(), batch_size=batch_size, num_workers=num_workers,
-                                 pin_memory=str(model.device).startswith("cuda")):
-        items = [loaded.item for loaded in batch if loaded.error is None]
-        if len(items) != len(batch):
-            raise IQABenchError(f"{len(batch) - len(items)} images failed to decode: {batch[0].error}")
-        model.score_batch(items)
+    for batch in model_batches(model, paths, batch_size=batch_size, num_workers=num_workers):
+        if batch.errors:
+            raise IQABenchError(f"{len(batch.errors)} images failed to decode: {next(iter(batch.errors.values()))}")
+        if batch.scores is None:
+            model.score_batch(batch.inputs)
         batches += 1
         if start is None:
             model.synchronize()
-            start, first = time.perf_counter(), len(items)
+            start, first = time.perf_counter(), batch.size
         else:
-            count += len(items)
+            count += batch.size
     model.synchronize()
     if batches == 1:
         return first / (time.perf_counter() - begin)

@@ -15,7 +15,13 @@ Every image is returned as 8-bit RGB, as a viewer would show it:
 * animation: only the first frame of an animated GIF, PNG or WebP is scored;
 * size: an image above ``max_megapixels`` is refused before it is decoded,
   with a message naming the suite setting that downscales it
-  (``preprocessing.max_side``) or raises the limit.
+  (``preprocessing.max_side``) or raises the limit;
+* JPEG draft decoding (``jpeg_draft``, off by default): a JPEG is decoded by
+  libjpeg at 1/2, 1/4 or 1/8 scale (DCT scaling), the largest reduction that
+  keeps it at least the model's ``decode_size()``. It is 2-4x faster than a
+  full decode but its pixels are not those of a full decode followed by the
+  model's resize, so scores change slightly (docs/efficiency.md); it is
+  recorded with the predictions like every reading setting.
 
 A missing, truncated or corrupt file raises :class:`ImageLoadError` with the
 path and the reason; it is never replaced by a blank image.
@@ -50,6 +56,28 @@ class ImageReading:
     max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS
     #: the run resizes every image to at most this many pixels on its longer side, right after decoding
     downscaled_to: int | None = None
+    #: decode JPEGs at a reduced scale, down to the model's ``decode_size()`` (faster, not bit-exact)
+    jpeg_draft: bool = False
+
+
+def image_backend() -> str:
+    """The imaging library that decodes and resizes, with its version.
+
+    Pillow-SIMD, installed in Pillow's place (``pip uninstall pillow; CC="cc -mavx2" pip install pillow-simd``),
+    resizes about 7x faster; it decodes JPEGs to the same pixels, but its resampling differs from Pillow's by
+    up to one grey level (measured, docs/efficiency.md), so models that resize see slightly different pixels.
+    Runs record which one they used (``provenance.package_versions``).
+    """
+    from importlib import metadata
+
+    import PIL
+
+    for distribution in ("pillow-simd", "Pillow-SIMD"):
+        try:
+            return f"Pillow-SIMD {metadata.version(distribution)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return f"Pillow {PIL.__version__}"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -82,20 +110,37 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, reading: ImageReading = ImageReading()) -> Image.Image:
-    """Decode ``path`` into an 8-bit RGB image, or raise :class:`ImageLoadError`."""
+def load_image(
+    path: str | os.PathLike, reading: ImageReading = ImageReading(), draft_size: tuple[int, int] | None = None
+) -> Image.Image:
+    """Decode ``path`` into an 8-bit RGB image, or raise :class:`ImageLoadError`.
+
+    ``draft_size`` (width, height): with ``reading.jpeg_draft``, a JPEG may be decoded at a reduced scale that
+    keeps it at least this large. The decoded pixels are used as they are: no copy unless a conversion,
+    a rotation or an animation needs one.
+    """
     path = Path(path)
     if not path.exists():
         raise ImageLoadError(f"image not found: {path}")
     if path.is_dir():
         raise ImageLoadError(f"expected an image file but {path} is a folder")
     try:
-        with Image.open(path) as image:
+        image = Image.open(path)
+        try:
             _check_size(path, image.size, reading)
-            image.load()  # the first frame of an animation
-            if reading.exif_orientation:
-                image = ImageOps.exif_transpose(image)
-            return to_rgb(image).copy()
+            if reading.jpeg_draft and draft_size is not None and image.format == "JPEG":
+                image.draft("RGB", draft_size)
+            image.load()  # the first frame of an animation; closes the file of a single-frame image
+            if getattr(image, "fp", None) is not None:  # an animation keeps its file open: detach the first frame
+                frame = image.copy()
+                image.close()
+                image = frame
+        except BaseException:
+            image.close()
+            raise
+        if reading.exif_orientation:
+            ImageOps.exif_transpose(image, in_place=True)
+        return to_rgb(image)
     except UnidentifiedImageError:
         raise ImageLoadError(f"not an image Pillow can read: {path}") from None
     except (OSError, SyntaxError) as exc:

@@ -167,11 +167,12 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
         headers=["Model", "Params", "Batch", "ms / image", "images / s", "Peak memory (MiB)", "Input", "Device / dtype"],
         tablefmt="github",
     )
+    measured = any(m["efficiency"].get("peak_memory_mib") is not None for m in results["models"] if m.get("efficiency"))
+    brackets = "; in brackets the rise over the memory held before the measured calls (weights already loaded)"
     return (
         table
         + "\n\nLatency: model time only (inputs decoded beforehand), warm-up excluded, median over repeats, "
-        + f"device synchronised. Memory: {'; '.join(methods)}; in brackets the rise over the memory held "
-        + "before the measured calls (weights already loaded)."
+        + f"device synchronised. Memory: {'; '.join(methods)}{brackets if measured else ''}."
     )
 
 

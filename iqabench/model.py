@@ -6,9 +6,14 @@ in worker processes while the model keeps the device busy:
 
 * :meth:`Model.preprocessor` returns a picklable callable, run in the workers,
   that maps a decoded RGB ``PIL.Image`` to whatever the model consumes;
-* :meth:`Model.score_batch` scores a list of such prepared inputs.
+* :meth:`Model.collator` returns a picklable callable, also run in the
+  workers, that joins a batch's prepared inputs (by default: the list itself;
+  RALI stacks uint8 pixels into one tensor that the loader pins);
+* :meth:`Model.score_batch` scores such a batch.
 
-:meth:`Model.score` chains both for callers that hold PIL images.
+:meth:`Model.score` chains them for callers that hold PIL images. A model
+whose scoring is plain CPU work sets ``score_in_workers`` and is then scored
+in the decode workers, on every core.
 
 The Python API adds two ways in (see ``docs/api.md``): calling the model,
 ``model(inputs)``, scores file paths, PIL images, numpy arrays or tensors
@@ -30,12 +35,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from PIL import Image
-
 from iqabench.options import constructor_params
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
 
     from iqabench.inputs import Inputs
 
@@ -99,6 +103,11 @@ class Model(ABC):
     #: loss (``create_model(name, as_loss=True)``) and scores tensors without a round trip through 8-bit
     #: images. An instance may refine it from its options (Q-Align's remote-code route is not differentiable).
     differentiable: bool = False
+    #: True when ``score_batch`` is CPU work whose result depends only on its inputs (no device, no random
+    #: numbers, no counts kept in the model): the harness then scores in the decode worker processes, whole
+    #: batches of the single-process run, so every core is used and the scores do not depend on the number
+    #: of workers. The model is sent to the workers (inherited when they fork, pickled when they spawn).
+    score_in_workers: ClassVar[bool] = False
 
     def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
         self.device = device
@@ -108,14 +117,31 @@ class Model(ABC):
         """A picklable callable run in decode workers; by default the PIL image itself."""
         return identity
 
+    def collator(self) -> Callable[[list[Any]], Any]:
+        """A picklable callable run in decode workers that joins prepared inputs into what :meth:`score_batch`
+        takes; by default the list itself.
+
+        ``list(collated)`` must give the inputs back one by one (a list and a stacked tensor do): a batch that
+        fails is scored again image by image.
+        """
+        return list
+
+    def decode_size(self) -> tuple[int, int] | None:
+        """The smallest (width, height) the preprocessor needs, or ``None`` for the full image.
+
+        Where a suite allows JPEG draft decoding (``preprocessing: {jpeg_draft: true}``), JPEGs are decoded
+        at a reduced scale that keeps them at least this large.
+        """
+        return None
+
     @abstractmethod
     def score_batch(self, items: Sequence[Any]) -> list[Score]:
-        """Score prepared inputs; one :class:`Score` per input, in order."""
+        """Score prepared inputs, as :meth:`collator` joined them; one :class:`Score` per input, in order."""
 
     def score(self, images: Sequence[Image.Image]) -> list[Score]:
         """Score decoded RGB images."""
         prepare = self.preprocessor()
-        return self.score_batch([prepare(image) for image in images])
+        return self.score_batch(self.collator()([prepare(image) for image in images]))
 
     def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Scores ``[B]`` of float pixels ``[B, 3, H, W]`` in [0, 1] on the model's device: the tensor path.

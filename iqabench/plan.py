@@ -343,6 +343,7 @@ def _open_datasets(
             dataset=datasets[key], index=index, split=test.split, records=index.split(test.split),
             resize=Resize(shorter_side=spec.shorter_side, max_side=spec.max_side),
             reading=ImageReading(exif_orientation=spec.exif_orientation, max_megapixels=spec.max_megapixels,
+                                 jpeg_draft=spec.jpeg_draft,
                                  downscaled_to=spec.max_side),
         ))
     return training, opened

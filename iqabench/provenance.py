@@ -16,8 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+#: pillow-simd replaces pillow (same import name, faster resampling, pixels within one grey level) and numba
+#: computes NIQE/BRISQUE when installed: both are recorded, so results say which computed them
 PACKAGES = ("iqabench", "torch", "torchvision", "transformers", "open_clip_torch", "trl", "peft", "numpy", "scipy",
-            "scikit-learn", "pillow", "pandas")
+            "scikit-learn", "pillow", "pillow-simd", "numba", "pandas")
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -92,14 +94,18 @@ def cpu_description() -> str:
 
 
 def run_provenance(command: list[str] | None = None) -> dict[str, Any]:
-    import torch
+    """Where and how a run was made; ``cuda`` is the CUDA torch used (None when the run never loaded torch)."""
+    cuda = None
+    if "torch" in sys.modules:
+        import torch
 
+        cuda = torch.version.cuda if torch.cuda.is_available() else None
     return {
         "command": command_line(command),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "cuda": cuda,
         "versions": package_versions(),
     }

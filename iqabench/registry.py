@@ -98,6 +98,7 @@ class PluginRegistry:
         self.plugin_manager.add_hookspecs(hookspecs)
         self.load_failures: dict[str, str] = {}
         self._distributions: dict[str, tuple[str | None, str | None]] = {}
+        #: per kind, collected on first use
         self._entries: dict[str, dict[str, Entry]] | None = None
         if load_entry_points:
             self._load_entry_points()
@@ -138,45 +139,47 @@ class PluginRegistry:
         self.plugin_manager.register(plugin, name=name)
         self._entries = None
 
-    def _collect(self) -> dict[str, dict[str, Entry]]:
-        if self._entries is not None:
-            return self._entries
-        entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        for kind in KINDS:
-            hook = getattr(self.plugin_manager.hook, f"iqabench_{kind}s")
-            for impl in hook.get_hookimpls():
-                plugin_name = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-                try:
-                    classes = list(impl.function() or ())
-                except Exception as exc:
-                    self._fail(plugin_name, f"its iqabench_{kind}s hook raised {type(exc).__name__}: {exc}")
+    def _collect(self, kind: str) -> dict[str, Entry]:
+        """The classes of one kind, calling only that kind's hooks (``iqabench list models`` imports no dataset)."""
+        if self._entries is None:
+            self._entries = {}
+        if kind in self._entries:
+            return self._entries[kind]
+        entries: dict[str, Entry] = {}
+        hook = getattr(self.plugin_manager.hook, f"iqabench_{kind}s")
+        for impl in hook.get_hookimpls():
+            plugin_name = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
+            try:
+                classes = list(impl.function() or ())
+            except Exception as exc:
+                self._fail(plugin_name, f"its iqabench_{kind}s hook raised {type(exc).__name__}: {exc}")
+                continue
+            distribution, version = self._distributions.get(plugin_name, (None, None))
+            for cls in classes:
+                problem = contract_problem(kind, cls)
+                if problem:
+                    self._fail(plugin_name, problem)
                     continue
-                distribution, version = self._distributions.get(plugin_name, (None, None))
-                for cls in classes:
-                    problem = contract_problem(kind, cls)
-                    if problem:
-                        self._fail(plugin_name, problem)
-                        continue
-                    if cls.name in entries[kind]:
-                        other = entries[kind][cls.name].plugin
-                        raise DuplicateNameError(
-                            f"{kind} name {cls.name!r} is registered by two plugins: {other!r} and {plugin_name!r}. "
-                            "Uninstall one of them or rename the class's `name`."
-                        )
-                    entries[kind][cls.name] = Entry(cls.name, kind, cls, plugin_name, distribution, version)
-        self._entries = entries
+                if cls.name in entries:
+                    other = entries[cls.name].plugin
+                    raise DuplicateNameError(
+                        f"{kind} name {cls.name!r} is registered by two plugins: {other!r} and {plugin_name!r}. "
+                        "Uninstall one of them or rename the class's `name`."
+                    )
+                entries[cls.name] = Entry(cls.name, kind, cls, plugin_name, distribution, version)
+        self._entries[kind] = entries
         return entries
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self._collect()[kind])
+        return sorted(self._collect(kind))
 
     def entries(self, kind: str) -> list[Entry]:
-        collected = self._collect()[kind]
+        collected = self._collect(kind)
         return [collected[name] for name in sorted(collected)]
 
     def get(self, kind: str, name: str) -> Entry:
         """Look a name up; an unknown one raises with the available and closest names."""
-        collected = self._collect()[kind]
+        collected = self._collect(kind)
         if name in collected:
             return collected[name]
         available = sorted(collected)

@@ -27,6 +27,7 @@ import gc
 import logging
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from contextlib import ExitStack, contextmanager
@@ -314,9 +315,10 @@ def _score_batches(plan: RunPlan, outcome: ModelOutcome, test: TestSet, header: 
 def _seed_batch(plan: RunPlan, first_image: int) -> None:
     """Seed torch before each batch from the batch's place in the test set, so a model that samples gives the
     same predictions whether a run was resumed or shared out over several processes."""
-    import torch
+    if "torch" in sys.modules:  # a model that never imported torch draws nothing from its generator
+        import torch
 
-    torch.manual_seed(plan.suite.seed * 1_000_003 + first_image)
+        torch.manual_seed(plan.suite.seed * 1_000_003 + first_image)
 
 
 def _prediction(record, score) -> Prediction:
@@ -417,8 +419,19 @@ def _measure(plan: RunPlan, outcome: ModelOutcome, test: TestSet, launched: int)
         log.error("%s: efficiency measurement failed: %s (traceback in %s)", planned.label, exc, failure)
         return
     measured_by = "one process" if launched == 1 else f"one process of {launched}, while the others waited"
-    atomic_write_json(path, {"fingerprint": key, "measured_on": test.label, "measured_by": measured_by,
-                             **result.to_dict()})
+    record = result.to_dict()
+    if not str(plan.device).startswith("cuda"):
+        # The peak resident set of a process that has already scored (and freed) everything is no model's
+        # working set: freed memory stays in the process, so its rise reads +0. Only a fresh process per model
+        # measures it, as `iqabench bench` does.
+        record.update(peak_memory_mib=None, baseline_memory_mib=None,
+                      memory_method=CPU_MEMORY_NOT_MEASURED)
+    atomic_write_json(path, {"fingerprint": key, "measured_on": test.label, "measured_by": measured_by, **record})
+
+
+#: why a suite run records no CPU peak memory
+CPU_MEMORY_NOT_MEASURED = ("not measured on CPU in a run (freed memory stays in the process); "
+                           "`iqabench bench` measures each model in a fresh process")
 
 
 @contextmanager
@@ -428,11 +441,13 @@ def _all_cores(device: str, launched: int):
     Launchers give each of several processes one thread (``OMP_NUM_THREADS=1``); timing with one thread would
     make a CPU model look slower than the same model measured in a single-process run.
     """
+    if not (device == "cpu" and launched > 1 and hasattr(os, "sched_getaffinity") and "torch" in sys.modules):
+        yield
+        return
     import torch
 
     threads = torch.get_num_threads()
-    if device == "cpu" and launched > 1 and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     try:
         yield
     finally:
@@ -443,8 +458,9 @@ def _prepared_inputs(model: Model, test: TestSet, count: int):
     """Prepared inputs (decoded, resized, the model's preprocessing) of the first ``count`` images of ``test``."""
     from iqabench.loader import iterate_batches
 
+    draft_size = model.decode_size() if test.reading.jpeg_draft else None
     for batch in iterate_batches(test.paths()[:count], model.preprocessor(), batch_size=8, num_workers=0,
-                                 resize=test.resize, reading=test.reading):
+                                 resize=test.resize, reading=test.reading, draft_size=draft_size):
         yield [item.item for item in batch if item.error is None]
 
 
@@ -456,7 +472,8 @@ def _release(outcome: ModelOutcome) -> None:
         return
     outcome.model = None
     gc.collect()
-    import torch
+    if "torch" in sys.modules:
+        import torch
 
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -2,8 +2,8 @@
 
 The loop of every command that scores files (``run``, ``score``,
 ``describe``, the Python API): images are decoded and prepared in
-:func:`iqabench.loader.iterate_batches` worker processes, scored batch by
-batch, and every image gets a :class:`~iqabench.model.Score`: a value, or a
+:func:`iqabench.loader.model_batches` worker processes (and scored there when
+the model allows it), scored batch by batch, and every image gets a :class:`~iqabench.model.Score`: a value, or a
 failure with its reason (an unreadable file, a batch that raised, a model
 that refused the image). Nothing is dropped and nothing is made up.
 """
@@ -17,26 +17,33 @@ from typing import Any
 
 from iqabench.errors import IQABenchError
 from iqabench.images import ImageReading
-from iqabench.loader import Resize, iterate_batches
+from iqabench.loader import Resize, model_batches
 from iqabench.model import Model, Score
 
 log = logging.getLogger("iqabench.scoring")
 
 
-def score_safely(model: Model, items: list[Any]) -> list[Score]:
-    """Score a batch; if the batch raises, score its images one by one so one bad image fails alone."""
+def score_safely(model: Model, items: Sequence[Any]) -> list[Score]:
+    """Score prepared inputs (joined by the model's collator); if the batch raises, image by image."""
     if not items:
         return []
+    return score_collated(model, model.collator()(list(items)), len(items))
+
+
+def score_collated(model: Model, inputs: Any, count: int) -> list[Score]:
+    """Score ``count`` collated inputs; if the batch raises, score its images one by one so one bad image
+    fails alone (``list(inputs)`` gives them back, see :meth:`Model.collator`)."""
     try:
-        scores = model.score_batch(items)
-        if len(scores) != len(items):
-            raise IQABenchError(f"model {model.name!r} returned {len(scores)} scores for {len(items)} images")
+        scores = model.score_batch(inputs)
+        if len(scores) != count:
+            raise IQABenchError(f"model {model.name!r} returned {len(scores)} scores for {count} images")
         return scores
     except Exception as exc:
-        if len(items) == 1:
+        if count == 1:
             return [Score.failure(f"{type(exc).__name__}: {exc}")]
         log.warning("%s: a batch failed (%s); scoring its images one by one", model.name, exc)
-        return [score_safely(model, [item])[0] for item in items]
+        collate = model.collator()
+        return [score_collated(model, collate([item]), 1)[0] for item in list(inputs)]
 
 
 def score_files(
@@ -51,32 +58,25 @@ def score_files(
 ) -> Iterator[list[tuple[int, Score]]]:
     """Yield, batch by batch in input order, ``(index into paths, Score)`` for every image.
 
-    ``before_batch(start)`` runs before each batch is scored, with the index of
-    its first image (``describe`` seeds sampling there, so a resumed export
-    writes what an uninterrupted one would).
+    ``before_batch(start)`` runs before each batch is scored in this process, with the index of its first
+    image (``describe`` seeds sampling there, so a resumed export writes what an uninterrupted one would).
+    A model that scores in the workers (``score_in_workers``) was scored before its batch arrives.
     """
     if batch_size < 1:
         raise IQABenchError(f"batch size must be a positive integer, got {batch_size}.")
-    start = 0
-    for batch in iterate_batches(
-        paths,
-        model.preprocessor(),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        resize=resize,
-        reading=reading,
-        pin_memory=str(model.device).startswith("cuda"),
-    ):
-        ready = [item for item in batch if item.error is None]
-        if before_batch is not None:
-            before_batch(start)
-        scores = dict(zip((item.index for item in ready), score_safely(model, [item.item for item in ready])))
+    for batch in model_batches(model, paths, batch_size=batch_size, num_workers=num_workers, resize=resize,
+                               reading=reading):
+        scores = batch.scores
+        if scores is None:
+            if before_batch is not None:
+                before_batch(batch.start)
+            scores = score_collated(model, batch.inputs, len(batch.ready)) if batch.ready else []
+        by_offset = dict(zip(batch.ready, scores, strict=True))
         outcomes = []
-        for item in batch:
-            if item.error is not None:
-                log.warning("%s", item.error)
-                outcomes.append((item.index, Score.failure(item.error)))
+        for offset in range(batch.size):
+            if offset in batch.errors:
+                log.warning("%s", batch.errors[offset])
+                outcomes.append((batch.start + offset, Score.failure(batch.errors[offset])))
             else:
-                outcomes.append((item.index, scores[item.index]))
-        start += len(batch)
+                outcomes.append((batch.start + offset, by_offset[offset]))
         yield outcomes

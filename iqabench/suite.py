@@ -38,6 +38,9 @@ class Preprocessing(_Strict):
     exif_orientation: bool = True
     #: refuse larger images unless max_side downscales them (null: no limit)
     max_megapixels: float | None = Field(default=64.0, gt=0)
+    #: decode JPEGs at a reduced scale down to the model's input size: faster, but not bit-exact with a full
+    #: decode followed by the model's resize (docs/efficiency.md); off by default
+    jpeg_draft: bool = False
 
 
 class DatasetRef(_Strict):

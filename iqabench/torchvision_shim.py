@@ -9,14 +9,42 @@ torchvision registers fake kernels for is enough to let it import; the ops
 themselves stay unavailable (iqabench never uses them).
 
 Where torchvision's compiled ops load normally this does nothing.
+
+``import iqabench`` does not import torch: it only puts :class:`ShimOnImport`
+on ``sys.meta_path``, which runs :func:`install` the moment anything first
+imports torchvision (transformers, open_clip, timm, ... or the user), so
+commands that never touch torch start in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
+import sys
 
 _LIBRARY = None
+
+
+class ShimOnImport(importlib.abc.MetaPathFinder):
+    """A finder that finds nothing: it runs :func:`install` before the first import of torchvision goes on."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 (the MetaPathFinder protocol)
+        if fullname == "torchvision":
+            install()
+        return None
+
+
+def install_on_import() -> None:
+    """Run :func:`install` when torchvision is first imported (now, if it already is)."""
+    if "torchvision" in sys.modules:
+        install()
+    elif not any(isinstance(finder, ShimOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, ShimOnImport())
+
+
+def remove_import_hook() -> None:
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, ShimOnImport)]
 
 
 def install() -> bool:
@@ -26,6 +54,7 @@ def install() -> bool:
     Must run before anything imports torchvision.
     """
     global _LIBRARY
+    remove_import_hook()  # before find_spec below, which would consult the hook
     if _LIBRARY is not None:
         return False
     spec = importlib.util.find_spec("torchvision")

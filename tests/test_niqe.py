@@ -219,3 +219,77 @@ def test_calibration_command_skips_without_shared_data(tmp_path, capsys):
 
     assert main(["--data", str(tmp_path)]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_rgb2gray_rounds_every_rgb_triple_as_exact_arithmetic():
+    # Independent expectation: the weights are binary fractions m / 2^k, so r*m0 + g*m1 + b*m2 is the exact
+    # weighted sum times 2^k in int64; MATLAB rounds it half up. All 2^24 triples, one red level at a time.
+    from fractions import Fraction
+
+    from iqabench_plugins.niqe.matlab import RGB2GRAY_WEIGHTS
+
+    fractions = [Fraction(float(w)) for w in RGB2GRAY_WEIGHTS]
+    denominator = max(f.denominator for f in fractions)
+    m0, m1, m2 = (np.int64(int(f * denominator)) for f in fractions)
+    levels = np.arange(256, dtype=np.int64)
+    green, blue = np.meshgrid(levels, levels, indexing="ij")
+    plane = np.stack([np.zeros_like(green), green, blue], axis=-1).astype(np.uint8)
+    for red in range(256):
+        plane[..., 0] = red
+        exact = (red * m0 + green * m1 + blue * m2 + np.int64(denominator // 2)) // np.int64(denominator)
+        np.testing.assert_array_equal(rgb2gray_uint8(plane), np.clip(exact, 0, 255))
+
+
+def test_kernel_option_is_checked_and_recorded():
+    with pytest.raises(ValueError, match="auto, numba, numpy"):
+        NIQE(kernel="fortran")
+    model = NIQE(kernel="numpy")
+    assert model.config()["kernel"] == "numpy"
+    assert NIQE().config()["kernel"] in ("numba", "numpy")
+
+
+def _textured_gray(height: int, width: int, seed: int) -> np.ndarray:
+    """A photo-like gray image with flat patches (exact zeros), noise and edges."""
+    rng = np.random.default_rng(seed)
+    image = np.asarray(Image.open(DATA / "image1.png").convert("L").resize((width, height)), dtype=np.float64)
+    image[: height // 4, : width // 3] = 87.0
+    image[height // 2 :, width // 2 :] += rng.normal(0, 6, size=(height - height // 2, width - width // 2))
+    return np.clip(np.round(image), 0, 255)
+
+
+@pytest.mark.parametrize("shape", [(192, 288), (201, 317)])
+def test_compiled_kernels_equal_the_numpy_reference(shape):
+    # The compiled MSCN and half-scale resize perform the reference's operations in its order (bitwise equal);
+    # the block sums add the same numbers in another order (equal to rounding).
+    pytest.importorskip("numba")
+    from iqabench_plugins.niqe import matlab, nss
+
+    image = _textured_gray(*shape, seed=4)
+    np.testing.assert_array_equal(nss.half_scale(image, "numba"), matlab.imresize_half(image))
+    for border, block in (("replicate", (96, 96)), ("replicate", (48, 32)), ("zero", shape)):
+        cropped = np.ascontiguousarray(image[: shape[0] // block[0] * block[0], : shape[1] // block[1] * block[1]])
+        compiled = nss.sample_moments(cropped, border, block, "numba")
+        reference = nss.sample_moments(cropped, border, block, "numpy")
+        for got, expected in zip(compiled, reference, strict=True):
+            for field in ("count", "negative_count", "positive_count"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+            for field in ("abs_sum", "negative_square_sum", "positive_square_sum"):
+                np.testing.assert_allclose(getattr(got, field), getattr(expected, field), rtol=1e-12)
+    from iqabench_plugins.niqe import kernels
+
+    for border in ("replicate", "zero"):
+        out = np.empty(shape)
+        kernels.mscn(np.ascontiguousarray(image), border == "replicate", ZERO_RESIDUE, out)
+        np.testing.assert_array_equal(out, nss.mscn(image, border))
+
+
+def test_compiled_and_numpy_scores_agree():
+    pytest.importorskip("numba")
+    from iqabench_plugins.brisque import BRISQUE
+
+    grays = [rgb2gray_uint8(Image.open(DATA / name)) for name in MATLAB_NIQE] + [_textured_gray(300, 400, 5)]
+    for model_class in (NIQE, BRISQUE):
+        compiled = model_class(kernel="numba").score_batch(grays)
+        reference = model_class(kernel="numpy").score_batch(grays)
+        for got, expected in zip(compiled, reference, strict=True):
+            assert got.value == pytest.approx(expected.value, rel=1e-12)

@@ -299,6 +299,43 @@ def test_preprocessing_is_the_official_pil_path(tmp_path):
     assert np.abs(torchvision_pixels.double().numpy() - pil_clip_pixels(image, 336, 336)).max() > 1e-3
 
 
+@pytest.mark.parametrize("crop", [336, 300])
+def test_uint8_pixels_normalised_on_the_device_equal_the_reference_transform(tmp_path, crop):
+    # The workers send uint8 resize + crop; the device normalises through a lookup table of the reference
+    # transform's own values. Together: the reference transform's output, bit for bit (tall, wide, odd sizes).
+    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder, clip_image_processor_class, normalise_pixels
+    from skimage import data
+
+    folder = tmp_path / "clip"
+    save_tiny_clip(folder)
+    clip_image_processor_class()(size={"shortest_edge": 336}, crop_size={"height": crop, "width": crop}).save_pretrained(
+        folder)
+    transforms = [HFClipEncoder.from_pretrained(str(folder), with_text=False).image_transform(),
+                  EfficientNetMiniLMEncoder.transform]
+    splits = [HFClipEncoder.from_pretrained(str(folder), with_text=False).split_transform(),
+              (EfficientNetMiniLMEncoder.transform.pixels(), EfficientNetMiniLMEncoder.transform.table())]
+    for reference, (pixels, table) in zip(transforms, splits, strict=True):
+        for array in (data.astronaut()[:, :450], data.chelsea(), data.coffee()[:397], data.astronaut()[:301, :199]):
+            image = Image.fromarray(array)
+            uint8 = pixels(image)
+            assert uint8.dtype == torch.uint8
+            got = normalise_pixels(uint8[None], torch.from_numpy(table), torch.float32)[0]
+            assert torch.equal(got, reference(image))
+
+
+def test_rali_scores_uint8_batches_as_it_scores_float_ones(tmp_path):
+    from iqabench_plugins.rali.encoders import stack_pixels
+
+    model = RALI(random_init=True, backbone=str(save_tiny_clip(tmp_path / "clip")))
+    images = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (40 + i, 50, 3), dtype=np.uint8))
+              for i in range(3)]
+    uint8 = stack_pixels([model.preprocessor()(image) for image in images])
+    assert uint8.dtype == torch.uint8 and model.collator() is stack_pixels
+    reference = torch.stack([model.image_encoder.image_transform()(image) for image in images])
+    assert [s.value for s in model.score_batch(uint8)] == [s.value for s in model.score_batch(reference)]
+    assert model.decode_size() == (32, 32)
+
+
 def test_training_without_the_clip_weights_says_which_and_how_to_pass_them():
     from iqabench_plugins.rali.encoders import build_encoder
 

@@ -13,10 +13,6 @@ import json
 import warnings
 from dataclasses import asdict
 
-from iqabench.data_check import check_datasets, format_check_table
-from iqabench.dataset import DatasetWarning, resolve_data_root
-from iqabench.factory import create_dataset
-from iqabench.options import parse_option_flags
 
 NAME = "data"
 HELP = "show a dataset's records and provenance, or check which datasets are on disk"
@@ -54,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from iqabench.dataset import DatasetWarning, resolve_data_root
+    from iqabench.factory import create_dataset
+    from iqabench.options import parse_option_flags
+
     dataset = create_dataset(args.name, root=args.root, data_root=resolve_data_root(None, None),
                              **parse_option_flags(args.option))
     with warnings.catch_warnings():
@@ -85,6 +85,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from iqabench.data_check import check_datasets, format_check_table
+    from iqabench.dataset import resolve_data_root
+
     data_root = resolve_data_root(args.root, None)
     rows = check_datasets(data_root, args.names or None)
     if args.json:

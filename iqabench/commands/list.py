@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from tabulate import tabulate
-
 NAME = "list"
 HELP = "list registered models, datasets, trainers and converters"
 KINDS = {"models": "model", "datasets": "dataset", "trainers": "trainer", "converters": "converter"}
@@ -30,6 +28,14 @@ def _describe(entry) -> dict:
     return info
 
 
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    """Columns padded to their widest cell under a dashed rule (tabulate's "simple" look, without importing it:
+    its wide-character tables take longer to load than this command takes to run)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [headers, ["-" * width for width in widths], *rows]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from iqabench.registry import default_registry
 
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     for kind in kinds:
         rows = [[i["name"], i["plugin"], i["summary"]] for i in items if i["kind"] == kind]
         print(f"{kind}s:")
-        print(tabulate(rows, headers=["name", "plugin", "summary"], tablefmt="simple") if rows else "  (none)")
+        print(_table(rows, ["name", "plugin", "summary"]) if rows else "  (none)")
         print()
     for plugin, reason in sorted(registry.load_failures.items()):
         print(f"skipped plugin {plugin}: {reason}")

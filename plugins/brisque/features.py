@@ -16,21 +16,19 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gamma
 
-from iqabench_plugins.niqe.matlab import imresize_half
+from iqabench_plugins.niqe.nss import fit_aggd_moments, fit_ggd_moments, half_scale, sample_moments
 from iqabench_plugins.niqe.scratch import scratch
-from iqabench_plugins.niqe.nss import PAIR_SHIFTS, aggd_moments, fit_aggd_moments, fit_ggd_moments, mscn
 
 SCALES = 2
 FEATURES = 36
 
 
-def _scale_features(image: NDArray[np.float64]) -> list[float]:
-    coefficients = mscn(image, border="zero")
-    whole = coefficients.shape
-    shape, variance = fit_ggd_moments(aggd_moments(coefficients, whole))
+def _scale_features(image: NDArray[np.float64], kernel: str) -> list[float]:
+    plain, *pairs = sample_moments(image, "zero", image.shape, kernel)
+    shape, variance = fit_ggd_moments(plain)
     features = [float(shape[0]), float(variance[0])]
-    for shift in PAIR_SHIFTS:
-        fitted = fit_aggd_moments(aggd_moments(coefficients, whole, shift))
+    for pair in pairs:
+        fitted = fit_aggd_moments(pair)
         shape, left_std, right_std = (float(value[0]) for value in fitted)
         const = np.sqrt(gamma(1 / shape)) / np.sqrt(gamma(3 / shape))
         mean = (right_std - left_std) * (gamma(2 / shape) / gamma(1 / shape)) * const
@@ -38,14 +36,17 @@ def _scale_features(image: NDArray[np.float64]) -> list[float]:
     return features
 
 
-def brisque_features(gray: NDArray) -> NDArray[np.float64]:
-    """The 36 features of a gray image in [0, 255]; NaN where a fit is undefined (no contrast)."""
+def brisque_features(gray: NDArray, kernel: str = "numpy") -> NDArray[np.float64]:
+    """The 36 features of a gray image in [0, 255]; NaN where a fit is undefined (no contrast).
+
+    ``kernel``: ``numba`` or ``numpy`` (:func:`iqabench_plugins.niqe.nss.resolve_kernel`).
+    """
     gray = np.asarray(gray)
     image = scratch("gray-float", gray.shape)
     image[...] = gray
     features: list[float] = []
     for scale in range(1, SCALES + 1):
-        features += _scale_features(image)
+        features += _scale_features(image, kernel)
         if scale < SCALES:
-            image = imresize_half(image)
+            image = half_scale(image, kernel)
     return np.array(features)

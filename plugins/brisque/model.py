@@ -16,9 +16,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from iqabench.model import Model, Score
-from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+
+# SciPy (the statistics in .features) is imported when a model is built.
 
 #: The smallest side BRISQUE can describe: at the half scale (ceil(side / 2) pixels) at least one
 #: pixel must see a whole 7x7 Gaussian window, so ceil(side / 2) >= 7. Below that every half-scale
@@ -34,6 +35,9 @@ class BRISQUE(Model):
     svr:
         An ``.npz`` with ``sv, sv_coef, gamma, rho, feat_min, feat_range``
         (see ``MODEL-NOTICE.txt``); ``None`` loads the LIVE model shipped with iqabench.
+    kernel:
+        ``auto`` (numba-compiled statistics where numba is installed, else NumPy),
+        ``numba`` or ``numpy``; the same scores either way (docs/niqe_brisque.md).
     device, dtype:
         Accepted for the common interface and ignored: BRISQUE always computes
         with NumPy in float64 on the CPU, and ``self.device`` / ``self.dtype`` /
@@ -46,12 +50,19 @@ class BRISQUE(Model):
     # can leave that range slightly (its own support vectors predict about -9 to 106).
     score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
     preprocessing = "full-resolution"
+    #: plain CPU work on its inputs: scored in the decode workers, on every core
+    score_in_workers = True
 
-    def __init__(self, *, svr: str | None = None, device: str = "cpu", dtype: str = "float32") -> None:
+    def __init__(self, *, svr: str | None = None, kernel: str = "auto", device: str = "cpu",
+                 dtype: str = "float32") -> None:
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
+        from iqabench_plugins.niqe.nss import resolve_kernel
+
         super().__init__(device="cpu", dtype="float64")
         self.svr = svr
+        self.kernel = kernel
+        self.computes_with = resolve_kernel(kernel)
         self.regressor = RbfSvr.load(svr)
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
@@ -59,6 +70,8 @@ class BRISQUE(Model):
         return rgb2gray_uint8
 
     def score_batch(self, items: Sequence[NDArray[np.uint8]]) -> list[Score]:
+        from iqabench_plugins.brisque.features import brisque_features
+
         scores: list[Score | None] = [None] * len(items)
         rows, positions = [], []
         for position, gray in enumerate(items):
@@ -70,7 +83,7 @@ class BRISQUE(Model):
                     f"(a whole 7x7 window at half scale)"
                 )
                 continue
-            features = brisque_features(gray)
+            features = brisque_features(gray, self.computes_with)
             if not np.isfinite(features).all():
                 scores[position] = Score.failure(
                     "BRISQUE is undefined for this image: it has no contrast for the statistics to fit "
@@ -90,7 +103,8 @@ class BRISQUE(Model):
 
     def runtime_config(self) -> dict[str, Any]:
         return {
-            "compute": "numpy float64 on the cpu; the device and dtype options are ignored",
+            "compute": "float64 on the cpu; the device and dtype options are ignored",
+            "kernel": self.computes_with,
             "gray": "matlab-rgb2gray-uint8",
             "svr_source": self.svr or "LIVE BRISQUE release allmodel + allrange (float64)",
         }

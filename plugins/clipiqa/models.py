@@ -17,25 +17,19 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from iqabench.errors import IQABenchError
+from iqabench.lazy import inference_mode, lazy_module
 from iqabench.model import Model, Score
-from iqabench_plugins.clipiqa.backbone import (
-    OPENAI_CLIP_MEAN,
-    OPENAI_CLIP_STD,
-    TextTower,
-    brings_own_weights,
-    is_resnet_tower,
-    load_clip,
-    make_resolution_free,
-    torch_dtype,
-    tower_image_size,
-)
-from iqabench_plugins.clipiqa.checkpoint import load_context
 from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize, describe_resize
-from iqabench_plugins.clipiqa.prompts import PromptLearner, resolve_prompts
+
+if TYPE_CHECKING:
+    from iqabench_plugins.clipiqa.prompts import PromptLearner
+
+# torch and the CLIP modules (backbone, prompts, checkpoint) load when a model is built: listing stays fast.
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 #: ModifiedResNet downsamples by 32; a smaller side leaves no feature map to pool
 RESNET_MIN_SIDE = 32
@@ -43,6 +37,8 @@ RESNET_MIN_SIDE = 32
 
 def check_tower_input(model: torch.nn.Module, model_name: str, resize: int | tuple[int, int] | None) -> None:
     """Fixed-resolution towers (ViT, ConvNeXt...) take exactly their training size."""
+    from iqabench_plugins.clipiqa.backbone import is_resnet_tower, tower_image_size
+
     if is_resnet_tower(model):
         return
     size = tower_image_size(model)
@@ -59,6 +55,8 @@ def frozen_clip_for(
     model_name: str, pretrained: str | None, resize: int | tuple[int, int] | None, pos_embedding: bool, *, device: str
 ) -> torch.nn.Module:
     """The frozen CLIP that scores (or trains a context) at ``resize``; ResNet pools made resolution-free."""
+    from iqabench_plugins.clipiqa.backbone import is_resnet_tower, load_clip, make_resolution_free
+
     clip = load_clip(model_name, pretrained, device=device)
     check_tower_input(clip, model_name, resize)
     if is_resnet_tower(clip):
@@ -79,6 +77,8 @@ class ClipPairScorer(Model):
     def setup_clip(
         self, model_name: str, pretrained: str | None, resize: ResizeOption, pos_embedding: bool
     ) -> None:
+        from iqabench_plugins.clipiqa.backbone import brings_own_weights, torch_dtype
+
         self.model_name = model_name
         self.pretrained = None if brings_own_weights(model_name) else pretrained
         self.resize = check_resize(resize)
@@ -92,15 +92,19 @@ class ClipPairScorer(Model):
         self.caption_features = F.normalize(features.float(), dim=-1).to(self.device)
 
     def preprocessor(self) -> ClipImageTransform:
+        from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
         return ClipImageTransform(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, resize=self.resize)
 
-    @torch.inference_mode()
+    @inference_mode
     def positive_probability(self, images: torch.Tensor) -> torch.Tensor:
         """P(positive caption) per image, averaged over caption pairs; shape (N,)."""
         return self.probability_with_grad(images)
 
     def probability_with_grad(self, images: torch.Tensor) -> torch.Tensor:
         """:meth:`positive_probability` under the caller's grad mode (the tensor path differentiates it)."""
+        from iqabench_plugins.clipiqa.backbone import torch_dtype
+
         features = self.clip.encode_image(images.to(self.device, torch_dtype(self.dtype)))
         features = F.normalize(features.float(), dim=-1)
         pairs = self.caption_features
@@ -114,6 +118,8 @@ class ClipPairScorer(Model):
     def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """The tensor path: :meth:`ClipImageTransform.transform_pixels`, then the probability and the reported
         score as :meth:`score_batch` computes them; gradients reach ``pixels``."""
+        from iqabench_plugins.clipiqa.backbone import is_resnet_tower
+
         images = self.preprocessor().transform_pixels(pixels.to(self.device))
         height, width = images.shape[-2:]
         if is_resnet_tower(self.clip) and min(height, width) < RESNET_MIN_SIDE:
@@ -122,6 +128,8 @@ class ClipPairScorer(Model):
         return self.report(self.probability_with_grad(images))
 
     def score_batch(self, items: Sequence[torch.Tensor]) -> list[Score]:
+        from iqabench_plugins.clipiqa.backbone import is_resnet_tower
+
         scores: list[Score | None] = [None] * len(items)
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, item in enumerate(items):
@@ -195,12 +203,14 @@ class ClipIQA(ClipPairScorer):
                 embedding (CLIP-IQA), ``True`` resizes it bicubically along the flattened token
                 sequence to the image's number of positions (CLIP-IQA's option, as released).
         """
+        from iqabench_plugins.clipiqa.prompts import resolve_prompts
+
         super().__init__(device=device, dtype=dtype)
         self.prompts = resolve_prompts(prompts)
         self.setup_clip(model_name, pretrained, resize, pos_embedding)
         self.set_caption_features(self.encode_captions(self.prompts))
 
-    @torch.inference_mode()
+    @inference_mode
     def encode_captions(self, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
         import open_clip
 
@@ -254,6 +264,8 @@ class ClipIQAPlus(ClipPairScorer):
                 "clip-iqa+ needs a learned prompt context: train it with the `coop` trainer (a suite's train "
                 "step does so) and pass its folder as checkpoint=/path/to/checkpoint."
             )
+        from iqabench_plugins.clipiqa.checkpoint import load_context
+
         self.checkpoint = str(checkpoint)
         context, self.checkpoint_config = load_context(checkpoint)
         saved = self.checkpoint_config
@@ -302,6 +314,9 @@ def build_prompt_learner(
     generator: torch.Generator | None = None,
 ) -> PromptLearner:
     import open_clip
+
+    from iqabench_plugins.clipiqa.backbone import TextTower
+    from iqabench_plugins.clipiqa.prompts import PromptLearner
 
     tokenizer = open_clip.get_tokenizer(model_name)
     learner = PromptLearner(TextTower(clip), tokenizer, class_names, n_ctx, generator=generator)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from iqabench.errors import IQABenchError
 from iqabench.pixels import normalize, resize_bicubic
+
+if TYPE_CHECKING:
+    import torch
 
 #: ``None`` (full resolution), an int (shorter side in pixels) or ``[height, width]``
 ResizeOption = int | Sequence[int] | None
@@ -60,6 +63,8 @@ class ClipImageTransform:
     hflip: bool = False
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        import torch
+
         image = self.resized(image.convert("RGB"))
         if self.hflip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

@@ -7,11 +7,12 @@ random Qwen2.5-VL in code (:mod:`.tiny`) for offline smoke tests.
 """
 
 from iqabench import hookimpl
-from iqabench_plugins.mllm.q_align import QAlign
-from iqabench_plugins.mllm.q_insight import QInsight, Ract
-from iqabench_plugins.mllm.visualquality import VisualQualityR1
 
 
 @hookimpl
 def iqabench_models():
+    from iqabench_plugins.mllm.q_align import QAlign
+    from iqabench_plugins.mllm.q_insight import QInsight, Ract
+    from iqabench_plugins.mllm.visualquality import VisualQualityR1
+
     return [QInsight, Ract, VisualQualityR1, QAlign]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
+from iqabench.lazy import inference_mode, lazy_module
 from iqabench_plugins.mllm.decoding import (
     Decoding,
     check_effective,
@@ -56,6 +56,8 @@ from PIL import Image
 
 from iqabench.distributed import launched_processes
 from iqabench.errors import CheckpointError, IQABenchError
+
+torch = lazy_module("torch")  # imported on first use: listing models loads no torch
 
 logger = logging.getLogger(__name__)
 
@@ -397,7 +399,7 @@ class TransformersGenerator:
         pairs = list(zip(conversations, images))
         return self.backoff(self._generate_batch, pairs)
 
-    @torch.inference_mode()
+    @inference_mode
     def _generate_batch(self, pairs: Sequence[tuple[list[dict], Image.Image]]) -> list[list[str]]:
         texts = self.prompt_texts([conversation for conversation, _ in pairs])
         inputs = self.processor(text=texts, images=[image for _, image in pairs], padding=True, return_tensors="pt")

@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.lazy import inference_mode, lazy_module
 from iqabench.model import Model, Score
 from iqabench.pixels import normalize, resize_bicubic
 from iqabench_plugins.mllm.generation import (
@@ -50,6 +50,7 @@ from iqabench_plugins.mllm.prompts import (
     q_align_messages,
 )
 
+torch = lazy_module("torch")  # imported on first use: listing models loads no torch
 ONE_ALIGN = "q-future/one-align"
 
 
@@ -175,7 +176,7 @@ class QAlign(Model):
         template = self.processor.apply_chat_template(q_align_messages(image), tokenize=False, add_generation_prompt=True)
         return template + Q_ALIGN_ASSISTANT_PREFIX
 
-    @torch.inference_mode()
+    @inference_mode
     def level_logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``[batch, 5]`` next-token logits of the five level tokens after the assistant prefix."""
         inputs = self.processor(

@@ -23,7 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
+from iqabench.lazy import lazy_module
+
+torch = lazy_module("torch")  # imported on first use: listing models loads no torch
 
 #: the checkpoint value that means "build the tiny random model" instead of loading one
 TINY_CHECKPOINT = "tiny-random"
@@ -141,7 +143,7 @@ def build_random_qwen25vl(
     tokenizer,
     *,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     attn_implementation: str | None = None,
     seed: int = 0,
 ):
@@ -151,6 +153,7 @@ def build_random_qwen25vl(
     (its length is the vocabulary size unless the architecture sets one). Building on the device avoids
     holding a 7B model in host memory first.
     """
+    dtype = torch.float32 if dtype is None else dtype
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     token_id = tokenizer.convert_tokens_to_ids

@@ -3,6 +3,7 @@
     python -m iqabench_plugins.niqe.calibration              # the comparison table (markdown)
     python -m iqabench_plugins.niqe.calibration --variants   # + how flat-region residues move each score
     python -m iqabench_plugins.niqe.calibration --residues   # + the gap between rounding residues and real I - mu
+    python -m iqabench_plugins.niqe.calibration --kernel numba   # the compiled kernels instead of the NumPy reference
 
 Reads ``../shared/data`` beside the repository (or ``--data DIR``): the five
 TID2013 calibration images with ``reference_scores.csv`` and LIVE's four NIQE
@@ -76,8 +77,8 @@ VARIANTS: dict[str, Callable[..., NDArray[np.float64]] | None] = {
 }
 
 
-def comparison(data: Path, variants: bool) -> str:
-    models = {"niqe": NIQE(), "brisque": BRISQUE()}
+def comparison(data: Path, variants: bool, kernel: str = "numpy") -> str:
+    models = {"niqe": NIQE(kernel=kernel), "brisque": BRISQUE(kernel=kernel)}
     references = list(reference_rows(data))
     names = list(VARIANTS) if variants else list(VARIANTS)[:1]
     values: dict[str, list[float]] = {}
@@ -130,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--variants", action="store_true", help="also score the flat-region variants")
     parser.add_argument("--residues", action="store_true", help="also show the residue gap per image")
+    parser.add_argument("--kernel", choices=("numpy", "numba"), default="numpy",
+                        help="the NumPy reference (default) or the compiled kernels, which agree with it to ~1e-13")
     args = parser.parse_args(argv)
     if not (args.data / "calibration" / "reference_scores.csv").is_file():
         print(f"skipped: {args.data} holds no calibration/reference_scores.csv (a user's clone has no shared data)")
         return 0
-    print(comparison(args.data, args.variants))
+    print(comparison(args.data, args.variants, args.kernel))
     if args.residues:
         print()
         print(residue_gap(args.data))

@@ -14,22 +14,20 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gamma
 
-from iqabench_plugins.niqe.matlab import imresize_half
+from iqabench_plugins.niqe.nss import Moments, fit_aggd_moments, half_scale, sample_moments
 from iqabench_plugins.niqe.scratch import scratch
-from iqabench_plugins.niqe.nss import PAIR_SHIFTS, aggd_moments, fit_aggd_moments, mscn
 
 SCALES = 2
 FEATURES_PER_SCALE = 18
 
 
-def _scale_features(coefficients: NDArray[np.float64], block: int) -> NDArray[np.float64]:
+def _scale_features(moments: list[Moments]) -> NDArray[np.float64]:
     """(n_blocks, 18): [shape, mean scale] of the MSCN and [shape, mean, beta_l, beta_r] per pair product."""
-    blocks = (block, block)
-    shape, left_std, right_std = fit_aggd_moments(aggd_moments(coefficients, blocks))
+    shape, left_std, right_std = fit_aggd_moments(moments[0])
     to_beta = np.sqrt(gamma(1 / shape) / gamma(3 / shape))
     columns = [shape, (left_std * to_beta + right_std * to_beta) / 2]
-    for shift in PAIR_SHIFTS:
-        shape, left_std, right_std = fit_aggd_moments(aggd_moments(coefficients, blocks, shift))
+    for pair in moments[1:]:
+        shape, left_std, right_std = fit_aggd_moments(pair)
         to_beta = np.sqrt(gamma(1 / shape) / gamma(3 / shape))
         beta_left, beta_right = left_std * to_beta, right_std * to_beta
         mean = (beta_right - beta_left) * (gamma(2 / shape) / gamma(1 / shape))
@@ -37,10 +35,11 @@ def _scale_features(coefficients: NDArray[np.float64], block: int) -> NDArray[np
     return np.stack(columns, axis=1)
 
 
-def niqe_features(gray: NDArray, block_size: int = 96) -> NDArray[np.float64]:
+def niqe_features(gray: NDArray, block_size: int = 96, kernel: str = "numpy") -> NDArray[np.float64]:
     """(n_blocks, 36) NIQE features of a gray image in [0, 255]; rows may hold NaN (flat blocks).
 
-    Raises ``ValueError`` when the image holds no whole block.
+    ``kernel``: ``numba`` or ``numpy`` (:func:`.nss.resolve_kernel`). Raises ``ValueError`` when the
+    image holds no whole block.
     """
     image = np.asarray(gray)
     rows, cols = image.shape[0] // block_size, image.shape[1] // block_size
@@ -53,7 +52,8 @@ def niqe_features(gray: NDArray, block_size: int = 96) -> NDArray[np.float64]:
     image[...] = cropped
     per_scale = []
     for scale in range(1, SCALES + 1):
-        per_scale.append(_scale_features(mscn(image, border="replicate"), block_size // scale))
+        block = block_size // scale
+        per_scale.append(_scale_features(sample_moments(image, "replicate", (block, block), kernel)))
         if scale < SCALES:
-            image = imresize_half(image)
+            image = half_scale(image, kernel)
     return np.concatenate(per_scale, axis=1)

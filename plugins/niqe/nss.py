@@ -24,10 +24,12 @@ Two design points, both about getting the releases' numbers reproducibly:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
@@ -35,6 +37,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import correlate1d
 from scipy.special import gamma
 
+from iqabench_plugins.niqe import matlab
 from iqabench_plugins.niqe.matlab import gaussian_window
 from iqabench_plugins.niqe.scratch import scratch
 
@@ -73,6 +76,42 @@ def exact_zero_policy(policy: Callable[..., NDArray[np.float64]]) -> Iterator[No
         yield
     finally:
         _EXACT_ZERO_POLICY.reset(token)
+
+
+#: What computes the statistics: ``numba`` (compiled kernels, :mod:`.kernels`), ``numpy`` (the
+#: reference code in this module), or ``auto`` (numba where it is installed).
+KERNELS = ("auto", "numba", "numpy")
+
+
+def resolve_kernel(kernel: str) -> str:
+    """``numba`` or ``numpy``: what ``kernel`` computes with on this installation."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    if kernel == "numpy":
+        return "numpy"
+    try:
+        import_kernels()
+    except ImportError as exc:
+        if kernel == "numba":
+            raise ImportError(
+                f"kernel='numba' needs numba ({exc}): `pip install numba` or `pip install iqabench[fast]`; "
+                "kernel='numpy' computes the same statistics without it, about 3x slower"
+            ) from None
+        return "numpy"
+    except Exception as exc:  # numba installed but unable to compile here: the reference code still works
+        if kernel == "numba":
+            raise
+        warnings.warn(f"numba could not compile the NIQE/BRISQUE kernels ({type(exc).__name__}: {exc}); "
+                      "computing with NumPy", RuntimeWarning, stacklevel=2)
+        return "numpy"
+    return "numba"
+
+
+def import_kernels() -> ModuleType:
+    """The compiled kernels (imports numba; compiles on a machine's first use)."""
+    from iqabench_plugins.niqe import kernels
+
+    return kernels
 
 
 #: Rows per strip in :func:`aggd_moments`: a few hundred kB per temporary, so they stay in cache.
@@ -220,6 +259,43 @@ def aggd_moments(
         negative_square_sum=flat[1],
         positive_count=flat[2],
         positive_square_sum=flat[3],
+    )
+
+
+def sample_moments(
+    image: NDArray[np.float64], border: Literal["replicate", "zero"], block: tuple[int, int], kernel: str = "numpy"
+) -> list[Moments]:
+    """Block moments of an image's MSCN coefficients and of their four pair products (:data:`PAIR_SHIFTS`).
+
+    ``kernel`` (resolved, :func:`resolve_kernel`) picks the compiled kernels or the NumPy reference; an
+    exact-zero policy (calibration variants) always takes the reference.
+    """
+    if kernel == "numpy" or _EXACT_ZERO_POLICY.get() is not None:
+        coefficients = mscn(image, border)
+        return [aggd_moments(coefficients, block)] + [aggd_moments(coefficients, block, s) for s in PAIR_SHIFTS]
+    kernels = import_kernels()
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    coefficients = kernels.mscn(image, border == "replicate", ZERO_RESIDUE, scratch("kernel-mscn", image.shape))
+    grid = (image.shape[0] // block[0], image.shape[1] // block[1])
+    sums = kernels.pair_moments(coefficients, block, scratch("kernel-moments", (1 + len(PAIR_SHIFTS), 5, *grid)))
+    count = np.full(grid[0] * grid[1], float(block[0] * block[1]))
+    return [
+        Moments(count=count, abs_sum=sums[s, 4].ravel(), negative_count=sums[s, 0].ravel(),
+                negative_square_sum=sums[s, 1].ravel(), positive_count=sums[s, 2].ravel(),
+                positive_square_sum=sums[s, 3].ravel())
+        for s in range(1 + len(PAIR_SHIFTS))
+    ]
+
+
+def half_scale(image: NDArray[np.float64], kernel: str = "numpy") -> NDArray[np.float64]:
+    """MATLAB ``imresize(image, 0.5)``; the compiled kernel and the reference are both exact, hence equal."""
+    if kernel == "numpy":
+        return matlab.imresize_half(image)
+    height, width = image.shape
+    size = (-(-height // 2), -(-width // 2))
+    return import_kernels().imresize_half(
+        np.ascontiguousarray(image, dtype=np.float64), scratch("kernel-half", size),
+        scratch("kernel-half-rows", (size[0], width)),
     )
 
 

@@ -77,7 +77,9 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ResizeCropNormalize:
     """Shorter side to ``size`` (bicubic), centre crop ``crop`` x ``crop``, then per-channel normalisation.
 
-    A plain dataclass so it pickles into decode workers.
+    A plain dataclass so it pickles into decode workers. :meth:`pixels` is the uint8 half (what the
+    decode workers send), :meth:`normalise` the float half (on the device, through
+    :func:`normalise_pixels`); ``normalise(pixels(image))`` is ``self(image)`` bit for bit.
     """
 
     size: int
@@ -86,20 +88,67 @@ class ResizeCropNormalize:
     std: tuple[float, float, float]
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        array = self.normalise(np.asarray(self._resize_crop(image)))
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+    def _resize_crop(self, image: Image.Image) -> Image.Image:
         width, height = image.size
         scale = self.size / min(width, height)
         resized = image.resize((max(self.crop, round(width * scale)), max(self.crop, round(height * scale))), Image.BICUBIC)
         left = (resized.width - self.crop) // 2
         top = (resized.height - self.crop) // 2
-        cropped = resized.crop((left, top, left + self.crop, top + self.crop))
-        array = np.asarray(cropped, dtype=np.float32) / 255.0
-        array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        return resized.crop((left, top, left + self.crop, top + self.crop))
+
+    def normalise(self, array: np.ndarray) -> np.ndarray:
+        """uint8 (..., 3) -> float32 (..., 3): scale to [0, 1], subtract the mean, divide by the std."""
+        array = np.asarray(array, dtype=np.float32) / 255.0
+        return (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+
+    def pixels(self) -> Callable[[Image.Image], torch.Tensor]:
+        return UInt8Pixels(self._resize_crop)
+
+    def table(self) -> np.ndarray:
+        return self.normalise(_levels())[0].T
 
     def pixel_transform(self) -> PixelResizeCrop:
         """The same steps on tensors (sides rounded, at least the crop; offsets floored)."""
         return PixelResizeCrop(self.size, self.crop, self.mean, self.std, long_side="round", offset="floor",
                                at_least_crop=True)
+
+
+def _levels() -> np.ndarray:
+    """A 1 x 256 RGB image whose pixel v is (v, v, v): fed to a normalisation, it gives its lookup table."""
+    return np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+
+
+@dataclass(frozen=True)
+class UInt8Pixels:
+    """The geometric half of an image transform (resize, crop) as a uint8 [3, H, W] tensor, for decode workers.
+
+    A quarter of float32's bytes to copy between processes and to the GPU; the normalisation runs on the
+    device (:func:`normalise_pixels`).
+    """
+
+    resize_crop: Callable[[Image.Image], Image.Image]
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        array = np.asarray(self.resize_crop(image.convert("RGB")), dtype=np.uint8)
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def stack_pixels(items: list[torch.Tensor]) -> torch.Tensor:
+    """The RALI collator, run in decode workers: one [B, 3, H, W] tensor (pinned by the loader on CUDA)."""
+    return torch.stack(items)
+
+
+def normalise_pixels(pixels: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> normalised ``dtype`` pixels, on ``pixels``' device.
+
+    ``table`` [3, 256] holds the reference transform's own output for every channel and level, so this is
+    exactly (bit for bit) what the reference computes on the CPU, in one gather on the device.
+    """
+    channels = torch.arange(3, device=pixels.device).view(1, 3, 1, 1)
+    return table.to(pixels.device)[channels, pixels.long()].to(dtype)
 
 
 def normalize_pixels(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -209,6 +258,43 @@ class HFImageTransform:
         return PixelResizeCrop(int(size["shortest_edge"]), int(crop["height"]), tuple(p.image_mean),
                                tuple(p.image_std), long_side="floor", offset="floor")
 
+    def pixels(self) -> Callable[[Image.Image], torch.Tensor] | None:
+        """The processor's geometry in plain PIL, as uint8; ``None`` where it is not CLIP's (shortest edge, then a
+        centre crop no larger than it, bicubic)."""
+        processor = self.processor
+        size, crop = dict(processor.size or {}), dict(processor.crop_size or {})
+        shortest = size.get("shortest_edge")
+        if not (processor.do_resize and processor.do_center_crop and shortest and set(size) == {"shortest_edge"}
+                and crop.get("height") and crop.get("width") and max(crop["height"], crop["width"]) <= shortest
+                and int(processor.resample) == int(Image.BICUBIC)):
+            return None
+        return UInt8Pixels(ShortestEdgeCenterCrop(shortest, crop["width"], crop["height"]))
+
+    def table(self) -> np.ndarray:
+        """The processor's rescale and normalisation of every level, per channel: [3, 256] float32."""
+        levels = Image.fromarray(_levels())
+        return self.processor(images=levels, do_resize=False, do_center_crop=False,
+                              return_tensors="np")["pixel_values"][0][:, 0, :].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ShortestEdgeCenterCrop:
+    """transformers' CLIP geometry: shortest edge to ``size`` (the other side truncated), bicubic; centre crop."""
+
+    size: int
+    width: int
+    height: int
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = self.size, int(self.size * long / short)
+        new_width, new_height = (new_short, new_long) if width <= height else (new_long, new_short)
+        resized = image.resize((new_width, new_height), Image.BICUBIC)
+        top = (new_height - self.height) // 2
+        left = (new_width - self.width) // 2
+        return resized.crop((left, top, left + self.width, top + self.height))
+
 
 class ImageTextEncoder(nn.Module, ABC):
     """A vision tower whose embeddings live in a text encoder's space."""
@@ -230,6 +316,13 @@ class ImageTextEncoder(nn.Module, ABC):
     def pixel_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The tensor twin of :meth:`image_transform`: [B, 3, H, W] in [0, 1] -> encoder input, differentiable."""
         return self.image_transform().pixel_transform()
+
+    def split_transform(self) -> tuple[Callable[[Image.Image], torch.Tensor], np.ndarray] | None:
+        """:meth:`image_transform` split for scoring: a uint8 resize + crop (decode workers) and the
+        normalisation's [3, 256] lookup table (:func:`normalise_pixels`, on the device); together they give
+        the image transform's output bit for bit. ``None``: not split, the whole transform runs in the workers.
+        """
+        return None
 
     @abstractmethod
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -321,6 +414,11 @@ class HFClipEncoder(ImageTextEncoder):
 
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         return HFImageTransform(self.processor.image_processor)
+
+    def split_transform(self) -> tuple[Callable[[Image.Image], torch.Tensor], np.ndarray] | None:
+        transform = HFImageTransform(self.processor.image_processor)
+        pixels = transform.pixels()
+        return None if pixels is None else (pixels, transform.table())
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         pooled = self.vision_model(pixel_values=pixels).pooler_output
@@ -544,6 +642,9 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
 
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         return self.transform
+
+    def split_transform(self) -> tuple[Callable[[Image.Image], torch.Tensor], np.ndarray] | None:
+        return self.transform.pixels(), self.transform.table()
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.projection(self.backbone(pixels))

@@ -5,16 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-from iqabench_plugins.rali.checkpoint import load_checkpoint, resolve_folder
-from iqabench_plugins.rali.encoders import build_encoder, random_encoder, released_vision_parameters
-from iqabench_plugins.rali.head import PrototypeHead
+from typing import TYPE_CHECKING
+
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
+from iqabench.lazy import inference_mode
 from iqabench.model import Model, Score
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+    from iqabench_plugins.rali.head import PrototypeHead
+
+# torch and the encoders are imported when a model is built, so listing models stays fast.
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return getattr(torch, name)
 
 
 class RALI(Model):
@@ -65,6 +75,10 @@ class RALI(Model):
         device: str = "cpu",
         dtype: str = "float32",
     ) -> None:
+        import torch
+        from iqabench_plugins.rali.checkpoint import load_checkpoint, resolve_folder
+        from iqabench_plugins.rali.encoders import build_encoder, random_encoder
+
         super().__init__(device=device, dtype=dtype)
         if dtype not in DTYPES:
             raise IQABenchError(f"rali: dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
@@ -114,7 +128,7 @@ class RALI(Model):
             )
         self.head = head
         self.fused = head.fused().to(device)
-        self.image_encoder.to(device=device, dtype=DTYPES[dtype]).eval()
+        self.image_encoder.to(device=device, dtype=_torch_dtype(dtype)).eval()
         self.image_encoder.requires_grad_(False)
         # Throughput switches (efficiency study). channels_last helps convolutional encoders (EfficientNet,
         # ResNet) on GPUs; a ViT only has its patch embedding as a convolution. torch.compile trades a
@@ -124,29 +138,53 @@ class RALI(Model):
         if channels_last:
             self.image_encoder.to(memory_format=torch.channels_last)
         self._encode_image = torch.compile(self.image_encoder.encode_image) if compile else self.image_encoder.encode_image
+        # Scoring splits the encoder's transform: uint8 resize + crop in the decode workers, the normalisation
+        # on the device through a lookup table of the transform's own values (bit for bit the same pixels).
+        split = self.image_encoder.split_transform()
+        self._pixels, self._table = (None, None) if split is None else (split[0], torch.from_numpy(split[1]).to(device))
 
     def preprocessor(self) -> Callable[[Image.Image], Any]:
-        return self.image_encoder.image_transform()
+        """uint8 [3, H, W] pixels (resize + crop) where the encoder's transform splits, else its float output."""
+        return self._pixels if self._pixels is not None else self.image_encoder.image_transform()
 
-    @torch.inference_mode()
+    def collator(self) -> Callable[[list[Any]], Any]:
+        from iqabench_plugins.rali.encoders import stack_pixels
+
+        return stack_pixels
+
+    def decode_size(self) -> tuple[int, int] | None:
+        side = min(self.preprocessor()(Image.new("RGB", (640, 480))).shape[-2:])
+        return (side, side)
+
+    @inference_mode
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        pixels = pixels.to(self.device, DTYPES[self.dtype], non_blocking=True)
+        import torch
+        from iqabench_plugins.rali.encoders import normalise_pixels
+
+        if pixels.dtype == torch.uint8:  # from the decode workers: normalised here, on the device
+            pixels = normalise_pixels(pixels.to(self.device, non_blocking=True), self._table, _torch_dtype(self.dtype))
+        pixels = pixels.to(self.device, _torch_dtype(self.dtype), non_blocking=True)
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         return self._encode_image(pixels)
 
-    @torch.inference_mode()
+    @inference_mode
     def score_batch(self, items: Sequence[Any]) -> list[Score]:
-        if not items:
+        import torch
+
+        if len(items) == 0:
             return []
-        values = self.fused(self.features(torch.stack(list(items))).float()).cpu().tolist()
+        pixels = items if isinstance(items, torch.Tensor) else torch.stack(list(items))
+        values = self.fused(self.features(pixels).float()).cpu().tolist()
         return [Score.ok(v) if v == v and abs(v) != float("inf") else Score.failure("non-finite score") for v in values]
 
     def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """The tensor path: the encoder's transform in torch (:meth:`ImageTextEncoder.pixel_transform`), then
         the same encoder and fused head as :meth:`score_batch`; gradients reach ``pixels``."""
+        import torch
+
         transform = self.image_encoder.pixel_transform()
-        pixels = transform(pixels.to(self.device)).to(DTYPES[self.dtype])
+        pixels = transform(pixels.to(self.device)).to(_torch_dtype(self.dtype))
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         return self.fused(self._encode_image(pixels).float())
@@ -157,6 +195,8 @@ class RALI(Model):
     @classmethod
     def released_parameters(cls) -> int:
         """The paper's encoder, CLIP ViT-L/14-336's vision tower and projection (the head adds a few hundred K)."""
+        from iqabench_plugins.rali.encoders import released_vision_parameters
+
         return released_vision_parameters()
 
     @property
@@ -185,6 +225,9 @@ class RALI(Model):
 
 
 def _random_head(feature_dim: int, pca_dim: int, num_prototypes: int) -> PrototypeHead:
+    import torch
+    from iqabench_plugins.rali.head import PrototypeHead
+
     generator = torch.Generator().manual_seed(0)
     pca_dim = min(pca_dim, feature_dim)
     components = torch.linalg.qr(torch.randn(feature_dim, pca_dim, generator=generator))[0].T

@@ -14,10 +14,11 @@ setting with the paper and the releases.
 """
 
 from iqabench import hookimpl
-from iqabench_plugins.rl.grpo import GRPO
-from iqabench_plugins.rl.ract import RACT
 
 
 @hookimpl
 def iqabench_trainers():
+    from iqabench_plugins.rl.grpo import GRPO
+    from iqabench_plugins.rl.ract import RACT
+
     return [GRPO, RACT]

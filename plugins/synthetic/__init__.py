@@ -6,17 +6,31 @@ those distortions so RALI can be trained offline (:mod:`.describer`).
 """
 
 from iqabench import hookimpl
-from iqabench_plugins.synthetic.dataset import Synthetic
-from iqabench_plugins.synthetic.describer import Describer
 
 __all__ = ["Describer", "Synthetic"]
 
 
+def __getattr__(name: str):
+    if name == "Synthetic":
+        from iqabench_plugins.synthetic.dataset import Synthetic
+
+        return Synthetic
+    if name == "Describer":
+        from iqabench_plugins.synthetic.describer import Describer
+
+        return Describer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def iqabench_datasets() -> list[type]:
+    from iqabench_plugins.synthetic.dataset import Synthetic
+
     return [Synthetic]
 
 
 @hookimpl
 def iqabench_models() -> list[type]:
+    from iqabench_plugins.synthetic.describer import Describer
+
     return [Describer]

@@ -20,23 +20,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from iqabench.model import Model, Score
-from iqabench_plugins.synthetic.distortions import DISTORTIONS
-from iqabench_plugins.synthetic.generate import (
-    DEFAULT_SIZE,
-    default_root,
-    ensure_generated,
-    generations,
-    image_hash,
-)
-from iqabench_plugins.synthetic.phrasing import describe_distortion
-from iqabench_plugins.synthetic.references import REFERENCES
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# The generator, distortions (SciPy) and torch are imported when a describer is built or describes,
+# so listing models stays fast.
 
 
 def _torch_choice(options: Sequence[str]) -> str:
+    import torch
+
     return options[int(torch.randint(len(options), (1,)).item())]
 
 
@@ -54,6 +51,10 @@ class Describer(Model):
         The describer knows every image of every generation (any size) under ``root``; if there is none yet,
         the full default dataset is generated first.
         """
+        from iqabench_plugins.synthetic.distortions import DISTORTIONS
+        from iqabench_plugins.synthetic.generate import DEFAULT_SIZE, default_root, ensure_generated, generations
+        from iqabench_plugins.synthetic.references import REFERENCES
+
         super().__init__(device=device, dtype=dtype)
         self.root = Path(os.path.expanduser(root)) if root is not None else default_root()
         manifests = [manifest for _, manifest in generations(self.root)]
@@ -64,9 +65,13 @@ class Describer(Model):
         }
 
     def preprocessor(self) -> Callable[[Image.Image], str]:
+        from iqabench_plugins.synthetic.generate import image_hash
+
         return image_hash
 
     def score_batch(self, items: Sequence[str]) -> list[Score]:
+        from iqabench_plugins.synthetic.phrasing import describe_distortion
+
         scores = []
         for digest in items:
             entry = self._by_hash.get(digest)
