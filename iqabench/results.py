@@ -20,8 +20,8 @@ from iqabench.predictions import PredictionStore
 from iqabench.provenance import portable, run_provenance
 
 if TYPE_CHECKING:
+    from iqabench.outcome import ModelOutcome
     from iqabench.plan import RunPlan
-    from iqabench.runner import ModelOutcome
 
 def read_reference(path: Path) -> list[dict[str, Any]]:
     """Rows of a reported-numbers CSV: table, model, dataset, plcc, srcc, source."""
