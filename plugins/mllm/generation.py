@@ -464,7 +464,9 @@ class VllmGenerator:
         if source.is_tiny:
             from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 
-            path = str(save_tiny_qwen25vl(tempfile.mkdtemp(prefix="iqabench-tiny-qwen25vl-")))
+            # vLLM loads from a folder: the tiny model is written to one that lives (and is removed) with the engine
+            self._tiny_folder = tempfile.TemporaryDirectory(prefix="iqabench-tiny-qwen25vl-")
+            path = str(save_tiny_qwen25vl(self._tiny_folder.name))
         else:
             path = source.local_path()
         self.processor = processor
