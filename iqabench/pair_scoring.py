@@ -199,7 +199,8 @@ def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str, h
         "fingerprint": key,
         "model": planned.entry.name,
         "label": planned.label,
-        "model_config": outcome.config,
+        # paths inside the run folder relative to it, so a copied or published folder names no machine's paths
+        "model_config": None if outcome.config is None else relative_paths(outcome.config, layout.root),
         "test_set": test.slug,
         "dataset": test.ref.dataset,
         "split": test.split,

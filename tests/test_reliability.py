@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,9 @@ def test_a_copied_run_folder_resumes_without_training_or_scoring_again(tmp_path)
     setup = {"models": [{"name": "offsetting", "train": True}], "train": {"datasets": [{"dataset": "graded",
                                                                                         "split": "all"}]}}
     first = run(tmp_path, registry, **setup)
+    # the prediction files name the trained weights relative to the run, not by this machine's path
+    meta = json.loads(next((tmp_path / "out" / "predictions").rglob("*.meta.json")).read_text())
+    assert meta["model_config"]["weights"] == {"relative_path": "checkpoints/offsetting/weights.txt"}
     shutil.copytree(tmp_path / "out", tmp_path / "elsewhere")
     shutil.rmtree(tmp_path / "out")  # the original is gone: the copy must stand on its own
     Counting.scored.clear()
