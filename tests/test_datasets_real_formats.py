@@ -70,12 +70,18 @@ def qalign(name: str) -> list[dict]:
     return json.loads((REAL / "qalign-test-jsons" / name).read_text())
 
 
-def test_koniq_sets_csv(tmp_path):
-    rows = koniq_rows()
+def koniq_root(tmp_path: Path, folder: str) -> Path:
+    """KonIQ's official label file next to empty image files of every row in ``folder``."""
     root = tmp_path / "koniq10k"
     root.mkdir()
     shutil.copy(REAL / "koniq10k" / "koniq10k_distributions_sets.csv", root)
-    touch_all(root / "1024x768", [r["image_name"] for r in rows])
+    touch_all(root / folder, [r["image_name"] for r in koniq_rows()])
+    return root
+
+
+def test_koniq_sets_csv(tmp_path):
+    rows = koniq_rows()
+    root = koniq_root(tmp_path, "1024x768")
     index = load_complete(KonIQ10k(root))
     mos = [float(r["MOS"]) for r in rows]
     assert len(index.records) == len(rows) == 10073
@@ -93,11 +99,7 @@ def test_koniq_sets_csv(tmp_path):
 
 
 def test_koniq_with_only_the_512x384_folder(tmp_path):
-    rows = koniq_rows()
-    root = tmp_path / "koniq10k"
-    root.mkdir()
-    shutil.copy(REAL / "koniq10k" / "koniq10k_distributions_sets.csv", root)
-    touch_all(root / "512x384", [r["image_name"] for r in rows])
+    root = koniq_root(tmp_path, "512x384")
     with pytest.warns(DatasetWarning, match=r"1024x768/ not found, images read from 512x384/"):
         index = load_complete(KonIQ10k(root))
     assert {r.image.split("/")[0] for r in index.records} == {"512x384"} and len(index.records) == 10073
