@@ -29,7 +29,7 @@ from iqabench.errors import IQABenchError
 from iqabench.layout import shard_name
 from iqabench.model import Model
 from iqabench.progress import bar as progress_bar
-from iqabench.scoring import score_files
+from iqabench.scoring import batch_seed, score_files
 from iqabench.texts import ReasoningText, TextsWriter, read_texts
 
 
@@ -91,7 +91,7 @@ def describe(
 
             def seed_batch(start: int, seed: int = seed, positions: list[int] = positions,
                            todo: list[ImageToDescribe] = todo) -> None:
-                torch.manual_seed(seed * 1_000_003 + place[todo[positions[start]].image])
+                torch.manual_seed(batch_seed(seed, place[todo[positions[start]].image]))
 
             for batch in score_files(model, [todo[i].path for i in positions], batch_size=batch_size,
                                      num_workers=num_workers, before_batch=seed_batch):

@@ -59,6 +59,29 @@ class Processes:
         """Every process's ``value``, in process order, on every process."""
         return self._gather(value)
 
+    def main_only(self, work: Callable[[], T]) -> T:
+        """``work()`` run by the main process alone, its result (or its error) handed to every process.
+
+        The others wait in the exchange; were the main process to fail without it, they would wait there for
+        :data:`WAIT_LIMIT`. A failure is raised in every process: the main one re-raises its own exception, the
+        others an :class:`~iqabench.errors.IQABenchError` naming it.
+        """
+        outcome: tuple[bool, Any] | None = None
+        failure: BaseException | None = None
+        if self.is_main:
+            try:
+                outcome = (True, work())
+            except Exception as exc:
+                failure, outcome = exc, (False, f"{type(exc).__name__}: {exc}")
+        ok, value = self.broadcast(outcome)
+        if failure is not None:
+            raise failure
+        if not ok:
+            from iqabench.errors import IQABenchError
+
+            raise IQABenchError(f"the main process failed: {value}")
+        return value
+
 
 def launched_processes() -> int:
     """How many processes the launcher started (its ``WORLD_SIZE``), 1 without a launcher."""

@@ -45,6 +45,8 @@ Image.MAX_IMAGE_PIXELS = None
 
 #: default limit: 12000x9000 images took 5.8 GB in NIQE's full-resolution float64 pipeline
 DEFAULT_MAX_MEGAPIXELS = 64.0
+#: with downscaling (``max_side``), images up to this multiple of the limit are decoded and then shrunk
+DOWNSCALE_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,16 @@ def load_image(
 def _check_size(path: Path, size: tuple[int, int], reading: ImageReading) -> None:
     width, height = size
     megapixels = width * height / 1e6
-    if reading.max_megapixels is None or megapixels <= reading.max_megapixels or reading.downscaled_to:
+    if reading.max_megapixels is None or megapixels <= reading.max_megapixels:
         return
+    if reading.downscaled_to and megapixels <= DOWNSCALE_FACTOR * reading.max_megapixels:
+        return  # decoded in full once, then downscaled; beyond this even one decode is a decompression bomb
+    if reading.downscaled_to:
+        raise ImageLoadError(
+            f"{path} is {width}x{height} ({megapixels:.0f} MP): even downscaled, it must be decoded in full first, and "
+            f"images above {DOWNSCALE_FACTOR:g} x the {reading.max_megapixels:g} MP limit are refused (a "
+            "decompression bomb looks like this). Raise `preprocessing: {max_megapixels: ...}` if it is genuine."
+        )
     raise ImageLoadError(
         f"{path} is {width}x{height} ({megapixels:.0f} MP), above the {reading.max_megapixels:g} MP limit that keeps "
         "full-resolution models within memory. Downscale it with the suite's `preprocessing: {max_side: 4096}` "

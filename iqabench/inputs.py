@@ -56,6 +56,8 @@ def score_inputs(model: Model, inputs: Inputs, *, batch_size: int = 8, num_worke
     if kind == "arrays":
         kind, items = _arrays_as_images_or_pixels(model, items)
     if kind == "pixels":
+        if not items:  # an empty [0, 3, H, W] batch
+            return [], str(getattr(inputs, "device", "cpu"))
         device = str(items[0].device)
         if model.differentiable:
             return score_pixel_list(model, items, batch_size=batch_size), device

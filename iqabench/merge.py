@@ -58,6 +58,9 @@ def merge_runs(folders: Sequence[str | Path], out: str | Path) -> dict[str, Any]
     existing = read_json(target.results)
     if target.results.exists() and "merged_from" not in existing:
         raise MergeError(f"{target.root} holds the results of a run, not of a merge; choose another --out.")
+    if not target.results.exists() and target.root.is_dir() and any(target.root.iterdir()):
+        # a run interrupted before its results, or any other folder: merging would delete its predictions
+        raise MergeError(f"{target.root} is not empty and holds no merged results; choose a new or empty --out.")
     with target.lock(command_line()):
         for sub in ("predictions", "failures", "efficiency"):
             shutil.rmtree(target.root / sub, ignore_errors=True)

@@ -27,7 +27,7 @@ from iqabench.outcome import ModelOutcome
 from iqabench.plan import RunPlan, TestSet
 from iqabench.predictions import Prediction, journal_header
 from iqabench.provenance import fingerprint
-from iqabench.scoring import score_files
+from iqabench.scoring import batch_seed, score_files
 from iqabench.training import relative_paths
 
 log = logging.getLogger("iqabench.runner")
@@ -51,14 +51,12 @@ def score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, group: Proce
     """Score one pair: the main process says which batches are left, all score their share, the main one merges."""
     key = pair_fingerprint(plan, outcome, test)
     header = journal_header(key, outcome.planned.batch_size, [r.image for r in test.records])
-    todo = _batches_to_score(plan, outcome, test, key, header) if group.is_main else None
-    todo = group.broadcast(todo)
+    todo = group.main_only(lambda: _batches_to_score(plan, outcome, test, key, header))
     if todo is None:
         return
     report = _score_batches(plan, outcome, test, header, share(todo, group.index, group.count), group)
     reports = group.gather(report)
-    if group.is_main:
-        _merge_pair(plan, outcome, test, key, header, reports)
+    group.main_only(lambda: _merge_pair(plan, outcome, test, key, header, reports))
 
 
 def _batches_to_score(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str,
@@ -116,12 +114,12 @@ def _score_batches(plan: RunPlan, outcome: ModelOutcome, test: TestSet, header: 
         return report
     spans = batches(len(test.records), planned.batch_size)
     positions = [i for batch in mine for i in spans[batch]]
-    all_paths = test.paths()
     journal = layout.journal(planned.slug, test.slug, group.index, group.count)
-    journal.open(header)
     bar = progress.bar(total=len(positions), desc=f"{planned.label} | {test.label}", unit="img",
                        enabled=plan.progress)
-    try:
+    try:  # whatever fails here is reported to the main process, so no process waits for this one
+        all_paths = test.paths()
+        journal.open(header)
         model = outcome.built(plan)
         report.update(model_config=outcome.config, preprocessing=outcome.preprocessing)
         model.take_counts()  # what an earlier test set left behind is not this one's
@@ -156,7 +154,7 @@ def _seed_batch(plan: RunPlan, first_image: int) -> None:
     if "torch" in sys.modules:  # a model that never imported torch draws nothing from its generator
         import torch
 
-        torch.manual_seed(plan.suite.seed * 1_000_003 + first_image)
+        torch.manual_seed(batch_seed(plan.suite.seed, first_image))
 
 
 def _prediction(record, score) -> Prediction:

@@ -18,6 +18,7 @@ joins the folders of such runs into the leaderboard of the whole suite.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,11 @@ class RunPlan:
 
 
 def suite_relative(suite_file: Path, value: str | None) -> str | None:
-    """A path written in a suite is relative to the suite's folder."""
-    if value is None or value.startswith(("~", "/", "$")):
+    """A path written in a suite: ``~`` and ``$VARIABLES`` expanded, then relative to the suite's folder."""
+    if value is None:
+        return value
+    value = os.path.expandvars(os.path.expanduser(value))
+    if os.path.isabs(value):
         return value
     return str((suite_file.parent / value).resolve())
 

@@ -82,8 +82,7 @@ def evaluate(plan: RunPlan) -> dict[str, Any]:
     group = processes()
     with _run_folder(plan, group):
         launch = group.gather(describe_process(plan.device))
-        if group.is_main:
-            shutil.copyfile(plan.suite_file, plan.layout.suite_copy)
+        group.main_only(lambda: shutil.copyfile(plan.suite_file, plan.layout.suite_copy))
         outcomes = []
         for planned in plan.models:
             outcome = ModelOutcome(planned, dict(planned.options))
@@ -93,13 +92,11 @@ def evaluate(plan: RunPlan) -> dict[str, Any]:
             held = [test for test in plan.tests if plan.holds(planned, test)]
             for test in held:
                 score_pair(plan, outcome, test, group)
-            if group.is_main and held:
-                measure_model(plan, outcome, held[0], group.count)
+            if held:
+                group.main_only(lambda: measure_model(plan, outcome, held[0], group.count))
             outcome.release()
-        results = None
-        if group.is_main:
-            results = build_results(plan, outcomes, elapsed=time.perf_counter() - started, launch=launch)
-        return group.broadcast(results)
+        return group.main_only(
+            lambda: build_results(plan, outcomes, elapsed=time.perf_counter() - started, launch=launch))
 
 
 def train_only(plan: RunPlan) -> dict[str, dict[str, Any]]:

@@ -63,11 +63,21 @@ def relative_paths(output: dict[str, Any], base: Path) -> dict[str, Any]:
     prefix = base.resolve()
     relative = {}
     for key, value in output.items():
-        if isinstance(value, str) and value and Path(value).resolve().is_relative_to(prefix):
+        # only strings that name an existing file or folder are paths: "cuda" or a prompt never are, even when
+        # the working folder is inside ``base``
+        if isinstance(value, str) and value and _is_path_inside(value, prefix):
             relative[key] = {"relative_path": str(Path(value).resolve().relative_to(prefix))}
         else:
             relative[key] = value
     return relative
+
+
+def _is_path_inside(value: str, prefix: Path) -> bool:
+    try:
+        path = Path(value)
+        return path.exists() and path.resolve().is_relative_to(prefix)
+    except (OSError, ValueError):  # not a valid path on this system (too long, NUL bytes)
+        return False
 
 
 def absolute_paths(output: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -103,31 +113,38 @@ def cached_step(
     key = fingerprint(settings)
     marker = folder / MARKER
     group = processes()
-    if marker.exists() and not force:
-        info = read_json(marker)
-        if info.get("fingerprint") == key:
-            log.info("%s: reusing %s (finished earlier with the same settings)", what, folder)
-            return StepResult("reused", absolute_paths(info.get("output", {}), folder), info)
-        if not replace_stale:
-            raise StaleCheckpointError(
-                f"{folder} holds a {what} made with other settings (see {marker}); pass --force to redo it "
-                "there, or choose another output folder."
-            )
-        log.info("%s: settings changed since %s was made; doing it again", what, folder)
-    elif folder.exists() and any(folder.iterdir()) and not marker.exists():
-        raise IQABenchError(
-            f"{folder} exists and is not an iqabench output (no {MARKER}); choose another output folder."
-        )
     partial = folder.with_name(folder.name + ".partial")
     stamp = partial / STAMP
-    if group.is_main:
+
+    def reuse_or_prepare() -> dict[str, Any] | None:
+        """The finished step's marker to reuse, or ``None`` after making the partial folder ready (main only,
+        so that no process looks at the folders while another deletes them)."""
+        if marker.exists() and not force:
+            info = read_json(marker)
+            if info.get("fingerprint") == key:
+                return info
+            if not replace_stale:
+                raise StaleCheckpointError(
+                    f"{folder} holds a {what} made with other settings (see {marker}); pass --force to redo it "
+                    "there, or choose another output folder."
+                )
+            log.info("%s: settings changed since %s was made; doing it again", what, folder)
+        elif folder.exists() and any(folder.iterdir()) and not marker.exists():
+            raise IQABenchError(
+                f"{folder} exists and is not an iqabench output (no {MARKER}); choose another output folder."
+            )
         if folder.exists():
             shutil.rmtree(folder)
         if partial.exists() and (force or read_json(stamp).get("fingerprint") != key):
             shutil.rmtree(partial)  # started with other settings: nothing in it may be resumed
         partial.mkdir(parents=True, exist_ok=True)
         atomic_write_json(stamp, {"fingerprint": key, "settings": settings})
-    group.barrier()
+        return None
+
+    reused = group.main_only(reuse_or_prepare)
+    if reused is not None:
+        log.info("%s: reusing %s (finished earlier with the same settings)", what, folder)
+        return StepResult("reused", absolute_paths(reused.get("output", {}), folder), reused)
     info = failure = None
     if every_process or group.is_main:
         try:
@@ -142,13 +159,13 @@ def cached_step(
         raise failure
     if any(errors):
         raise IQABenchError(f"{what} failed in another process: {next(e for e in errors if e)}")
-    if group.is_main:
+    def finish() -> dict[str, Any]:
         atomic_write_json(partial / MARKER, info)
         stamp.unlink(missing_ok=True)
         partial.rename(folder)
-    group.barrier()
-    if info is None:
-        info = read_json(marker)
+        return info
+
+    info = group.main_only(finish)  # the main process's record: the others may not have run the work
     return StepResult("trained", absolute_paths(info["output"], folder), info)
 
 

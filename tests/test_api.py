@@ -158,3 +158,8 @@ def test_a_model_declared_differentiable_needs_a_tensor_path(capsys):
     assert main(["list", "models", "--json"]) == 0
     listed = {m["name"]: m["differentiable"] for m in json.loads(capsys.readouterr().out)}
     assert listed["rali"] and listed["q-align"] and not listed["niqe"] and not listed["q-insight"]
+
+
+def test_an_empty_tensor_batch_gives_an_empty_score_tensor():
+    scores = create_model("niqe")(torch.zeros(0, 3, 64, 64))
+    assert scores.shape == (0,)

@@ -366,6 +366,12 @@ def test_targets_are_the_releases_mos_over_100():
     pipal = TrainingSet("pipal", "/data", [Record("c.png", mos_raw=1500.0, mos=3.0, split="train")])
     with pytest.raises(IQABenchError, match="use target: rescaled"):
         training_targets([pipal], "raw/100")
+    # CSIQ-like DMOS on 0-1 (lower is better): the harness flips it to [1, 5]; raw / 100 would invert the prompt
+    csiq = TrainingSet("csiq", "/data", [Record("d.png", mos_raw=0.9, mos=1.0, split="train"),
+                                         Record("e.png", mos_raw=0.1, mos=5.0, split="train")])
+    with pytest.raises(IQABenchError, match="lower-is-better labels"):
+        training_targets([csiq], "raw/100")
+    assert training_targets([csiq], "rescaled") == pytest.approx([0.0, 1.0])
 
 
 def released_context(dtype=torch.float16) -> torch.Tensor:

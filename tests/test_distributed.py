@@ -387,6 +387,12 @@ def test_folders_of_other_suites_or_code_are_refused(world, parts):
         merge_runs([root / "part0", edited], root / "refused")
     with pytest.raises(MergeError, match="holds the results of a run"):
         merge_runs([root / "part0", root / "part1"], root / "whole")
+    interrupted = root / "interrupted"  # a run killed before its results: its predictions must survive
+    (interrupted / "predictions").mkdir(parents=True)
+    (interrupted / "predictions" / "journal.jsonl").write_text("{}\n")
+    with pytest.raises(MergeError, match="not empty and holds no merged results"):
+        merge_runs([root / "part0", root / "part1"], interrupted)
+    assert (interrupted / "predictions" / "journal.jsonl").exists()
 
 
 def test_selections_are_checked(world):

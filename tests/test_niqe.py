@@ -172,18 +172,19 @@ def test_block_moments_match_direct_computation_with_in_block_wrap():
 
 
 def _shared_gray(*parts: str) -> np.ndarray:
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} not present (../shared/data: a user's clone has none)")
+    if not SHARED.joinpath(*parts).is_file():
+        pytest.skip(f"{SHARED.joinpath(*parts)} not present (../shared/data: a user's clone has none)")
     return rgb2gray_uint8(Image.open(SHARED.joinpath(*parts)))
 
 
 # LIVE NIQE example.m on its own four images (scikit-video issue #116, 4 decimals). image3 has
 # 25k pixels in flat neighbourhoods whose MATLAB value hangs on rounding residues: see
-# docs/niqe_brisque.md; it is checked against iqabench's exact-zero value, 7.6303 (-5.1 %).
+# docs/niqe_brisque.md; it is checked against the MATLAB value with the documented -5.1 % gap
+# (iqabench gives 7.6303), so a change of policy in flat regions fails here.
 @pytest.mark.parametrize(
     "name, expected, tolerance",
     [("image1.png", 5.0290, 1e-4), ("image2.png", 17.8659, 1e-4), ("image4.png", 2.6571, 1e-4),
-     ("image3.png", 8.0362, 0.06)],
+     ("image3.png", 8.0362, 0.052)],
 )
 def test_live_example_images(niqe, name, expected, tolerance):
     (score,) = niqe.score_batch([_shared_gray("niqe", name)])

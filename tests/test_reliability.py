@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from iqabench import hookimpl
-from iqabench.errors import ImageLoadError, SuiteError
+from iqabench.errors import IQABenchError, ImageLoadError, SuiteError
 from iqabench.images import ImageReading, load_image
 from iqabench.layout import RunLayout, RunLockedError
 from iqabench.options import OptionValueError
@@ -254,6 +254,9 @@ def test_an_image_above_the_size_limit_is_refused_unless_it_is_downscaled(tmp_pa
     with pytest.raises(ImageLoadError, match=r"400x300 \(0 MP\), above the 0.1 MP limit.*max_side"):
         load_image(path, ImageReading(max_megapixels=0.1))
     assert load_image(path, ImageReading(max_megapixels=0.1, downscaled_to=200)).size == (400, 300)
+    # 0.12 MP is above 4 x 0.02 MP: refused even when it would be downscaled (a decompression bomb's shape)
+    with pytest.raises(ImageLoadError, match=r"even downscaled.*above 4 x the 0.02 MP limit"):
+        load_image(path, ImageReading(max_megapixels=0.02, downscaled_to=200))
 
 
 def test_warnings_print_as_one_line(capsys):
@@ -264,3 +267,78 @@ def test_warnings_print_as_one_line(capsys):
     _one_line_warning(warnings.WarningMessage("first line\nsecond", FutureWarning, "x.py", 3).message,
                       FutureWarning, "x.py", 3)
     assert capsys.readouterr().err == "iqabench: warning: FutureWarning: first line\n"
+
+
+def test_only_existing_files_inside_the_run_are_written_relative(tmp_path, monkeypatch):
+    """Run from inside the output folder (`--out .`): option values such as "cuda" or a prompt are not paths."""
+    from iqabench.training import relative_paths
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "w.txt").write_text("1")
+    monkeypatch.chdir(tmp_path)
+    options = {"device": "cuda", "prompt": "rate it", "weights": "checkpoints/w.txt", "other": "/no/such/file",
+               "count": 3}
+    assert relative_paths(options, Path(".")) == {
+        "device": "cuda", "prompt": "rate it", "weights": {"relative_path": "checkpoints/w.txt"},
+        "other": "/no/such/file", "count": 3}
+
+
+def test_a_failure_of_the_main_process_alone_reaches_every_process():
+    """`Processes.main_only`: the others get the result, or an error naming the main process's failure."""
+    from iqabench.distributed import Processes
+
+    def exchange(index: int, main_said: list) -> Processes:
+        def broadcast(value):
+            if index == 0:
+                main_said.append(value)
+            return main_said[0]
+        return Processes(index, 2, lambda: None, broadcast, lambda value: [value, value])
+
+    said: list = []
+    main, other = exchange(0, said), exchange(1, said)
+    assert main.main_only(lambda: 41 + 1) == 42 and other.main_only(lambda: pytest.fail("ran outside main")) == 42
+    said.clear()
+    with pytest.raises(ZeroDivisionError):
+        main.main_only(lambda: 1 / 0)
+    with pytest.raises(IQABenchError, match="the main process failed: ZeroDivisionError: division by zero"):
+        other.main_only(lambda: None)
+
+
+def test_suite_paths_expand_home_and_variables_and_are_relative_to_the_suite(tmp_path, monkeypatch):
+    from iqabench.plan import suite_relative
+
+    monkeypatch.setenv("SCRATCH", "/scratch/me")
+    monkeypatch.setenv("HOME", "/home/me")
+    suite = tmp_path / "suites" / "s.yaml"
+    assert suite_relative(suite, "$SCRATCH/iqa") == "/scratch/me/iqa"
+    assert suite_relative(suite, "~/ref.csv") == "/home/me/ref.csv"
+    assert suite_relative(suite, "data") == str((tmp_path / "suites" / "data").resolve())
+    assert suite_relative(suite, None) is None
+
+
+def test_a_training_step_never_overwrites_other_work_and_reuses_its_own(tmp_path):
+    """`cached_step` (under `iqabench train --out DIR`): other settings or a foreign folder are refused and left
+    as they were; the same settings are reused without running the work again."""
+    from iqabench.training import StaleCheckpointError, cached_step
+
+    calls = []
+
+    def work(folder: Path) -> dict:
+        calls.append(folder)
+        (folder / "weights.txt").write_text("1")
+        return {"weights": str(folder / "weights.txt")}
+
+    out = tmp_path / "ckpt"
+    first = cached_step(out, {"lr": 1}, work, replace_stale=False)
+    assert first.status == "trained" and first.output["weights"] == str((out / "weights.txt").resolve())
+    again = cached_step(out, {"lr": 1}, work, replace_stale=False)
+    assert again.status == "reused" and len(calls) == 1
+    with pytest.raises(StaleCheckpointError, match="made with other settings"):
+        cached_step(out, {"lr": 2}, work, replace_stale=False)
+    assert (out / "weights.txt").read_text() == "1" and len(calls) == 1
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(IQABenchError, match="is not an iqabench output"):
+        cached_step(foreign, {"lr": 1}, work)
+    assert (foreign / "notes.txt").read_text() == "keep" and len(calls) == 1

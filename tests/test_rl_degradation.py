@@ -105,6 +105,18 @@ def test_released_meta_layout_is_read(tmp_path):
         read_degradation_data(root / "metas" / "train_dist.json", DEFAULT_DISTORTION_CLASSES)
 
 
+
+def test_meta_images_relative_to_the_data_root_are_found(tmp_path):
+    """Q-Insight's script joins `image` to the data root (Data-DeQA-Score/), three levels above the JSON."""
+    meta = tmp_path / "kadis700k" / "refA_sd_brief" / "metas" / "train_dist.json"
+    write_image(tmp_path / "kadis700k" / "refA_sd_brief" / "dist_imgs" / "0.jpg", 0)
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps([{"image": "kadis700k/refA_sd_brief/dist_imgs/0.jpg", "distortion_class": "blur",
+                                 "severity": "obvious"}]))
+    samples, _ = read_degradation_data(meta, DEFAULT_DISTORTION_CLASSES)
+    assert [s.path.resolve() for s in samples] == [(tmp_path / "kadis700k/refA_sd_brief/dist_imgs/0.jpg").resolve()]
+
+
 def test_kadis_style_folder_is_read(tmp_path):
     for name in ("ref-a_01_03.bmp", "ref-a_10_05.bmp", "ref-a_25_01.bmp"):
         write_image(tmp_path / "dist_imgs" / name)

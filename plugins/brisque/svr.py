@@ -56,9 +56,11 @@ class RbfSvr:
         source = resources.files(__package__).joinpath(LIVE_SVR) if path is None else Path(path)
         with source.open("rb") as handle, np.load(handle, allow_pickle=False) as arrays:
             missing = {"sv", "sv_coef", "gamma", "rho", "feat_min"} - set(arrays.files)
-            if missing or not {"feat_max", "feat_range"} & set(arrays.files):
+            if not {"feat_max", "feat_range"} & set(arrays.files):
+                missing.add("feat_max (or feat_range)")
+            if missing:
                 raise ValueError(
-                    f"{source} lacks {sorted(missing | {'feat_max'})}; see plugins/brisque/MODEL-NOTICE.txt "
+                    f"{source} lacks {sorted(missing)}; see plugins/brisque/MODEL-NOTICE.txt "
                     "for the format"
                 )
             feature_min = arrays["feat_min"].astype(np.float64)

@@ -65,6 +65,14 @@ def training_targets(datasets: Sequence[TrainingSet], target: str) -> list[float
                 f"target 'raw/100' (the release's KonIQ MOS / 100) needs labels on a 0-100 scale, but {dataset.name!r} "
                 f"has raw labels in [{min(raw):g}, {max(raw):g}]; use target: rescaled for this dataset."
             )
+        if raw and max(raw) > min(raw):
+            lowest = min(dataset.records, key=lambda record: record.mos_raw)
+            highest = max(dataset.records, key=lambda record: record.mos_raw)
+            if highest.mos < lowest.mos:  # the harness flipped the labels: a higher raw value is worse quality
+                raise IQABenchError(
+                    f"target 'raw/100' fits P(good photo) to the raw label / 100, but {dataset.name!r} publishes "
+                    "lower-is-better labels (DMOS), which would train the prompt upside down; use target: rescaled."
+                )
         if raw and max(raw) <= 5.0:
             log.warning("coop: the raw labels of %s are all <= 5, so MOS / 100 targets are all <= 0.05; if this "
                         "dataset is not on a 0-100 scale, use target: rescaled", dataset.name)

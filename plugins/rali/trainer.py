@@ -102,6 +102,8 @@ class RALITrainer(Trainer):
 
     name = "rali"
     model = "rali"
+    #: alignment runs under accelerate in every process (DDP); describing and fitting run on the main one
+    uses_all_processes = True
 
     def __init__(
         self,
@@ -366,9 +368,12 @@ def enable_gradient_checkpointing(encoder: ImageTextEncoder) -> bool:
     towers: their own ``set_grad_checkpointing``. Returns False for a tower
     with neither (EfficientNet-Lite0, a small convolutional net).
     """
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    layers = [m for m in encoder.modules() if isinstance(m, GradientCheckpointingLayer)]
+    try:
+        from transformers.modeling_layers import GradientCheckpointingLayer
+    except ImportError:  # transformers before 4.52 has no such layers: no checkpointing for its towers
+        layers = []
+    else:
+        layers = [m for m in encoder.modules() if isinstance(m, GradientCheckpointingLayer)]
     if layers:
         checkpoint = partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
         for layer in layers:

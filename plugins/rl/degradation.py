@@ -153,7 +153,9 @@ def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[Degradation
     """Q-Insight's loader: ``image`` joined to an image root, ``distortion_class`` and ``severity`` as answers.
 
     The image root is the folder above ``metas/`` (``refA_sd_brief/`` in the
-    released layout); an ``image`` not found there is looked for next to the JSON.
+    released layout); an ``image`` not found there is looked for next to the JSON,
+    then in the folders further up (Q-Insight's script joins it to the data root,
+    ``--image_root ./data/Data-DeQA-Score``, three levels above the JSON).
     Severities may be the question's words or DepictQA's levels 1-5.
     """
     try:
@@ -163,7 +165,7 @@ def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[Degradation
     if not isinstance(entries, list):
         raise IQABenchError(f"degradation_data {path} must hold a JSON list of objects with image, distortion_class "
                             "and severity (Q-Insight's train_dist.json layout).")
-    roots = [path.parent.parent, path.parent]
+    roots = [path.parent.parent, path.parent, *list(path.resolve().parents)[2:5]]
     samples, left_out = [], 0
     for position, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry:
@@ -176,8 +178,9 @@ def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[Degradation
         found = image if image.is_absolute() else next((r / image for r in roots if (r / image).is_file()), None)
         if found is None:
             raise IQABenchError(
-                f"image {entry['image']!r} of {path} (entry {position}) is neither under {roots[0]} nor under "
-                f"{roots[1]}; keep the release's layout (metas/train_dist.json next to dist_imgs/)."
+                f"image {entry['image']!r} of {path} (entry {position}) is under none of "
+                f"{', '.join(str(r) for r in roots)}; keep the release's layout (metas/train_dist.json next to "
+                "dist_imgs/, under the data root)."
             )
         samples.append(DegradationSample(found, *answer, image_id=f"degradation/{entry['image']}"))
     if not samples:
@@ -201,7 +204,7 @@ def _meta_answer(distortion_class: Any, severity: Any, classes: Mapping[str, str
 def mix(
     samples: Sequence[DegradationSample], score_prompts: int, ratio: float | None, seed: int
 ) -> list[DegradationSample]:
-    """The degradation prompts of one epoch.
+    """The degradation prompts of the training set, drawn once for the whole run (every epoch sees the same ones).
 
     ``ratio=None`` keeps every sample (Q-Insight concatenates the two tasks'
     data). A ratio r in (0, 1) makes degradation prompts a fraction r of all

@@ -485,13 +485,19 @@ class GRPO(Trainer):
         save_processor(trainer, final)
 
 
+def _reward_names(trainer) -> list[str]:
+    """trl's names of the reward functions (older trl versions keep only the functions)."""
+    names = getattr(trainer, "reward_func_names", None)
+    return list(names) if names else [getattr(f, "__name__", f"reward_{i}") for i, f in enumerate(trainer.reward_funcs)]
+
+
 def effective_settings(trainer) -> dict[str, Any]:
     """What trl will actually do, read back from the built trainer (not from our options)."""
     args, generation = trainer.args, trainer.generation_config
     weights = [float(w) for w in trainer.reward_weights.tolist()]
     return {
         "loss_type": args.loss_type,
-        "advantage_scaling": args.scale_rewards,
+        "advantage_scaling": getattr(args, "scale_rewards", None),
         "epsilon": args.epsilon,
         "beta": args.beta,
         "num_generations": args.num_generations,
@@ -507,8 +513,8 @@ def effective_settings(trainer) -> dict[str, Any]:
             key: getattr(generation, key)
             for key in ("do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens")
         },
-        "reward_weights": dict(zip(trainer.reward_func_names, weights, strict=True)),
+        "reward_weights": dict(zip(_reward_names(trainer), weights, strict=True)),
         "bf16": args.bf16,
         "gradient_checkpointing": args.gradient_checkpointing,
-        "multi_objective_aggregation": args.multi_objective_aggregation,
+        "multi_objective_aggregation": getattr(args, "multi_objective_aggregation", None),  # newer trl only
     }
