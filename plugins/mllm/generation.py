@@ -83,18 +83,15 @@ def qwen_vl_size(width: int, height: int, min_pixels: int, max_pixels: int) -> t
     [``min_pixels``, ``max_pixels``] keeping the aspect ratio: floored to 28
     when too large, ceiled when too small.
     """
-    factor = VISION_FACTOR
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return w_bar, h_bar
+    sides = (width, height)
+    size = [max(VISION_FACTOR, round(side / VISION_FACTOR) * VISION_FACTOR) for side in sides]
+    if size[0] * size[1] > max_pixels:
+        shrink = math.sqrt(width * height / max_pixels)
+        size = [math.floor(side / shrink / VISION_FACTOR) * VISION_FACTOR for side in sides]
+    elif size[0] * size[1] < min_pixels:
+        grow = math.sqrt(min_pixels / (width * height))
+        size = [math.ceil(side * grow / VISION_FACTOR) * VISION_FACTOR for side in sides]
+    return size[0], size[1]
 
 
 @dataclass(frozen=True)

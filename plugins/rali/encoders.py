@@ -151,11 +151,6 @@ def normalise_pixels(pixels: torch.Tensor, table: torch.Tensor, dtype: torch.dty
     return table.to(pixels.device)[channels, pixels.int()].to(dtype)  # int32 indices: half of int64's memory
 
 
-def normalize_pixels(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """An encoder's per-channel normalisation of [B, 3, H, W] pixels (float in [0, 1], or uint8) on their device."""
-    return normalize(pixels, mean, std)
-
-
 @dataclass(frozen=True)
 class PixelResizeCrop:
     """Shorter side to ``size`` (bicubic), centre crop ``crop`` x ``crop``, normalisation: on [B, 3, H, W] tensors.
@@ -199,7 +194,7 @@ class PixelResizeCrop:
             top, left = (height - self.crop) // 2, (width - self.crop) // 2
         else:
             top, left = int(round((height - self.crop) / 2.0)), int(round((width - self.crop) / 2.0))
-        return normalize_pixels(crop_pixels(pixels, top, left, self.crop, self.crop), self.mean, self.std)
+        return normalize(crop_pixels(pixels, top, left, self.crop, self.crop), self.mean, self.std)
 
 
 def clip_image_processor_class() -> type:

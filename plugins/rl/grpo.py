@@ -53,7 +53,6 @@ from iqabench_plugins.rl.degradation import (
 from iqabench_plugins.rl.hf_trainer import (
     accumulation_steps,
     common_args,
-    num_processes,
     save_processor,
     select_device,
     use_bf16,
@@ -61,6 +60,7 @@ from iqabench_plugins.rl.hf_trainer import (
 )
 from iqabench_plugins.rl.rewards import RewardFunction, get_reward, reward_tasks
 
+from iqabench.distributed import launched_processes
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench.images import load_image
 from iqabench.trainer import Trainer, TrainingSet
@@ -435,7 +435,7 @@ class GRPO(Trainer):
             num_train_epochs=self.num_train_epochs,
             max_steps=self.max_steps if self.max_steps is not None else -1,
             per_device_train_batch_size=self.per_device_train_batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps(num_processes()),
+            gradient_accumulation_steps=self.gradient_accumulation_steps(launched_processes()),
             max_completion_length=self.max_completion_length,
             temperature=self.temperature,
             top_k=self.top_k,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from iqabench.distributed import launched_processes
 from iqabench.errors import IQABenchError
 
 
@@ -34,7 +35,7 @@ def select_device(device: str) -> None:
 
     Under ``accelerate launch`` each process already owns its GPU and the index is ignored.
     """
-    if str(device).startswith("cuda:") and num_processes() == 1:
+    if str(device).startswith("cuda:") and launched_processes() == 1:
         import torch
 
         torch.cuda.set_device(torch.device(device))
@@ -47,19 +48,6 @@ def use_bf16(setting: bool | str, device: str) -> bool:
     import torch
 
     return not on_cpu(device) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def num_processes() -> int:
-    """How many processes ``accelerate launch`` started (1 without it)."""
-    from accelerate import PartialState
-
-    return PartialState().num_processes
-
-
-def is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
 
 
 def accumulation_steps(batch_size: int, per_device: int, num_processes: int, prefix: str = "") -> int:

@@ -43,12 +43,15 @@ from iqabench_plugins.mllm.prompts import (
     Q_INSIGHT_SCORE_QUESTION,
     Q_INSIGHT_SYSTEM_PROMPT,
 )
-from iqabench_plugins.rl.checkpoints import check_qwen_vl_checkpoint, datasets_provenance, write_provenance
+from iqabench_plugins.rl.checkpoints import (
+    check_qwen_vl_checkpoint,
+    datasets_provenance,
+    write_provenance,
+)
 from iqabench_plugins.rl.grpo import GRPO, check_training_sets, deepspeed_config_file
 from iqabench_plugins.rl.hf_trainer import (
     accumulation_steps,
     common_args,
-    num_processes,
     save_processor,
     select_device,
     use_bf16,
@@ -56,7 +59,7 @@ from iqabench_plugins.rl.hf_trainer import (
 )
 
 from iqabench.describe import ImageToDescribe, describe
-from iqabench.distributed import processes
+from iqabench.distributed import launched_processes, processes
 from iqabench.errors import IQABenchError
 from iqabench.factory import create_model
 from iqabench.images import load_image
@@ -260,7 +263,7 @@ class RACT(Trainer):
 
         Under ``accelerate launch`` each process loads it on its own GPU.
         """
-        if num_processes() > 1 and str(device) != "cpu":
+        if launched_processes() > 1 and str(device) != "cpu":
             from accelerate import PartialState
 
             device = str(PartialState().device)
@@ -343,7 +346,7 @@ class RACT(Trainer):
 
         bf16 = use_bf16(self.bf16, device)
         accumulation = accumulation_steps(
-            self.sft_batch_size, self.sft_per_device_train_batch_size, num_processes(), prefix="sft_"
+            self.sft_batch_size, self.sft_per_device_train_batch_size, launched_processes(), prefix="sft_"
         )
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16 if bf16 else torch.float32)
         if self.train_module == "vision":
