@@ -20,7 +20,7 @@ cd "$work"
 python - "$count" <<'PY'
 import json, sys
 from pathlib import Path
-from iqabench.bench import make_jpegs
+from iqabench.efficiency.bench import make_jpegs
 paths = make_jpegs(Path("jpegs"), int(sys.argv[1]), (1024, 768))
 Path("data/metas").mkdir(parents=True)
 Path("data/metas/test_bench.json").write_text(json.dumps(
@@ -60,7 +60,7 @@ for which in before after; do
   python - "$which" "$wall" <<'PY'
 import json, sys, time
 from pathlib import Path
-from iqabench.images import load_image
+from iqabench.scoring.images import load_image
 from iqabench_plugins.niqe import NIQE
 which, wall = sys.argv[1], sys.argv[2]
 model = NIQE()

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from iqabench.images import load_image
+from iqabench.scoring.images import load_image
 from iqabench_plugins.datasets import KonIQ10k
 
 KONIQ_COUNT = 10073

@@ -12,8 +12,8 @@ import iqabench  # noqa: F401  (installs the torchvision shim before plugins imp
 import pytest
 import torch
 
-from iqabench.bench import BenchModel, BenchSettings, make_jpegs, measure_model
-from iqabench.images import load_image
+from iqabench.efficiency.bench import BenchModel, BenchSettings, make_jpegs, measure_model
+from iqabench.scoring.images import load_image
 from iqabench_plugins.mllm.q_insight import QInsight
 from iqabench_plugins.rali.model import RALI
 from tests.helpers import save_tiny_clip

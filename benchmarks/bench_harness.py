@@ -23,11 +23,11 @@ import iqabench  # noqa: F401  (the torchvision shim waits for torchvision)
 import numpy as np
 import pytest
 
-from iqabench.bench import make_jpegs
-from iqabench.efficiency import cpu_count
-from iqabench.images import ImageReading, load_image
-from iqabench.loader import model_batches
-from iqabench.scoring import score_files
+from iqabench.efficiency.bench import make_jpegs
+from iqabench.efficiency.measure import cpu_count
+from iqabench.scoring.images import ImageReading, load_image
+from iqabench.scoring.loader import model_batches
+from iqabench.scoring.engine import score_files
 
 IMAGES = int(os.environ.get("IQABENCH_BENCH_IMAGES", "300"))
 #: NIQE's kernel in the suite row: auto (numba when installed), numba or numpy (the model the issue measured)
@@ -168,7 +168,7 @@ def test_rali_preprocessing_per_core(benchmark, jpegs, draft):
     processor_ms = 1000 * _timed_once(lambda: [transform(load_image(path)) for path in paths]) / len(paths)
     exact = all(torch.equal(normalise_pixels(item[None], table, torch.float32)[0], ref)
                 for item, ref in zip(items[:8], reference, strict=True))
-    from iqabench.images import image_backend
+    from iqabench.scoring.images import image_backend
 
     benchmark.extra_info.update(backend=image_backend(), ms_per_image=1000 * per_image,
                                 images_per_second_per_core=1 / per_image,

@@ -11,7 +11,7 @@ import itertools
 import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 import torch
 
-from iqabench.images import load_image
+from iqabench.scoring.images import load_image
 from iqabench_plugins.synthetic import Describer
 from iqabench_plugins.synthetic.distortions import DISTORTIONS
 from iqabench_plugins.synthetic.generate import DEFAULT_SIZE, generate

@@ -18,7 +18,7 @@ Two ways of measuring, each point in a fresh process:
   must hold at least (it adds fragmentation and kernel workspaces), it runs in
   a minute on a CPU at any batch, and bfloat16 autocast is traced as it runs.
 * ``--method rss``: the step really runs (on ``--device``) and the peak is
-  ``iqabench.efficiency.PeakMemory``: on CPU the peak resident set size of the
+  ``iqabench.efficiency.measure.PeakMemory``: on CPU the peak resident set size of the
   step (Linux VmHWM, reset before it), which also counts Python, the libraries
   and the C allocator's slack; on a GPU the CUDA allocator's peak. Slow on a
   CPU (bfloat16 especially, without native bfloat16 instructions): use small
@@ -89,7 +89,7 @@ def one_step(config: str, batch: int, device: str, method: str) -> dict:
         result.update(peak_mib=parts.pop("Total") + text_bytes / MIB, text_tower_mib=text_bytes / MIB,
                       at_peak_mib=parts, device="fake tensors (no data), traced on the CPU")
     else:
-        from iqabench.efficiency import PeakMemory
+        from iqabench.efficiency.measure import PeakMemory
 
         encoder, optimizer, _ = build(checkpointing, with_text=True)
         encoder.to(device)  # in place: the optimiser keeps its parameters

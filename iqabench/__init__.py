@@ -17,28 +17,28 @@ from iqabench import torchvision_shim as _torchvision_shim
 _torchvision_shim.install_on_import()
 
 if TYPE_CHECKING:
-    from iqabench.dataset import Dataset, DatasetIndex, Provenance, Record, rescale_to_1_5
-    from iqabench.factory import create_dataset, create_model, create_trainer
-    from iqabench.model import Model, Score
-    from iqabench.trainer import Trainer, TrainingSet
+    from iqabench.contracts.dataset import Dataset, DatasetIndex, Provenance, Record, rescale_to_1_5
+    from iqabench.registry.factory import create_dataset, create_model, create_trainer
+    from iqabench.contracts.model import Model, Score
+    from iqabench.contracts.trainer import Trainer, TrainingSet
 
 hookimpl = pluggy.HookimplMarker("iqabench")
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Dataset": "iqabench.dataset",
-    "DatasetIndex": "iqabench.dataset",
-    "Provenance": "iqabench.dataset",
-    "Record": "iqabench.dataset",
-    "rescale_to_1_5": "iqabench.dataset",
-    "create_dataset": "iqabench.factory",
-    "create_model": "iqabench.factory",
-    "create_trainer": "iqabench.factory",
-    "Model": "iqabench.model",
-    "Score": "iqabench.model",
-    "Trainer": "iqabench.trainer",
-    "TrainingSet": "iqabench.trainer",
+    "Dataset": "iqabench.contracts.dataset",
+    "DatasetIndex": "iqabench.contracts.dataset",
+    "Provenance": "iqabench.contracts.dataset",
+    "Record": "iqabench.contracts.dataset",
+    "rescale_to_1_5": "iqabench.contracts.dataset",
+    "create_dataset": "iqabench.registry.factory",
+    "create_model": "iqabench.registry.factory",
+    "create_trainer": "iqabench.registry.factory",
+    "Model": "iqabench.contracts.model",
+    "Score": "iqabench.contracts.model",
+    "Trainer": "iqabench.contracts.trainer",
+    "TrainingSet": "iqabench.contracts.trainer",
 }
 __all__ = sorted([*_LAZY, "hookimpl"])
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from iqabench.pixels import pil_to_pixels
+from iqabench.scoring.pixels import pil_to_pixels
 
 DIFFERENTIABLE = ("clip-iqa", "clip-iqa+", "q-align", "rali")
 

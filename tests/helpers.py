@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from iqabench import Dataset, Model, Score, hookimpl
-from iqabench.dataset import build_index
-from iqabench.registry import PluginRegistry
+from iqabench.contracts.dataset import build_index
+from iqabench.registry.discovery import PluginRegistry
 
 
 def write_graded_images(root: Path, count: int = 12, seed: int = 0) -> list[tuple[str, float]]:

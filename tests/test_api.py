@@ -17,7 +17,7 @@ from PIL import Image
 
 from iqabench import create_model
 from iqabench.errors import IQABenchError
-from iqabench.pixels import pil_to_pixels
+from iqabench.scoring.pixels import pil_to_pixels
 from tests.differentiable import model_options, photo, random_images
 from tests.helpers import Brightness, registry_with
 from tests.test_clipiqa import weights  # noqa: F401  (the tiny open_clip fixture)
@@ -143,7 +143,7 @@ def test_a_model_declared_differentiable_needs_a_tensor_path(capsys):
 
     from iqabench import hookimpl
     from iqabench.cli import main
-    from iqabench.registry import PluginRegistry
+    from iqabench.registry.discovery import PluginRegistry
 
     class Claims(Brightness):
         name = "claims"

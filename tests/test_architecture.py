@@ -12,8 +12,8 @@ import yaml
 
 from iqabench import Model, Score, hookimpl
 from iqabench.errors import UnknownNameError
-from iqabench.options import OptionValueError
-from iqabench.registry import PluginError, PluginRegistry, default_registry
+from iqabench.registry.options import OptionValueError
+from iqabench.registry.discovery import PluginError, PluginRegistry, default_registry
 from tests.helpers import Brightness, GradedSet, make_graded_root, registry_with
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def test_a_parameter_the_plugin_does_not_store_is_reported_by_name():
 
 
 def test_option_values_are_checked_against_the_constructor_annotations():
-    from iqabench.factory import create_model
+    from iqabench.registry.factory import create_model
 
     with pytest.raises(OptionValueError, match=r"model 'niqe': option 'block_size' must be int .*got 'abc'"):
         create_model("niqe", block_size="abc")
@@ -92,7 +92,7 @@ def test_option_values_are_checked_against_the_constructor_annotations():
 
 
 def test_comma_separated_flags_fill_list_and_tuple_options():
-    from iqabench.options import check_options, parse_option_flags
+    from iqabench.registry.options import check_options, parse_option_flags
 
     class Ranged:
         def __init__(self, *, rescale_range: tuple[float, float] | None = None) -> None:
@@ -116,7 +116,7 @@ class Squeezing(Brightness):
 
 
 def _run(tmp_path: Path, registry: PluginRegistry, **suite) -> dict:
-    from iqabench.runner import run_suite
+    from iqabench.run.runner import run_suite
 
     make_graded_root(tmp_path / "data" / "graded")
     spec = {"name": "t", "protocol": "single_domain", "num_workers": 0, "bootstrap": 0,
@@ -148,8 +148,8 @@ def test_ctrl_c_during_scoring_stops_the_run_instead_of_being_recorded_as_a_fail
 
 
 def test_a_third_party_model_declares_what_the_efficiency_study_needs(tmp_path, monkeypatch):
-    import iqabench.registry
-    from iqabench.bench import BenchModel, BenchSettings, make_jpegs, measure_model
+    import iqabench.registry.discovery
+    from iqabench.efficiency.bench import BenchModel, BenchSettings, make_jpegs, measure_model
 
     class Staged(Model):
         """A third-party model with a two-stage forward pass and a known released size."""
@@ -170,7 +170,7 @@ def test_a_third_party_model_declares_what_the_efficiency_study_needs(tmp_path, 
         def score_batch(self, items):
             return [Score.ok(float(v.mean())) for v in items]
 
-    monkeypatch.setattr(iqabench.registry, "_DEFAULT", registry_with(Staged))
+    monkeypatch.setattr(iqabench.registry.discovery, "_DEFAULT", registry_with(Staged))
     settings = BenchSettings(batch_sizes=(2,), device="cpu", dtype="float32", images=2, warmup=0, repeats=1,
                              num_workers=0)
     record = measure_model(BenchModel(name="staged"), settings, make_jpegs(tmp_path, 2, (32, 24)))
@@ -204,7 +204,7 @@ def test_the_core_names_no_built_in_plugin():
 
 def test_rali_refuses_random_head_options_next_to_a_checkpoint(tmp_path):
     from iqabench.errors import CheckpointError
-    from iqabench.factory import create_model
+    from iqabench.registry.factory import create_model
 
     with pytest.raises(CheckpointError, match="pca_dim=64.*decides its own encoder and head"):
         create_model("rali", checkpoint=str(tmp_path), pca_dim=64)

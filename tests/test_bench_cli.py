@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from iqabench.bench import (
+from iqabench.efficiency.bench import (
     BenchModel,
     BenchSettings,
     load_bench_suite,
@@ -123,7 +123,7 @@ def test_bench_command_on_tiny_models(tmp_path, tiny_clip, monkeypatch):
 
 
 def test_released_qwen25vl_7b_parameters_match_the_hand_count():
-    from iqabench.registry import default_registry
+    from iqabench.registry.discovery import default_registry
 
     for name in ("q-insight", "visualquality-r1", "ract"):
         assert default_registry().model(name).released_parameters() == qwen25vl_7b_parameters() == 8_292_166_656
@@ -191,7 +191,7 @@ def test_what_a_model_contributes_to_the_study_is_declared_by_the_model_not_the_
     # the suite names no stages, token options or architectures: any registered model can be studied
     suite = yaml.safe_load((REPO / "suites" / "efficiency.yaml").read_text())
     assert all(set(model) <= {"name", "label", "options", "cpu_options", "images"} for model in suite["models"])
-    from iqabench.factory import create_model
+    from iqabench.registry.factory import create_model
 
     rali = create_model("rali", random_init=True, encoder="hf-clip", backbone=str(tiny_clip))
     assert list(rali.timing_stages()) == ["encoder", "head"] and rali.random_weights

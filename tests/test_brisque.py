@@ -9,7 +9,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage import data
 
-from iqabench.registry import default_registry
+from iqabench.registry.discovery import default_registry
 from iqabench_plugins.brisque import BRISQUE
 from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr

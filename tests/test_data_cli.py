@@ -3,7 +3,7 @@
 import json
 
 from iqabench.cli import main
-from iqabench.data_check import CHECK_COLUMNS, check_datasets
+from iqabench.data.check import CHECK_COLUMNS, check_datasets
 from test_datasets import KONIQ_ROWS, expected_mos, make_csiq, make_koniq
 
 

@@ -1,6 +1,6 @@
 """Label and meta files cannot make iqabench read images outside the dataset root (issue 13), unless the user allows it.
 
-The check sits in :func:`iqabench.dataset.build_index`, so it covers the
+The check sits in :func:`iqabench.contracts.dataset.build_index`, so it covers the
 built-in plugins and a third-party plugin alike; these tests go through
 both, and through the command line for the "one clean error line" promise.
 """
@@ -16,10 +16,10 @@ import pytest
 
 from iqabench import Dataset, hookimpl
 from iqabench.cli import main
-from iqabench.data_check import check_datasets
-from iqabench.dataset import DatasetIndex, ImageOutsideRootError, MissingImagesWarning, build_index
+from iqabench.data.check import check_datasets
+from iqabench.contracts.dataset import DatasetIndex, ImageOutsideRootError, MissingImagesWarning, build_index
 from iqabench.errors import IQABenchError
-from iqabench.registry import PluginRegistry
+from iqabench.registry.discovery import PluginRegistry
 from iqabench_plugins.datasets import DeqaMetaDataset, TID2013
 from test_datasets import write_image
 

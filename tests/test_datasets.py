@@ -199,11 +199,11 @@ from iqabench_plugins.datasets import (  # noqa: E402
     LiveWild,
 )
 
-from iqabench.dataset import MissingImagesWarning  # noqa: E402
+from iqabench.contracts.dataset import MissingImagesWarning  # noqa: E402
 from iqabench.errors import DatasetNotFoundError, IQABenchError  # noqa: E402
-from iqabench.factory import create_dataset
-from iqabench.options import check_options  # noqa: E402
-from iqabench.registry import default_registry  # noqa: E402
+from iqabench.registry.factory import create_dataset
+from iqabench.registry.options import check_options  # noqa: E402
+from iqabench.registry.discovery import default_registry  # noqa: E402
 
 
 def load_quietly(dataset):
@@ -451,7 +451,7 @@ def test_options_are_checked_against_the_signature():
 # ---------------------------------------------------------------------------------------------------------------------
 # layouts real users have (issue 11), option parsing, and the direction of DeQA metas
 
-from iqabench.dataset import DatasetWarning  # noqa: E402
+from iqabench.contracts.dataset import DatasetWarning  # noqa: E402
 
 
 def test_csiq_label_txt_with_the_flat_dst_imgs_all_folder(tmp_path):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from iqabench.data_check import check_datasets
-from iqabench.dataset import DatasetWarning, MissingImagesWarning
+from iqabench.data.check import check_datasets
+from iqabench.contracts.dataset import DatasetWarning, MissingImagesWarning
 from iqabench.errors import IQABenchError
 from iqabench_plugins.datasets import AGIQA3k, CSIQ, DeqaMetaDataset, KonIQ10k, TID2013
 

@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 from iqabench.errors import IQABenchError
-from iqabench.layout import RunLayout
-from iqabench.merge import MergeError, merge_runs
-from iqabench.plan import parse_pairs
-from iqabench.predictions import Prediction, ShardJournal, journal_header
-from iqabench.registry import PluginRegistry
-from iqabench.runner import run_suite
+from iqabench.run.layout import RunLayout
+from iqabench.run.merge import MergeError, merge_runs
+from iqabench.run.plan import parse_pairs
+from iqabench.run.predictions import Prediction, ShardJournal, journal_header
+from iqabench.registry.discovery import PluginRegistry
+from iqabench.run.runner import run_suite
 from tests.helpers import make_graded_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -259,10 +259,10 @@ def test_a_single_process_trainer_trains_once_and_a_shared_one_in_every_process(
 
 def test_score_and_describe_share_images_and_write_what_one_process_writes(world, two_processes, capsys,
                                                                            monkeypatch):
-    import iqabench.registry
+    import iqabench.registry.discovery
     from iqabench.cli import main
 
-    monkeypatch.setattr(iqabench.registry, "_DEFAULT", world["registry"])
+    monkeypatch.setattr(iqabench.registry.discovery, "_DEFAULT", world["registry"])
     lines = [json.loads(line) for line in two_processes["stdout"].splitlines() if line.startswith("{")]
     assert [line["image"] for line in lines] == two_processes["images"]  # each image once, in the order given
     assert main(["score", "tallied", *two_processes["images"], "--batch-size", "3", "--json"]) == 0
@@ -348,7 +348,7 @@ def parts(world):
 
 
 def test_merging_the_parts_of_a_split_suite_gives_the_leaderboard_of_one_run(world, parts):
-    from iqabench.leaderboard import write_leaderboard
+    from iqabench.reports.leaderboard import write_leaderboard
 
     root = world["root"]
     whole, split = parts
@@ -479,8 +479,8 @@ def test_a_single_process_run_needs_no_accelerate(world, monkeypatch):
 def test_a_process_that_fails_fails_the_pair_and_a_run_with_other_processes_completes_it(world, monkeypatch):
     """Process 1 of 2 cannot score (its GPU ran out of memory): the pair is reported failed with its traceback
     and keeps process 0's batches; a later run, here with one process, scores only the batches still missing."""
-    import iqabench.runner
-    from iqabench.distributed import Processes
+    import iqabench.run.runner
+    from iqabench.run.distributed import Processes
 
     root = world["root"]
     plugin = world["plugin"]
@@ -494,7 +494,7 @@ def test_a_process_that_fails_fails_the_pair_and_a_run_with_other_processes_comp
         return [value, failed_report if isinstance(value, dict) and "images" in value else value]
 
     main_of_two = Processes(0, 2, lambda: None, lambda value: value, gather)
-    monkeypatch.setattr(iqabench.runner, "processes", lambda: main_of_two)
+    monkeypatch.setattr(iqabench.run.runner, "processes", lambda: main_of_two)
     suite = root / "failing.yaml"
     suite.write_text(yaml.safe_dump({**SUITE, "efficiency": {"enabled": False}, "models": [{"name": "tallied"}],
                                      "test": [{"dataset": "graded", "split": "all"}]}))
@@ -516,7 +516,7 @@ def test_a_process_that_fails_fails_the_pair_and_a_run_with_other_processes_comp
 
 
 def test_a_resumed_describe_writes_the_texts_of_an_uninterrupted_one(world, monkeypatch):
-    from iqabench.describe import ImageToDescribe, describe
+    from iqabench.reasoning.describe import ImageToDescribe, describe
 
     plugin = world["plugin"]
     images = [ImageToDescribe(image=f"img{i:02d}.png", path=world["root"] / "data" / "graded" / f"img{i:02d}.png")

@@ -11,8 +11,8 @@ from matplotlib.colors import to_rgba
 from matplotlib.text import Annotation, Text
 from scipy import stats
 
-from iqabench import figures
-from iqabench.predictions import Prediction
+from iqabench.reports import figures
+from iqabench.run.predictions import Prediction
 
 
 def metric_entry(value: float) -> dict:
@@ -20,7 +20,7 @@ def metric_entry(value: float) -> dict:
 
 
 def ok_pair(model: str, test: str, rows: list[Prediction], sign: float = 1.0) -> dict:
-    """A results.json pair whose PLCC/SRCC are computed here with scipy, independently of iqabench.metrics."""
+    """A results.json pair whose PLCC/SRCC are computed here with scipy, independently of iqabench.reports.metrics."""
     scored = [r for r in rows if r.prediction is not None]
     pred = [sign * r.prediction for r in scored]
     mos = [r.mos for r in scored]

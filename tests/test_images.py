@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from iqabench.errors import ImageLoadError
-from iqabench.images import load_image
+from iqabench.scoring.images import load_image
 
 
 def test_16bit_png_is_scaled_not_clipped(tmp_path):

@@ -21,7 +21,7 @@ def test_import_iqabench_and_the_cli_parser_load_nothing_heavy():
 
 
 def test_listing_models_imports_no_torch_or_scipy():
-    code = "from iqabench.registry import default_registry\nprint(len(default_registry().entries('model')))"
+    code = "from iqabench.registry.discovery import default_registry\nprint(len(default_registry().entries('model')))"
     assert _imported_after(code) == []
 
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from iqabench.cli import main
-from iqabench.registry import PluginRegistry
-from iqabench.runner import run_suite
-from iqabench.suite import load_suite
+from iqabench.registry.discovery import PluginRegistry
+from iqabench.run.runner import run_suite
+from iqabench.run.suite import load_suite
 from tests.helpers import Brightness, Picky, make_graded_root, registry_with
 
 REFERENCE = """table,model,dataset,plcc,srcc,parameters,source
@@ -57,7 +57,7 @@ def test_run_embeds_one_figure_per_model_and_the_comparisons(run_dir):
 
 
 def test_predictions_figure_shows_the_prediction_files(run_dir):
-    from iqabench import figures
+    from iqabench.reports import figures
 
     results = json.loads((run_dir / "results.json").read_text())
     with (run_dir / "predictions" / "picky" / "graded-test.csv").open() as handle:
@@ -111,8 +111,8 @@ def test_leaderboard_command_explains_a_folder_without_results(tmp_path, capsys)
 
 def test_ablation_suite_cases_find_their_table4_rows():
     """Every case of suites/ablation_rali.yaml names a Table 4 row, so its chart has all six reported pairs."""
-    from iqabench import figures
-    from iqabench.results import read_reference
+    from iqabench.reports import figures
+    from iqabench.reports.results import read_reference
 
     repo = Path(__file__).resolve().parents[1]
     suite, _ = load_suite(repo / "suites" / "ablation_rali.yaml")
@@ -133,7 +133,8 @@ def test_ablation_suite_cases_find_their_table4_rows():
 
 
 def test_a_figure_that_cannot_be_drawn_is_reported_and_the_tables_are_written(run_dir, tmp_path, monkeypatch):
-    from iqabench import figures, leaderboard
+    from iqabench.reports import figures
+    from iqabench.reports import leaderboard
 
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)

@@ -1,6 +1,6 @@
 """Leaderboard cells: flagged metrics are shown but never ranked."""
 
-from iqabench.leaderboard import render_leaderboard
+from iqabench.reports.leaderboard import render_leaderboard
 
 
 def pair(model, test, plcc, srcc, flag=None):

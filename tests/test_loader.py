@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iqabench.images import ImageReading, load_image
-from iqabench.loader import model_batches
-from iqabench.model import Model, Score
-from iqabench.scoring import score_files
+from iqabench.scoring.images import ImageReading, load_image
+from iqabench.scoring.loader import model_batches
+from iqabench.contracts.model import Model, Score
+from iqabench.scoring.engine import score_files
 from iqabench_plugins.niqe import NIQE
 
 

@@ -12,9 +12,9 @@ import torch
 
 from iqabench import create_model
 from iqabench.errors import IQABenchError
-from iqabench.factory import differentiable_models
-from iqabench.loss import QualityLoss
-from iqabench.pixels import to_pil_images
+from iqabench.registry.factory import differentiable_models
+from iqabench.scoring.loss import QualityLoss
+from iqabench.scoring.pixels import to_pil_images
 from tests.differentiable import DIFFERENTIABLE, mid_grey_photo, model_options
 from tests.test_clipiqa import weights  # noqa: F401  (the tiny open_clip fixture)
 

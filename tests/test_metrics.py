@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from iqabench import metrics
+from iqabench.reports import metrics
 
 
 def test_plcc_is_pearson_by_hand():

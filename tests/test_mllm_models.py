@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.registry import default_registry
+from iqabench.registry.discovery import default_registry
 from iqabench_plugins.mllm.generation import FitForVisionTower
 from iqabench_plugins.mllm.prompts import (
     Q_INSIGHT_SCORE_QUESTION,

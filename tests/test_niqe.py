@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFilter
 from scipy.special import gamma
 
-from iqabench.registry import default_registry
+from iqabench.registry.discovery import default_registry
 from iqabench_plugins.niqe import NIQE
 from iqabench_plugins.niqe.matlab import gaussian_window, imresize_half, rgb2gray_uint8
 from iqabench_plugins.niqe.nss import ZERO_RESIDUE, aggd_moments, fit_aggd, fit_ggd, mscn

@@ -2,7 +2,7 @@
 
 Reference values are Pillow's own ``Image.resize(..., BICUBIC)`` and the PIL
 transforms the models run (RALI's three encoders, CLIP-IQA's resize, Qwen2-VL's
-processor); the tolerance is the one documented in ``iqabench/pixels.py``: the
+processor); the tolerance is the one documented in ``iqabench/scoring/pixels.py``: the
 torch twin leaves out Pillow's rounding to 8 bits after each pass, so it may
 differ by a little over one grey level, and by about 0.3 on average.
 """
@@ -16,7 +16,7 @@ from PIL import Image
 from skimage import data
 
 from iqabench.errors import IQABenchError
-from iqabench.pixels import as_pixel_batch, normalize, pil_to_pixels, resize_bicubic, to_pil_images
+from iqabench.scoring.pixels import as_pixel_batch, normalize, pil_to_pixels, resize_bicubic, to_pil_images
 from tests.test_clipiqa import TINY_VIT, weights  # noqa: F401  (the tiny open_clip fixture)
 
 #: documented bound (grey levels): one rounding per pass, plus float error

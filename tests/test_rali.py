@@ -24,10 +24,10 @@ from safetensors.torch import load_file
 from sklearn.decomposition import PCA
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from iqabench.dataset import Record
+from iqabench.contracts.dataset import Record
 from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
-from iqabench.texts import ReasoningText, TextsWriter
-from iqabench.trainer import TrainingSet
+from iqabench.reasoning.texts import ReasoningText, TextsWriter
+from iqabench.contracts.trainer import TrainingSet
 
 PROJ = 16
 

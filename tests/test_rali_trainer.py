@@ -22,9 +22,9 @@ from iqabench_plugins.rali.trainer import (
 )
 from PIL import Image
 
-from iqabench.dataset import Record
-from iqabench.texts import ReasoningText, TextsWriter
-from iqabench.trainer import TrainingSet
+from iqabench.contracts.dataset import Record
+from iqabench.reasoning.texts import ReasoningText, TextsWriter
+from iqabench.contracts.trainer import TrainingSet
 
 TEXT_WINDOW = 64  # the tiny CLIP's max_position_embeddings
 

@@ -10,7 +10,7 @@ import pytest
 
 from iqabench import hookimpl
 from iqabench.errors import DuplicateNameError, UnknownNameError
-from iqabench.registry import PluginRegistry
+from iqabench.registry.discovery import PluginRegistry
 from tests.helpers import Brightness, Darkness
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def test_example_package_loads_through_entry_points_and_runs_in_a_suite(tmp_path
 
     import yaml
 
-    from iqabench.runner import run_suite
+    from iqabench.run.runner import run_suite
 
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(

@@ -19,11 +19,11 @@ from PIL import Image
 
 from iqabench import hookimpl
 from iqabench.errors import IQABenchError, ImageLoadError, SuiteError
-from iqabench.images import ImageReading, load_image
-from iqabench.layout import RunLayout, RunLockedError
-from iqabench.options import OptionValueError
-from iqabench.runner import run_suite
-from iqabench.trainer import Trainer
+from iqabench.scoring.images import ImageReading, load_image
+from iqabench.run.layout import RunLayout, RunLockedError
+from iqabench.registry.options import OptionValueError
+from iqabench.run.runner import run_suite
+from iqabench.contracts.trainer import Trainer
 from tests.helpers import Brightness, make_graded_root, registry_with
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def _hold_lock(folder: Path) -> subprocess.Popen:
     code = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from iqabench.layout import RunLayout
+        from iqabench.run.layout import RunLayout
         with RunLayout({str(folder)!r}).lock("iqabench run other.yaml"):
             print("locked", flush=True)
             time.sleep(120)
@@ -169,7 +169,7 @@ def test_option_values_and_the_reference_file_are_checked_before_any_work(tmp_pa
 def test_a_full_disk_ends_in_one_error_line_and_keeps_earlier_results(tmp_path, monkeypatch, capsys):
     from iqabench.cli import main
 
-    monkeypatch.setattr("iqabench.registry._DEFAULT", registry_with(Counting))
+    monkeypatch.setattr("iqabench.registry.discovery._DEFAULT", registry_with(Counting))
     make_graded_root(tmp_path / "data" / "graded", count=40)
     path = suite_file(tmp_path)
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--data-root", str(tmp_path / "data"),
@@ -180,7 +180,7 @@ def test_a_full_disk_ends_in_one_error_line_and_keeps_earlier_results(tmp_path, 
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     # the re-run reuses every prediction; the disk is full when it writes results.json
-    monkeypatch.setattr("iqabench.results.atomic_write_json", full)
+    monkeypatch.setattr("iqabench.reports.results.atomic_write_json", full)
     code = main(["run", str(path), "--out", str(tmp_path / "out"), "--data-root", str(tmp_path / "data"),
                  "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -192,7 +192,7 @@ def test_a_full_disk_ends_in_one_error_line_and_keeps_earlier_results(tmp_path, 
 def test_an_output_folder_that_cannot_be_created_is_one_error_line(tmp_path, capsys, monkeypatch):
     from iqabench.cli import main
 
-    monkeypatch.setattr("iqabench.registry._DEFAULT", registry_with(Counting))
+    monkeypatch.setattr("iqabench.registry.discovery._DEFAULT", registry_with(Counting))
     (tmp_path / "a-file").write_text("not a folder")
     make_graded_root(tmp_path / "data" / "graded", count=4)
     code = main(["run", str(suite_file(tmp_path)), "--out", str(tmp_path / "a-file" / "out"),
@@ -271,7 +271,7 @@ def test_warnings_print_as_one_line(capsys):
 
 def test_only_existing_files_inside_the_run_are_written_relative(tmp_path, monkeypatch):
     """Run from inside the output folder (`--out .`): option values such as "cuda" or a prompt are not paths."""
-    from iqabench.training import relative_paths
+    from iqabench.run.training import relative_paths
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "w.txt").write_text("1")
@@ -285,7 +285,7 @@ def test_only_existing_files_inside_the_run_are_written_relative(tmp_path, monke
 
 def test_a_failure_of_the_main_process_alone_reaches_every_process():
     """`Processes.main_only`: the others get the result, or an error naming the main process's failure."""
-    from iqabench.distributed import Processes
+    from iqabench.run.distributed import Processes
 
     def exchange(index: int, main_said: list) -> Processes:
         def broadcast(value):
@@ -305,7 +305,7 @@ def test_a_failure_of_the_main_process_alone_reaches_every_process():
 
 
 def test_suite_paths_expand_home_and_variables_and_are_relative_to_the_suite(tmp_path, monkeypatch):
-    from iqabench.plan import suite_relative
+    from iqabench.run.plan import suite_relative
 
     monkeypatch.setenv("SCRATCH", "/scratch/me")
     monkeypatch.setenv("HOME", "/home/me")
@@ -319,7 +319,7 @@ def test_suite_paths_expand_home_and_variables_and_are_relative_to_the_suite(tmp
 def test_a_training_step_never_overwrites_other_work_and_reuses_its_own(tmp_path):
     """`cached_step` (under `iqabench train --out DIR`): other settings or a foreign folder are refused and left
     as they were; the same settings are reused without running the work again."""
-    from iqabench.training import StaleCheckpointError, cached_step
+    from iqabench.run.training import StaleCheckpointError, cached_step
 
     calls = []
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from iqabench import create_model
 from iqabench.errors import IQABenchError
-from iqabench.rewards import GRPOReward, ImageReward
+from iqabench.scoring.rewards import GRPOReward, ImageReward
 from tests.differentiable import mid_grey_photo, model_options
 from tests.test_clipiqa import weights  # noqa: F401  (the tiny open_clip fixture)
 

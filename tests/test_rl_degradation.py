@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iqabench.dataset import Record
+from iqabench.contracts.dataset import Record
 from iqabench.errors import IQABenchError
-from iqabench.trainer import TrainingSet
+from iqabench.contracts.trainer import TrainingSet
 from iqabench_plugins.datasets.kadid10k import KADID10k, parse_distortion
 from iqabench_plugins.rl.degradation import (
     DEFAULT_DISTORTION_CLASSES,

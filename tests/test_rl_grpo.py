@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from iqabench.dataset import Record
+from iqabench.contracts.dataset import Record
 from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
-from iqabench.trainer import TrainingSet
+from iqabench.contracts.trainer import TrainingSet
 from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.grpo import GRPO

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from iqabench.dataset import Record
+from iqabench.contracts.dataset import Record
 from iqabench.errors import IQABenchError
-from iqabench.registry import default_registry
-from iqabench.texts import ReasoningText, TextsWriter
-from iqabench.trainer import TrainingSet
+from iqabench.registry.discovery import default_registry
+from iqabench.reasoning.texts import ReasoningText, TextsWriter
+from iqabench.contracts.trainer import TrainingSet
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.ract import RACT, score_completion, sft_pairs
 
@@ -80,7 +80,7 @@ def test_sft_pairs_take_scores_from_the_score_dataset_only():
 
 def test_label_alignment_reads_every_process_file_once(tmp_path, monkeypatch):
     """Under accelerate each process writes texts-<rank>.jsonl; step 3 gets each (image, seed) once."""
-    from iqabench.training import StepResult
+    from iqabench.run.training import StepResult
 
     folder = tmp_path / "2-describe" / "alpha"  # a finished step: the texts are read, nothing is described
     monkeypatch.setattr("iqabench_plugins.rl.ract.cached_step",

@@ -13,9 +13,9 @@ from scipy import stats
 
 from iqabench import hookimpl
 from iqabench.errors import SuiteError, UnknownNameError
-from iqabench.plan import DataMissingError
-from iqabench.runner import run_suite as run_suite_file
-from iqabench.suite import load_suite
+from iqabench.run.plan import DataMissingError
+from iqabench.run.runner import run_suite as run_suite_file
+from iqabench.run.suite import load_suite
 from tests.helpers import Broken, Brightness, Darkness, Picky, make_graded_root, registry_with
 
 
@@ -188,7 +188,7 @@ def test_model_that_cannot_load_fails_its_cells_and_suite_goes_on(tmp_path):
 
 
 def test_labels_that_map_to_one_folder_are_refused(tmp_path):
-    from iqabench.layout import slug
+    from iqabench.run.layout import slug
 
     assert slug("CLIP-IQA+") != slug("CLIP-IQA")
     with pytest.raises(Exception, match="share the folder"):
@@ -208,7 +208,7 @@ def test_results_carry_no_machine_paths(tmp_path, monkeypatch):
 
 
 def test_partial_training_from_other_settings_is_not_resumed(tmp_path):
-    from iqabench.trainer import Trainer
+    from iqabench.contracts.trainer import Trainer
 
     seen = []
 

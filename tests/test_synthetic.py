@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from iqabench.describe import ImageToDescribe, describe
+from iqabench.reasoning.describe import ImageToDescribe, describe
 from iqabench.errors import IQABenchError
-from iqabench.images import load_image
-from iqabench.registry import default_registry
-from iqabench.texts import read_texts
+from iqabench.scoring.images import load_image
+from iqabench.registry.discovery import default_registry
+from iqabench.reasoning.texts import read_texts
 from iqabench_plugins.synthetic import Describer, Synthetic
 from iqabench_plugins.synthetic import generate as generator
 from iqabench_plugins.synthetic.dataset import reference_split

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iqabench.options import check_options
-from iqabench.registry import default_registry
-from iqabench.suite import load_suite
+from iqabench.registry.options import check_options
+from iqabench.registry.discovery import default_registry
+from iqabench.run.suite import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 #: run suites that train (efficiency.yaml is a bench suite with a schema of its own)

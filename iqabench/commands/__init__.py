@@ -3,7 +3,7 @@
 Each module defines ``NAME`` (the subcommand), ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``. :mod:`iqabench.cli` discovers them, so adding a
 command is adding a module. Commands are thin: they parse arguments and call
-the Python API (:mod:`iqabench.factory`, :mod:`iqabench.plan`, :mod:`iqabench.runner`, ...).
+the Python API (:mod:`iqabench.registry.factory`, :mod:`iqabench.run.plan`, :mod:`iqabench.run.runner`, ...).
 """
 
 from __future__ import annotations

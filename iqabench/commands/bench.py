@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _suite(args: argparse.Namespace):
-    from iqabench.bench import BenchModel, BenchSuite, load_bench_suite
+    from iqabench.efficiency.bench import BenchModel, BenchSuite, load_bench_suite
     from iqabench.errors import IQABenchError
 
     wanted = [name.strip() for name in (args.models or "").split(",") if name.strip()]
@@ -60,7 +60,7 @@ def _suite(args: argparse.Namespace):
 
 def _apply_options(suite, flags: list[str]) -> None:
     from iqabench.errors import UnknownNameError
-    from iqabench.options import parse_option_flags
+    from iqabench.registry.options import parse_option_flags
 
     for flag in flags:
         model, sep, option = flag.partition(":")
@@ -99,9 +99,9 @@ def _command_line(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.bench import model_options, run_bench
-    from iqabench.bench_report import render_markdown
-    from iqabench.factory import check_model_options, resolve_device
+    from iqabench.efficiency.bench import model_options, run_bench
+    from iqabench.reports.bench_report import render_markdown
+    from iqabench.registry.factory import check_model_options, resolve_device
 
     device = resolve_device(args.device)
     suite = _suite(args)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{settings.new_tokens} new tokens); no GPU numbers are in this file.")
     figure = None
     if args.out != "-":
-        from iqabench.figures import efficiency_figure
+        from iqabench.reports.figures import efficiency_figure
 
         figure = Path(args.out).with_suffix(".png")
         figure.parent.mkdir(parents=True, exist_ok=True)

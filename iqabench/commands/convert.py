@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.registry import default_registry
+    from iqabench.registry.discovery import default_registry
 
     cls = default_registry().get("converter", args.name).cls
     source, out = Path(args.source), Path(args.out)

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from iqabench.dataset import DatasetWarning, resolve_data_root
-    from iqabench.factory import create_dataset
-    from iqabench.options import parse_option_flags
+    from iqabench.contracts.dataset import DatasetWarning, resolve_data_root
+    from iqabench.registry.factory import create_dataset
+    from iqabench.registry.options import parse_option_flags
 
     dataset = create_dataset(args.name, root=args.root, data_root=resolve_data_root(None, None),
                              **parse_option_flags(args.option))
@@ -85,8 +85,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from iqabench.data_check import check_datasets, format_check_table
-    from iqabench.dataset import resolve_data_root
+    from iqabench.data.check import check_datasets, format_check_table
+    from iqabench.contracts.dataset import resolve_data_root
 
     data_root = resolve_data_root(args.root, None)
     rows = check_datasets(data_root, args.names or None)

@@ -1,6 +1,6 @@
 """``iqabench describe MODEL``: export a reasoning model's texts for images or a dataset.
 
-Writes the reasoning-texts file (:mod:`iqabench.texts`) that the RALI and RACT
+Writes the reasoning-texts file (:mod:`iqabench.reasoning.texts`) that the RALI and RACT
 trainers read: one line per (image, seed) with the reasoning, the parsed score
 and the ground truth. Re-running the same command resumes: pairs already in
 the file are skipped. ``accelerate launch -m iqabench describe ...`` shares the
@@ -50,10 +50,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def images_to_describe(args: argparse.Namespace):
     """``(images, dataset name)`` from the image arguments or from ``--dataset``."""
-    from iqabench.dataset import resolve_data_root
-    from iqabench.describe import ImageToDescribe
+    from iqabench.contracts.dataset import resolve_data_root
+    from iqabench.reasoning.describe import ImageToDescribe
     from iqabench.errors import IQABenchError
-    from iqabench.factory import create_dataset
+    from iqabench.registry.factory import create_dataset
 
     if bool(args.images) == bool(args.dataset):
         raise IQABenchError("give either image files or --dataset NAME (not both, not neither).")
@@ -68,10 +68,10 @@ def images_to_describe(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.describe import describe
-    from iqabench.distributed import process_device, processes, quiet_other_processes
-    from iqabench.factory import create_model, resolve_device
-    from iqabench.options import parse_option_flags
+    from iqabench.reasoning.describe import describe
+    from iqabench.run.distributed import process_device, processes, quiet_other_processes
+    from iqabench.registry.factory import create_model, resolve_device
+    from iqabench.registry.options import parse_option_flags
 
     seeds = parse_seeds(args.seeds)
     images, dataset = images_to_describe(args)

@@ -1,7 +1,7 @@
 """``iqabench leaderboard RESULTS_DIR``: redraw leaderboard.md and its figures from results.json.
 
 ``iqabench leaderboard --merge OUT1 OUT2 ... --out MERGED`` joins the folders of
-runs that each hold part of one suite (:mod:`iqabench.merge`) and writes the
+runs that each hold part of one suite (:mod:`iqabench.run.merge`) and writes the
 leaderboard of the whole suite into MERGED.
 """
 
@@ -26,10 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.leaderboard import write_leaderboard
+    from iqabench.reports.leaderboard import write_leaderboard
 
     if args.merge:
-        from iqabench.merge import merge_runs
+        from iqabench.run.merge import merge_runs
 
         if not args.out or args.results_dir:
             raise IQABenchError("--merge FOLDER... needs --out MERGED (and no RESULTS_DIR).")

@@ -37,7 +37,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.registry import default_registry
+    from iqabench.registry.discovery import default_registry
 
     registry = default_registry()
     kinds = [KINDS[args.what]] if args.what else list(KINDS.values())

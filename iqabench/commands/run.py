@@ -35,9 +35,9 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench.distributed import processes, quiet_other_processes
-    from iqabench.plan import parse_pairs, plan_run
-    from iqabench.runner import evaluate
+    from iqabench.run.distributed import processes, quiet_other_processes
+    from iqabench.run.plan import parse_pairs, plan_run
+    from iqabench.run.runner import evaluate
 
     pairs = parse_pairs(args.pairs) if args.pairs else None
     quiet_other_processes()

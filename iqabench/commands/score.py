@@ -1,11 +1,11 @@
 """``iqabench score MODEL INPUT...``: score image files, folders and globs with one model.
 
-Folders are searched recursively and globs expanded (:mod:`iqabench.image_files`).
+Folders are searched recursively and globs expanded (:mod:`iqabench.scoring.image_files`).
 Scores are printed (tab-separated, or ``--json`` lines) or, with ``--output
 FILE.csv|FILE.jsonl``, written batch by batch to a file that a re-run of the
-same command resumes (:mod:`iqabench.score_output`). The model is built by
+same command resumes (:mod:`iqabench.scoring.score_output`). The model is built by
 :func:`iqabench.create_model` and images are scored by
-:func:`iqabench.scoring.score_files`, as in the Python API and ``iqabench run``.
+:func:`iqabench.scoring.engine.score_files`, as in the Python API and ``iqabench run``.
 
 Under ``accelerate launch -m iqabench score`` the images are shared out among
 the processes in whole batches, each scores its share on its own device, and
@@ -46,14 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iqabench import progress
-    from iqabench.distributed import batches, process_device, processes, quiet_other_processes, share
+    from iqabench.run.distributed import batches, process_device, processes, quiet_other_processes, share
     from iqabench.errors import IQABenchError
-    from iqabench.factory import create_model, resolve_device
-    from iqabench.image_files import find_images
-    from iqabench.loader import Resize
-    from iqabench.options import parse_option_flags
-    from iqabench.score_output import ScoresFile
-    from iqabench.scoring import score_files
+    from iqabench.registry.factory import create_model, resolve_device
+    from iqabench.scoring.image_files import find_images
+    from iqabench.scoring.loader import Resize
+    from iqabench.registry.options import parse_option_flags
+    from iqabench.scoring.score_output import ScoresFile
+    from iqabench.scoring.engine import score_files
 
     if args.force and not args.output:
         raise IQABenchError("--force starts an --output file over; without --output there is nothing to force.")

@@ -16,7 +16,7 @@ very folders ``iqabench run SUITE --out OUT`` reuses) or a training config::
     data_root: /data              # optional
 
 Multi-GPU: ``accelerate launch --num_processes 8 -m iqabench train CONFIG --out DIR``.
-Both forms train through :func:`iqabench.training.train_model`: the work runs
+Both forms train through :func:`iqabench.run.training.train_model`: the work runs
 in ``DIR.partial`` and is renamed to ``DIR`` when it finishes. Running the
 same command again reuses a finished checkpoint and resumes an interrupted
 one (trainers that can, from their last ``checkpoint-N``); ``--force`` starts
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
 def _train_suite(path: Path, args: argparse.Namespace) -> int:
     """Train a suite's ``train: true`` models into its run folder, so ``iqabench run`` reuses the checkpoints."""
     from iqabench.errors import IQABenchError
-    from iqabench.plan import plan_run
-    from iqabench.runner import train_only
+    from iqabench.run.plan import plan_run
+    from iqabench.run.runner import train_only
 
     plan = plan_run(path, args.out, data_root=args.data_root, device=args.device, force=args.force,
                     include_tests=False)
@@ -82,12 +82,12 @@ def _train_suite(path: Path, args: argparse.Namespace) -> int:
 
 
 def _train_config(path: Path, data: dict[str, Any], args: argparse.Namespace) -> int:
-    from iqabench.dataset import resolve_data_root
+    from iqabench.contracts.dataset import resolve_data_root
     from iqabench.errors import IQABenchError
-    from iqabench.factory import check_model_options, check_trainer_options, create_dataset, resolve_device, trainer_for
-    from iqabench.plan import suite_relative
-    from iqabench.trainer import TrainingSet
-    from iqabench.training import TrainingRequest, train_model
+    from iqabench.registry.factory import check_model_options, check_trainer_options, create_dataset, resolve_device, trainer_for
+    from iqabench.run.plan import suite_relative
+    from iqabench.contracts.trainer import TrainingSet
+    from iqabench.run.training import TrainingRequest, train_model
 
     _check_keys(data, CONFIG_KEYS, f"{path}")
     if "model" not in data or "datasets" not in data:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from iqabench.errors import IQABenchError
 from iqabench.lazy import inference_mode, lazy_module
-from iqabench.model import Model, Score
+from iqabench.contracts.model import Model, Score
 from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize, describe_resize
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from iqabench.errors import IQABenchError
-from iqabench.pixels import normalize, resize_bicubic
+from iqabench.scoring.pixels import normalize, resize_bicubic
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +87,7 @@ class ClipImageTransform:
 
     def transform_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """The same steps on a [B, 3, H, W] batch in [0, 1], in torch (differentiable; resampling within a grey
-        level of PIL's, see :mod:`iqabench.pixels`)."""
+        level of PIL's, see :mod:`iqabench.scoring.pixels`)."""
         width, height = self.resized_size(pixels.shape[-1], pixels.shape[-2])
         pixels = resize_bicubic(pixels, (height, width))
         if self.hflip:

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 import iqabench
 from iqabench import progress
 from iqabench.errors import IQABenchError
-from iqabench.loader import iterate_batches
-from iqabench.trainer import Trainer, TrainingSet
+from iqabench.scoring.loader import iterate_batches
+from iqabench.contracts.trainer import Trainer, TrainingSet
 from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, brings_own_weights
 from iqabench_plugins.clipiqa.checkpoint import save_context
 from iqabench_plugins.clipiqa.models import build_prompt_learner, frozen_clip_for

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench.dataset import Dataset, DatasetIndex, Direction, build_index, list_files, resolve_data_root
+from iqabench.contracts.dataset import Dataset, DatasetIndex, Direction, build_index, list_files, resolve_data_root
 from iqabench.errors import DatasetNotFoundError, IQABenchError
 
 from iqabench_plugins.datasets.files import ImageFinder
@@ -124,7 +124,7 @@ def read_meta(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 def rows_from_metas(
     metas: list[Path], finder: ImageFinder, default_split: str = "test"
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows for :func:`iqabench.dataset.build_index` from meta files, plus notes.
+    """Rows for :func:`iqabench.contracts.dataset.build_index` from meta files, plus notes.
 
     Image paths are resolved against the folders the ``finder`` knows, so a
     meta naming ``images/x.jpg`` works with the official layout too; a path

@@ -9,7 +9,7 @@ a handful of ``os.scandir`` calls instead of 10k ``stat`` calls.
 
 The finder only ever answers with paths under the root: a path that leaves it
 (``../x.jpg``, an absolute path elsewhere) is not looked up, so that
-:func:`iqabench.dataset.build_index` sees it as written and refuses it.
+:func:`iqabench.contracts.dataset.build_index` sees it as written and refuses it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import posixpath
 from collections.abc import Iterable
 from pathlib import Path
 
-from iqabench.dataset import list_files
+from iqabench.contracts.dataset import list_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -111,7 +111,7 @@ class ImageFinder:
 
         An absolute path inside the root is made relative (a meta written
         with ``/data/koniq/1024x768/x.jpg`` for the root ``/data/koniq``).
-        Symbolic links are not followed here: :func:`iqabench.dataset.build_index`
+        Symbolic links are not followed here: :func:`iqabench.contracts.dataset.build_index`
         checks where each image really is.
         """
         image = image.replace("\\", "/")

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from iqabench.dataset import DatasetIndex
+from iqabench.contracts.dataset import DatasetIndex
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_csv_rows, to_float
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from iqabench.dataset import DatasetIndex
+from iqabench.contracts.dataset import DatasetIndex
 from iqabench.errors import IQABenchError
 
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset

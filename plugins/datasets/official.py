@@ -13,7 +13,7 @@ class turns them into an index:
   the direction (a meta running opposite to the official labels stops the
   load), the values, and images the official labels do not have (warnings);
 - the raw labels are rescaled to [1, 5] over the whole dataset
-  (:func:`iqabench.dataset.build_index`, which also keeps every image under
+  (:func:`iqabench.contracts.dataset.build_index`, which also keeps every image under
   the root), DMOS flipped;
 - missing images are listed in a warning and kept in the index.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from iqabench.dataset import Dataset, DatasetIndex, Direction, build_index, resolve_data_root
+from iqabench.contracts.dataset import Dataset, DatasetIndex, Direction, build_index, resolve_data_root
 from iqabench.errors import DatasetNotFoundError, IQABenchError
 
 from iqabench_plugins.datasets.deqa_meta import META_SUBDIR, compare_with_deqa_norm, find_meta_files, rows_from_metas
@@ -89,7 +89,7 @@ class OfficialDataset(Dataset):
         the test set. pyiqa's convention is seed 123 and 8:2.
     allow_outside_root:
         Accept label or meta paths that resolve outside the root (default:
-        refused; see :func:`iqabench.dataset.build_index`).
+        refused; see :func:`iqabench.contracts.dataset.build_index`).
     """
 
     #: the scale as documented

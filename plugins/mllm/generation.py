@@ -54,7 +54,7 @@ from iqabench_plugins.mllm.tiny import (
 )
 from PIL import Image
 
-from iqabench.distributed import launched_processes
+from iqabench.run.distributed import launched_processes
 from iqabench.errors import CheckpointError, IQABenchError
 
 torch = lazy_module("torch")  # imported on first use: listing models loads no torch

@@ -32,8 +32,8 @@ from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench.lazy import inference_mode, lazy_module
-from iqabench.model import Model, Score
-from iqabench.pixels import normalize, resize_bicubic
+from iqabench.contracts.model import Model, Score
+from iqabench.scoring.pixels import normalize, resize_bicubic
 from iqabench_plugins.mllm.generation import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,

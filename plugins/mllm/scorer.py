@@ -50,7 +50,7 @@ from iqabench_plugins.mllm.released_configs import released_parameters
 from PIL import Image
 
 from iqabench.errors import IQABenchError
-from iqabench.model import Model, Score
+from iqabench.contracts.model import Model, Score
 
 BACKENDS = ("transformers", "vllm")
 

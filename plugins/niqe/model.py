@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from iqabench.model import Model, Score
+from iqabench.contracts.model import Model, Score
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
 
 # SciPy (the statistics in .features and .nss, the .mat reader) is imported when a model is built.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from iqabench_plugins.rali.checkpoint import read_official, save_checkpoint
 
-from iqabench.converter import Converter
+from iqabench.contracts.converter import Converter
 
 
 class RALIOfficialConverter(Converter):

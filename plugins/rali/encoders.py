@@ -28,7 +28,7 @@ Each encoder also has a tensor twin of its image transform
 same shorter-side bicubic resize, centre crop and normalisation in torch, so
 gradients reach the pixels (RALI as a loss or a backpropagated reward). Its
 geometry (output sizes, crop offsets) is the PIL transform's exactly; its
-values are within a grey level of it (:mod:`iqabench.pixels`).
+values are within a grey level of it (:mod:`iqabench.scoring.pixels`).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.pixels import crop as crop_pixels
-from iqabench.pixels import normalize, resize_bicubic
+from iqabench.scoring.pixels import crop as crop_pixels
+from iqabench.scoring.pixels import normalize, resize_bicubic
 
 #: the paper's backbone (section 5.1) and the released checkpoint's
 DEFAULT_HF_BACKBONE = "openai/clip-vit-large-patch14-336"
@@ -703,7 +703,7 @@ def released_vision_parameters() -> int:
     """CLIP ViT-L/14-336's vision tower plus projection, counted from :data:`VIT_L14_336_CONFIG` on the meta device."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from iqabench.efficiency import parameters_on_meta
+    from iqabench.efficiency.measure import parameters_on_meta
 
     config = CLIPVisionConfig(**VIT_L14_336_CONFIG["vision_config"], projection_dim=VIT_L14_336_CONFIG["projection_dim"])
     return parameters_on_meta(lambda: CLIPVisionModelWithProjection(config))

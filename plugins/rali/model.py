@@ -11,7 +11,7 @@ from PIL import Image
 
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench.lazy import inference_mode
-from iqabench.model import Model, Score
+from iqabench.contracts.model import Model, Score
 
 if TYPE_CHECKING:
     import torch

@@ -1,9 +1,9 @@
 """The ``rali`` trainer: contrastive alignment, compression, score definition (paper section 4).
 
 1. Reasoning texts: one JSONL of (image, seed, text, score) lines, read with
-   :func:`iqabench.texts.read_texts`. Without a ``texts`` file the trainer
+   :func:`iqabench.reasoning.texts.read_texts`. Without a ``texts`` file the trainer
    writes one with the reasoner named by ``reasoner`` (Q-Insight in the paper)
-   through :func:`iqabench.describe.describe`, cached in the output folder; the
+   through :func:`iqabench.reasoning.describe.describe`, cached in the output folder; the
    reasoner runs on the trainer's device and samples when there are several seeds.
 2. Contrastive alignment: the vision tower is fine-tuned with CLIP's InfoNCE
    loss against the frozen text encoder (text embeddings are computed once).
@@ -67,10 +67,10 @@ from torch.nn import functional as F
 
 from iqabench import progress
 from iqabench.errors import IQABenchError
-from iqabench.loader import iterate_batches
-from iqabench.options import accepted_options, check_options
-from iqabench.texts import ReasoningText, read_texts
-from iqabench.trainer import Trainer, TrainingSet
+from iqabench.scoring.loader import iterate_batches
+from iqabench.registry.options import accepted_options, check_options
+from iqabench.reasoning.texts import ReasoningText, read_texts
+from iqabench.contracts.trainer import Trainer, TrainingSet
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +276,8 @@ class RALITrainer(Trainer):
     def _texts_file(self, datasets: Sequence[TrainingSet], out_dir: Path, device: str) -> Path:
         if self.texts is not None:
             return Path(self.texts)
-        from iqabench.describe import ImageToDescribe, describe
-        from iqabench.registry import default_registry
+        from iqabench.reasoning.describe import ImageToDescribe, describe
+        from iqabench.registry.discovery import default_registry
 
         from accelerate import PartialState
 

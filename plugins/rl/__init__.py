@@ -8,7 +8,7 @@
   checkpoints load in the ``ract`` model.
 
 Rewards are a registry of their own (:mod:`.rewards`), open to plugins through
-the ``iqabench.rewards`` entry-point group. docs/training.md has the formulas,
+the ``iqabench.scoring.rewards`` entry-point group. docs/training.md has the formulas,
 defaults and the multi-GPU launch command; docs/fidelity.md compares every
 setting with the paper and the releases.
 """

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from iqabench.errors import IQABenchError
-from iqabench.trainer import TrainingSet
+from iqabench.contracts.trainer import TrainingSet
 from iqabench_plugins.datasets.kadid10k import parse_distortion
 
 #: Q-Insight's degradation question (bytedance/Q-Insight, ``qinsight_multi_task.py`` and ``demo_dist.py``), verbatim

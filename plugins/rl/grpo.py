@@ -60,10 +60,10 @@ from iqabench_plugins.rl.hf_trainer import (
 )
 from iqabench_plugins.rl.rewards import RewardFunction, get_reward, reward_tasks
 
-from iqabench.distributed import launched_processes
+from iqabench.run.distributed import launched_processes
 from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.images import load_image
-from iqabench.trainer import Trainer, TrainingSet
+from iqabench.scoring.images import load_image
+from iqabench.contracts.trainer import Trainer, TrainingSet
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from iqabench.distributed import launched_processes
+from iqabench.run.distributed import launched_processes
 from iqabench.errors import IQABenchError
 
 

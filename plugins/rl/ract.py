@@ -1,6 +1,6 @@
 """The ``ract`` trainer: Reasoning-Aligned Cross-domain Training (paper section 3.4, appendix C).
 
-Three steps, each run through :func:`iqabench.training.cached_step` (the
+Three steps, each run through :func:`iqabench.run.training.cached_step` (the
 harness's one training path) in its own folder under ``out_dir``: a re-run
 skips what has finished with the same settings, and an interrupted step
 resumes in its ``.partial`` folder (GRPO and SFT from their last
@@ -9,7 +9,7 @@ resumes in its ``.partial`` folder (GRPO and SFT from their last
 1. ``1-grpo/<dataset>/``: single-domain RL, the ``grpo`` trainer on each training dataset alone.
 2. ``2-describe/<dataset>/``: label alignment. Each single-domain model, loaded
    as the ``q-insight`` model plugin, writes reasoning texts for its own
-   dataset's training images (:func:`iqabench.describe.describe`).
+   dataset's training images (:func:`iqabench.reasoning.describe.describe`).
 3. ``3-sft/``: cross-domain SFT (trl ``SFTTrainer``) of the single-domain model
    of ``score_dataset`` on the aligned image-text pairs of all datasets.
    The final model is written to ``out_dir/3-sft/final``.
@@ -58,14 +58,14 @@ from iqabench_plugins.rl.hf_trainer import (
     with_iqabench_schedule_and_resume,
 )
 
-from iqabench.describe import ImageToDescribe, describe
-from iqabench.distributed import launched_processes, processes
+from iqabench.reasoning.describe import ImageToDescribe, describe
+from iqabench.run.distributed import launched_processes, processes
 from iqabench.errors import IQABenchError
-from iqabench.factory import create_model
-from iqabench.images import load_image
-from iqabench.texts import read_texts
-from iqabench.trainer import Trainer, TrainingSet
-from iqabench.training import cached_step
+from iqabench.registry.factory import create_model
+from iqabench.scoring.images import load_image
+from iqabench.reasoning.texts import read_texts
+from iqabench.contracts.trainer import Trainer, TrainingSet
+from iqabench.run.training import cached_step
 
 log = logging.getLogger(__name__)
 

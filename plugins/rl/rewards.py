@@ -22,7 +22,7 @@ The Q-Insight rewards follow its released ``qinsight_multi_task.py`` exactly:
 the same regular expressions, the same strict threshold; see docs/fidelity.md.
 
 Rewards are plugins: besides the built-in ones below, a package can add one
-through the ``iqabench.rewards`` entry-point group (name = reward name, value =
+through the ``iqabench.scoring.rewards`` entry-point group (name = reward name, value =
 the function), or a script can call :func:`register_reward`.
 """
 
@@ -39,7 +39,7 @@ from typing import Any
 from iqabench.errors import DuplicateNameError, UnknownNameError, did_you_mean
 from iqabench_plugins.mllm.parsing import parse_visualquality
 
-ENTRY_POINT_GROUP = "iqabench.rewards"
+ENTRY_POINT_GROUP = "iqabench.scoring.rewards"
 RewardFunction = Callable[..., list[float]]
 TASKS = ("score", "degradation")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iqabench.dataset import Dataset, DatasetIndex, build_index
+from iqabench.contracts.dataset import Dataset, DatasetIndex, build_index
 from iqabench.errors import IQABenchError
 from iqabench_plugins.synthetic.distortions import DISTORTIONS, JPEG2000_AVAILABLE
 from iqabench_plugins.synthetic.generate import (

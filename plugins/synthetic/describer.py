@@ -7,7 +7,7 @@ trainer): it recognises an image of the synthetic dataset by the SHA-256 of
 its decoded pixels, computed in the decode workers, and writes a sentence
 about its distortion and severity, with the designed label as its score.
 Phrasings are drawn with ``torch.randint``, so the per-batch seeding of
-:func:`iqabench.describe.describe` makes each (image, seed) text reproducible
+:func:`iqabench.reasoning.describe.describe` makes each (image, seed) text reproducible
 while different seeds give different wordings.
 
 It cannot describe any other image: those get a failure, never a guess.
@@ -22,7 +22,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from iqabench.model import Model, Score
+from iqabench.contracts.model import Model, Score
 
 if TYPE_CHECKING:
     from PIL import Image

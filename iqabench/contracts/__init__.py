@@ -1,0 +1,1 @@
+"""The plugin contracts: what a model, dataset, trainer and converter provide, and the hooks that register them."""

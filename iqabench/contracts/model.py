@@ -1,0 +1,256 @@
+"""The contract every IQA model plugin fulfils.
+
+A model turns decoded images into scores. Scoring is split in two so that the
+runner can do the expensive part of input preparation (decode, resize, crop)
+in worker processes while the model keeps the device busy:
+
+* :meth:`Model.preprocessor` returns a picklable callable, run in the workers,
+  that maps a decoded RGB ``PIL.Image`` to whatever the model consumes;
+* :meth:`Model.collator` returns a picklable callable, also run in the
+  workers, that joins a batch's prepared inputs (by default: the list itself;
+  RALI stacks uint8 pixels into one tensor that the loader pins);
+* :meth:`Model.score_batch` scores such a batch.
+
+:meth:`Model.score` chains them for callers that hold PIL images. A model
+whose scoring is plain CPU work sets ``score_in_workers`` and is then scored
+in the decode workers, on every core.
+
+The Python API adds two ways in (see ``docs/api.md``): calling the model,
+``model(inputs)``, scores file paths, PIL images, numpy arrays or tensors
+and returns a tensor of scores (NaN where an image could not be scored, the
+reason in :attr:`Model.last_errors`); and :meth:`Model.score_pixels`, the
+tensor path of the models declared ``differentiable``, whose preprocessing
+runs in torch so that gradients reach the pixels (a loss, a reward to
+backpropagate).
+
+A model that cannot score an image returns :meth:`Score.failure` for it. It
+never substitutes a default, random or mean value: failures are counted and
+shown in the leaderboards.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from iqabench.registry.options import constructor_params
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from iqabench.scoring.inputs import Inputs
+
+Preprocessing = Literal["full-resolution", "resize", "crop", "pad"]
+
+
+@dataclass(frozen=True)
+class Score:
+    """One image's outcome: a value, or the reason there is none."""
+
+    value: float | None
+    error: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def ok(cls, value: float, text: str | None = None) -> Score:
+        return cls(value=float(value), error=None, text=text)
+
+    @classmethod
+    def failure(cls, error: str, text: str | None = None) -> Score:
+        return cls(value=None, error=error, text=text)
+
+    @property
+    def failed(self) -> bool:
+        return self.value is None
+
+
+def identity(image: Image.Image) -> Image.Image:
+    return image
+
+
+class Model(ABC):
+    """Base class of IQA models.
+
+    Subclasses set the class attributes below and take their parameters as
+    explicit keyword arguments of ``__init__`` (with the paper's defaults), plus
+    ``device`` and ``dtype`` which every model accepts. Each parameter is stored
+    unchanged under its own name (``self.block_size = block_size``), so that
+    :meth:`config` can record it (scikit-learn's ``get_params`` convention).
+
+    Everything the harness needs to know about a model is declared here with a
+    default, as scikit-learn declares estimator tags: the core reads these
+    attributes and methods and nothing else.
+    """
+
+    #: registry name, e.g. ``"niqe"``
+    name: ClassVar[str]
+    #: True when a lower score means better quality (NIQE, BRISQUE)
+    lower_better: ClassVar[bool] = False
+    #: the range of the model's own scores, as documented by its authors
+    score_range: ClassVar[tuple[float, float]]
+    #: what the model does to an image before it sees it; an instance may refine it from its options
+    preprocessing: Preprocessing = "full-resolution"
+    #: name of the trainer that writes checkpoints this model loads, if any
+    trainer: ClassVar[str | None] = None
+    #: True for models that write text (reasoning MLLMs): they can describe images
+    generative: ClassVar[bool] = False
+    #: options that set how many tokens a generative model writes; an efficiency study fixes them all
+    new_tokens_options: ClassVar[tuple[str, ...]] = ()
+    #: True when :meth:`score_pixels` is differentiable with respect to the pixels: the model can then be a
+    #: loss (``create_model(name, as_loss=True)``) and scores tensors without a round trip through 8-bit
+    #: images. An instance may refine it from its options (Q-Align's remote-code route is not differentiable).
+    differentiable: bool = False
+    #: True when ``score_batch`` is CPU work whose result depends only on its inputs (no device, no random
+    #: numbers, no counts kept in the model): the harness then scores in the decode worker processes, whole
+    #: batches of the single-process run, so every core is used and the scores do not depend on the number
+    #: of workers. The model is sent to the workers (inherited when they fork, pickled when they spawn).
+    score_in_workers: ClassVar[bool] = False
+
+    def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
+        self.device = device
+        self.dtype = dtype
+
+    def preprocessor(self) -> Callable[[Image.Image], Any]:
+        """A picklable callable run in decode workers; by default the PIL image itself."""
+        return identity
+
+    def collator(self) -> Callable[[list[Any]], Any]:
+        """A picklable callable run in decode workers that joins prepared inputs into what :meth:`score_batch`
+        takes; by default the list itself.
+
+        ``list(collated)`` must give the inputs back one by one (a list and a stacked tensor do): a batch that
+        fails is scored again image by image.
+        """
+        return list
+
+    def decode_size(self) -> tuple[int, int] | None:
+        """The smallest (width, height) the preprocessor needs, or ``None`` for the full image.
+
+        Where a suite allows JPEG draft decoding (``preprocessing: {jpeg_draft: true}``), JPEGs are decoded
+        at a reduced scale that keeps them at least this large.
+        """
+        return None
+
+    @abstractmethod
+    def score_batch(self, items: Sequence[Any]) -> list[Score]:
+        """Score prepared inputs, as :meth:`collator` joined them; one :class:`Score` per input, in order."""
+
+    def score(self, images: Sequence[Image.Image]) -> list[Score]:
+        """Score decoded RGB images."""
+        prepare = self.preprocessor()
+        return self.score_batch(self.collator()([prepare(image) for image in images]))
+
+    def score_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B]`` of float pixels ``[B, 3, H, W]`` in [0, 1] on the model's device: the tensor path.
+
+        Preprocessing (resize, crop, normalisation) runs in torch, matching the
+        PIL path within a tolerance the model documents, so a model declared
+        :attr:`differentiable` passes gradients back to ``pixels``. It runs
+        under whatever grad mode the caller chose. Models without a tensor path
+        do not override it; the API then scores 8-bit PIL images of the batch.
+        """
+        raise NotImplementedError(f"model {self.name!r} has no tensor path (it is not differentiable)")
+
+    def __call__(self, inputs: Inputs, *, batch_size: int = 8, num_workers: int = 0) -> torch.Tensor:
+        """Scores of what a user holds, as a float tensor: NaN for an image that could not be scored.
+
+        ``inputs``: image file paths (one, or a list), PIL images, numpy arrays
+        (``HxWx3``, ``NxHxWx3``; uint8, or float in [0, 1]) or tensors
+        (``[B, 3, H, W]`` / ``[3, H, W]``; float in [0, 1], or uint8). Tensors
+        and float arrays go through :meth:`score_pixels` where the model has it
+        (the result is on the input tensor's device); everything else is scored
+        as 8-bit RGB images through :meth:`preprocessor` and
+        :meth:`score_batch`, files decoded by ``num_workers`` worker processes.
+        No gradient is kept: for that use ``create_model(name, as_loss=True)``.
+        The reasons for NaN are in :attr:`last_errors`, the full outcomes
+        (texts of reasoning models included) in :attr:`last_scores`.
+        """
+        from iqabench.scoring.inputs import score_inputs, scores_to_tensor
+
+        scores, device = score_inputs(self, inputs, batch_size=batch_size, num_workers=num_workers)
+        self.last_scores = scores
+        return scores_to_tensor(scores, device)
+
+    @property
+    def last_errors(self) -> list[str | None]:
+        """Per image of the previous ``model(inputs)`` call: why it has no score, or ``None`` when it has one."""
+        return [score.error for score in getattr(self, "last_scores", [])]
+
+    def to_reward(self, scores: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+        """Scores mapped to "higher is better" on [0, 1]: min-max over :attr:`score_range`, flipped if lower is better.
+
+        ``clamp=True`` (a reward) clips scores outside the range to 0 or 1;
+        ``clamp=False`` (a loss) keeps the linear map beyond it, so gradients
+        are not cut off. NaN stays NaN. The map is differentiable.
+        """
+        low, high = (float(v) for v in self.score_range)
+        reward = (scores - low) / (high - low)
+        if self.lower_better:
+            reward = 1.0 - reward
+        return reward.clamp(0.0, 1.0) if clamp else reward
+
+    def num_parameters(self) -> int:
+        """Number of parameters (learned or fitted) the model carries."""
+        return 0
+
+    @classmethod
+    def released_parameters(cls) -> int | None:
+        """Parameters of the released architecture this model reproduces, counted without loading weights.
+
+        Lets an efficiency study say whether a measured model is at its real size
+        (a tiny stand-in on CPU is not). ``None`` when there is no single release.
+        """
+        return None
+
+    @property
+    def random_weights(self) -> bool:
+        """True when the weights are random (an architecture built for timing): scores then mean nothing."""
+        return False
+
+    @property
+    def generated_tokens(self) -> int | None:
+        """Running count of the tokens a generative model has written, for per-image token costs."""
+        return None
+
+    def timing_stages(self) -> dict[str, Callable[[Any], Any]] | None:
+        """The forward pass as named stages, each fed the previous one's output, for a time breakdown.
+
+        The first stage takes a stacked batch of prepared inputs. ``None`` when
+        the model is not split into stages.
+        """
+        return None
+
+    def take_counts(self) -> dict[str, int]:
+        """Counts of what happened while scoring since the previous call (then reset), for the results.
+
+        A reasoning MLLM counts unparseable answers and accepted ratings outside
+        its range; the runner takes them per test set. Empty by default.
+        """
+        return {}
+
+    def input_resolution(self) -> str:
+        """What resolution the model actually sees, for the efficiency table."""
+        return "full" if self.preprocessing == "full-resolution" else "model-defined"
+
+    def config(self) -> dict[str, Any]:
+        """The settings that determine this model's scores, recorded with every result.
+
+        Derived from the constructor's signature, so it cannot drift from the
+        options a user can set; :meth:`runtime_config` adds what is only known
+        once the model is built.
+        """
+        return {**constructor_params(self), **self.runtime_config()}
+
+    def runtime_config(self) -> dict[str, Any]:
+        """Facts decided when the model is built (a checkpoint's layout, the effective decoding settings)."""
+        return {}
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so timings measure it."""
+        if str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()

@@ -1,0 +1,1 @@
+"""Datasets on disk: where they are and whether they are complete."""

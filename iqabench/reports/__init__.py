@@ -1,0 +1,1 @@
+"""From predictions to numbers and pages: metrics, results.json, the markdown leaderboard and its figures."""

@@ -1,0 +1,144 @@
+"""Turn a run's prediction files into ``results.json`` and the leaderboard.
+
+The metrics are recomputed from the prediction files on every run (they are
+cheap and seeded), so a resumed run reports exactly the numbers of the first.
+Predictions of lower-is-better models (NIQE, BRISQUE) are negated before
+correlating, so every correlation reads "higher is better".
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from iqabench.reports import metrics
+from iqabench.files import atomic_write_json, read_json
+from iqabench.reports.leaderboard import write_leaderboard
+from iqabench.run.predictions import PredictionStore
+from iqabench.provenance import portable, run_provenance
+
+if TYPE_CHECKING:
+    from iqabench.run.outcome import ModelOutcome
+    from iqabench.run.plan import RunPlan
+
+def read_reference(path: Path) -> list[dict[str, Any]]:
+    """Rows of a reported-numbers CSV: table, model, dataset, plcc, srcc, source."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in ("plcc", "srcc"):
+            row[key] = float(row[key]) if row.get(key) not in (None, "") else None
+    return rows
+
+
+def pair_result(store: PredictionStore, failure: str | None, *, lower_better: bool, fit: str, bootstrap: int,
+                seed: int) -> dict[str, Any]:
+    """The metrics of one (model, test set) pair from its prediction file, or why there are none."""
+    if not store.csv_path.exists():
+        if failure is not None:
+            return {"status": "failed", "error": failure}
+        return {"status": "missing"}
+    rows = store.read()
+    scored = [r for r in rows if r.prediction is not None]
+    sign = -1.0 if lower_better else 1.0
+    pred = [sign * r.prediction for r in scored]
+    gt = [r.mos for r in scored]
+    values = metrics.evaluate(pred, gt, fit=fit, bootstrap=bootstrap, seed=seed)
+    errors: dict[str, int] = {}
+    for r in rows:
+        if r.error:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    return {
+        "status": "ok",
+        "count": len(rows),
+        "scored": len(scored),
+        "unscored": len(rows) - len(scored),
+        "sign": sign,
+        "metrics": {name: metric.to_dict() for name, metric in values.items()},
+        "failure_reasons": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:5]),
+        "meta": store.meta(),
+    }
+
+
+def launch_record(processes: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many processes, machines and devices scored a run (``processes``: one entry per process)."""
+    hosts = list(dict.fromkeys(p["host"] for p in processes))
+    devices = list(dict.fromkeys(f"{p['host']}:{p['device']}" for p in processes))
+    return {"processes": len(processes), "hosts": len(hosts), "devices": len(devices),
+            "per_process": [{"index": p["index"], "host": p["host"], "device": p["device"]} for p in processes]}
+
+
+def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float,
+                  launch: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``results.json`` and ``leaderboard.md`` of a run, from its plan, what became of each model and its files.
+
+    ``launch`` describes each process of the run (:func:`iqabench.run.distributed.describe_process`).
+    """
+    suite, layout = plan.suite, plan.layout
+    pairs = []
+    for outcome in outcomes:
+        model = outcome.planned
+        for test in plan.tests:
+            if not plan.holds(model, test):
+                continue
+            failure = layout.failure_summary(model.slug, test.slug)
+            result = pair_result(layout.predictions(model.slug, test.slug), failure,
+                                 lower_better=model.registered.cls.lower_better, fit=suite.correlation,
+                                 bootstrap=suite.bootstrap, seed=suite.seed)
+            if result["status"] == "failed":
+                result["traceback"] = str(layout.failure(model.slug, test.slug))
+            pairs.append({"model": model.slug, "test_set": test.slug, **result})
+    models = []
+    for outcome in outcomes:
+        model = outcome.planned
+        models.append(
+            {
+                "key": model.slug,
+                "position": model.position,
+                "label": model.label,
+                "name": model.entry.name,
+                "options": outcome.options,
+                "config": outcome.config,
+                "plugin": model.registered.provenance(),
+                "reference": model.entry.reference,
+                "lower_better": model.registered.cls.lower_better,
+                "score_range": list(model.registered.cls.score_range),
+                "preprocessing": outcome.preprocessing or model.registered.cls.preprocessing,
+                "training": outcome.training,
+                "efficiency": read_json(layout.efficiency(model.slug)) or None,
+            }
+        )
+    reference = None
+    if plan.reference_file is not None:
+        reference = {"file": str(plan.reference_file), "rows": read_reference(plan.reference_file)}
+    results = {
+        "suite": {
+            "name": suite.name,
+            "description": suite.description,
+            "notes": suite.notes,
+            "protocol": suite.protocol,
+            "file": str(plan.suite_file),
+            "sha256": plan.suite_sha256,
+            "correlation": suite.correlation,
+            "bootstrap": suite.bootstrap,
+            "seed": suite.seed,
+            "device": plan.device,
+            "dtype": suite.dtype,
+            "batch_size": suite.batch_size,
+            "data_root": None if plan.data_root is None else str(plan.data_root),
+        },
+        "provenance": run_provenance(),
+        "launch": launch_record(launch or [{"index": 0, "host": socket.gethostname(), "device": plan.device}]),
+        "selection": None if plan.selection is None else plan.selection.to_dict(),
+        "test_sets": [test.describe() for test in plan.tests],
+        "models": models,
+        "results": pairs,
+        "reference": reference,
+        "seconds": elapsed,
+    }
+    results = portable(results)
+    atomic_write_json(layout.results, results)
+    write_leaderboard(results, layout.root)
+    return results

@@ -1,0 +1,147 @@
+"""Where everything a run produces lives, in one object.
+
+::
+
+    OUT/
+      suite.yaml                     the suite as run
+      checkpoints/<model>/           trained checkpoints (renamed into place when training ends)
+      predictions/<model>/<test>.csv + .meta.json
+      predictions/<model>/<test>.shard-<i>-of-<n>.jsonl
+                                     process i's finished batches while the pair is scored (merged, then removed)
+      efficiency/<model>.json
+      failures/<model>/<what>.txt    tracebacks of what failed (a test set, "training", "efficiency")
+      results.json, leaderboard.md, run.log
+      logs/process-<i>.log           the log of process i > 0 of a multi-process launch
+      .iqabench.lock                 held while a run writes here
+
+``<model>`` and ``<test>`` are slugs: file-name-safe forms of the leaderboard
+labels (:func:`slug`). Nothing else in iqabench spells out these paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from iqabench.errors import IQABenchError
+from iqabench.files import atomic_write_json
+from iqabench.run.predictions import PredictionStore, ShardJournal
+
+
+def slug(text: str) -> str:
+    """A file-name-safe key; '+' is spelled out so that CLIP-IQA and CLIP-IQA+ stay apart."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("+", "-plus")).strip("-").lower() or "x"
+
+
+def shard_name(index: int, count: int) -> str:
+    """How files written by process ``index`` of ``count`` are told apart."""
+    return f"shard-{index}-of-{count}"
+
+
+class RunLockedError(IQABenchError):
+    """Another process is writing into the same output folder."""
+
+
+class RunLayout:
+    """The paths of one output folder."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.root / "leaderboard.md"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "run.log"
+
+    @property
+    def suite_copy(self) -> Path:
+        return self.root / "suite.yaml"
+
+    def checkpoint(self, model: str) -> Path:
+        return self.root / "checkpoints" / model
+
+    def predictions(self, model: str, test: str) -> PredictionStore:
+        return PredictionStore(self.root / "predictions" / model, test)
+
+    def journal(self, model: str, test: str, index: int, count: int) -> ShardJournal:
+        """Where process ``index`` of ``count`` appends its finished batches of a pair."""
+        return ShardJournal(self.root / "predictions" / model / f"{test}.{shard_name(index, count)}.jsonl")
+
+    def journals(self, model: str, test: str) -> list[ShardJournal]:
+        """Every journal of a pair on disk, whatever the number of processes that wrote it."""
+        folder = self.root / "predictions" / model
+        pattern = re.compile(re.escape(test) + r"\.shard-\d+-of-\d+\.jsonl")
+        paths = sorted(folder.glob(f"{test}.shard-*-of-*.jsonl")) if folder.is_dir() else []
+        return [ShardJournal(path) for path in paths if pattern.fullmatch(path.name)]
+
+    def process_log(self, index: int) -> Path:
+        """The log of one process: ``run.log`` for the main one."""
+        return self.log if index == 0 else self.root / "logs" / f"process-{index}.log"
+
+    def efficiency(self, model: str) -> Path:
+        return self.root / "efficiency" / f"{model}.json"
+
+    def failure(self, model: str, what: str) -> Path:
+        return self.root / "failures" / model / f"{what}.txt"
+
+    def record_failure(self, model: str, what: str, exc: BaseException) -> Path:
+        """Keep the traceback of something that failed, for the leaderboard to point at."""
+        path = self.failure(model, what)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return path
+
+    def failure_summary(self, model: str, what: str) -> str | None:
+        """The last line of a recorded traceback (the exception and its message), or ``None``."""
+        path = self.failure(model, what)
+        if not path.exists():
+            return None
+        lines = path.read_text().strip().splitlines()
+        return lines[-1] if lines else "failed"
+
+    @contextmanager
+    def lock(self, command: str = "") -> Iterator[None]:
+        """Hold the folder for the duration of a run, or say which process holds it.
+
+        An OS file lock (``flock`` through the ``filelock`` package): the kernel
+        releases it when its process dies, however it dies, so a lock is never
+        left stale. A note beside it names the holder for the refusal message.
+        """
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        note = self.root / ".iqabench.lock.json"
+        lock = FileLock(self.root / ".iqabench.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            try:
+                holder = json.loads(note.read_text())
+                who = (f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+                       f" ({holder.get('command') or 'iqabench'})")
+            except (OSError, ValueError):
+                who = "another process"
+            raise RunLockedError(
+                f"{self.root} is in use by {who}. Wait for it to finish, or write to another --out folder."
+            ) from None
+        try:
+            atomic_write_json(note, {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            yield
+        finally:
+            note.unlink(missing_ok=True)
+            lock.release()

@@ -1,0 +1,353 @@
+"""Setting up a suite run: everything checked and opened before any work starts.
+
+:func:`plan_run` turns a suite file into a :class:`RunPlan`: every model,
+trainer and dataset name looked up, every option checked against its
+constructor (names and types), the reference file found, the output labels
+checked for clashes and every dataset's label files read (a missing dataset
+stops here with the ``data check`` table). :func:`iqabench.run.runner.evaluate`
+then runs the loop. The split follows lm-evaluation-harness, where
+``simple_evaluate`` sets up and ``evaluate`` loops.
+
+A run may hold only part of its suite's (model, test set) pairs: some models
+(``--models``), some test sets (``--tests``), or part ``i`` of ``n`` of the
+pairs (``--pairs i/n``, one job of a cluster array). Its results say which
+pairs it holds (:class:`Selection`), and ``iqabench leaderboard --merge``
+joins the folders of such runs into the leaderboard of the whole suite.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iqabench.data.check import check_datasets, format_check_table
+from iqabench.contracts.dataset import Dataset, DatasetIndex, Record, resolve_data_root
+from iqabench.run.distributed import process_device, share
+from iqabench.errors import DatasetNotFoundError, IQABenchError, SuiteError
+from iqabench.registry.factory import (
+    check_dataset_options,
+    check_dtype,
+    check_model_options,
+    check_trainer_options,
+    create_dataset,
+    resolve_device,
+    trainer_for,
+)
+from iqabench.scoring.images import ImageReading
+from iqabench.run.layout import RunLayout, slug
+from iqabench.scoring.loader import Resize
+from iqabench.provenance import fingerprint
+from iqabench.registry.discovery import Entry, PluginRegistry, default_registry
+from iqabench.run.suite import DatasetRef, ModelEntry, Suite, load_suite
+from iqabench.contracts.trainer import TrainingSet
+
+log = logging.getLogger("iqabench.run.plan")
+
+
+class DataMissingError(IQABenchError):
+    """Datasets a suite needs are not on disk; the message carries the `data check` table."""
+
+
+@dataclass
+class TestSet:
+    """One column of the leaderboard: a split of a dataset, with its records."""
+
+    #: its place among the suite's test sets (its column), also when a run holds only some of them
+    position: int
+    group: str
+    slug: str
+    label: str
+    ref: DatasetRef
+    dataset: Dataset
+    index: DatasetIndex
+    #: the split as the suite resolved it ("all" for every record)
+    split: str
+    records: list[Record]
+    resize: Resize
+    reading: ImageReading
+
+    def paths(self) -> list[Path]:
+        return [self.dataset.image_path(record) for record in self.records]
+
+    def describe(self) -> dict[str, Any]:
+        """What results record about the test set."""
+        return {"key": self.slug, "position": self.position, "label": self.label, "group": self.group,
+                "dataset": self.ref.dataset,
+                "split": self.split, "count": len(self.records),
+                "dataset_provenance": self.index.provenance.to_dict()}
+
+
+@dataclass
+class PlannedModel:
+    """A suite entry resolved: its registered class, checked options and the trainer that trains it."""
+
+    entry: ModelEntry
+    #: its place among the suite's models (its row), also when a run holds only some of them
+    position: int
+    slug: str
+    registered: Entry
+    options: dict[str, Any]
+    dtype: str
+    batch_size: int
+    trainer: str | None = None
+    trainer_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.entry.display
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The (model, test set) pairs of a run that holds only part of its suite, and how they were chosen."""
+
+    models: list[str] | None
+    tests: list[str] | None
+    #: ``(i, n)``: part i of n of the selected pairs (``--pairs i/n``)
+    pairs: tuple[int, int] | None
+    #: (model key, test set key) of every pair this run holds, in suite order
+    held: list[tuple[str, str]]
+    #: how many pairs the whole suite has
+    suite_pairs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"models": self.models, "tests": self.tests,
+                "pairs": None if self.pairs is None else f"{self.pairs[0]}/{self.pairs[1]}",
+                "held": [list(pair) for pair in self.held], "suite_pairs": self.suite_pairs}
+
+
+@dataclass
+class RunPlan:
+    """Everything a run needs, checked: the suite, where it writes, the models, the data."""
+
+    suite: Suite
+    suite_file: Path
+    suite_sha256: str
+    layout: RunLayout
+    device: str
+    data_root: Path | None
+    models: list[PlannedModel]
+    training: list[TrainingSet]
+    tests: list[TestSet]
+    reference_file: Path | None
+    registry: PluginRegistry
+    force: bool = False
+    progress: bool = True
+    #: None when the run holds every pair of its suite
+    selection: Selection | None = None
+
+    def holds(self, model: PlannedModel, test: TestSet) -> bool:
+        """Whether this run scores ``model`` on ``test``."""
+        return self.selection is None or (model.slug, test.slug) in self.selection.held
+
+
+def suite_relative(suite_file: Path, value: str | None) -> str | None:
+    """A path written in a suite: ``~`` and ``$VARIABLES`` expanded, then relative to the suite's folder."""
+    if value is None:
+        return value
+    value = os.path.expandvars(os.path.expanduser(value))
+    if os.path.isabs(value):
+        return value
+    return str((suite_file.parent / value).resolve())
+
+
+def plan_run(
+    suite_file: str | Path,
+    out: str | Path | None = None,
+    *,
+    data_root: str | None = None,
+    force: bool = False,
+    only_models: list[str] | None = None,
+    only_tests: list[str] | None = None,
+    pairs: tuple[int, int] | None = None,
+    device: str | None = None,
+    registry: PluginRegistry | None = None,
+    progress: bool = True,
+    include_tests: bool = True,
+) -> RunPlan:
+    """Read, check and open everything a run of ``suite_file`` into ``out`` (default ``runs/<suite name>``) needs.
+
+    ``only_models`` (names or labels), ``only_tests`` (labels, keys or dataset names) and ``pairs`` (part i of
+    n of the remaining (model, test set) pairs) restrict the run to part of the suite.
+    """
+    suite_file = Path(suite_file)
+    suite, digest = load_suite(suite_file)
+    registry = registry or default_registry()
+    labels = [entry.display for entry in suite.models]
+    slugs = [slug(label) for label in labels]
+    clashes = sorted({s for s in slugs if slugs.count(s) > 1})
+    if clashes:
+        raise IQABenchError(
+            f"model labels {[label for label in labels if slug(label) in clashes]} share the folder name(s) "
+            f"{clashes}; give them labels that differ in letters or digits."
+        )
+    models = [_plan_model(position, entry, suite, registry) for position, entry in _select_models(suite, only_models)]
+    reference = None
+    if suite.reference:
+        reference = Path(suite_relative(suite_file, suite.reference))
+        if not reference.is_file():
+            raise SuiteError(f"{suite_file}: field `reference`: {reference} does not exist; fix the path (it is "
+                             "relative to the suite file) or remove the field.")
+    root = resolve_data_root(data_root, suite_relative(suite_file, suite.data_root))
+    candidates = _test_candidates(suite, suite_file, root, registry) if include_tests else []
+    selected = _select_tests(candidates, only_tests)
+    held = [(m.slug, t.slug) for m in models for t in selected]
+    if pairs is not None:
+        if pairs[1] > len(held):
+            raise IQABenchError(f"--pairs {pairs[0]}/{pairs[1]}: the run has only {len(held)} (model, test set) "
+                                f"pair(s) to share out; use at most {len(held)} parts.")
+        held = share(held, *pairs)
+    suite_pairs = len(suite.models) * len(candidates)
+    selection = None
+    if include_tests and len(held) < suite_pairs:
+        selection = Selection(models=only_models, tests=only_tests, pairs=pairs, held=held, suite_pairs=suite_pairs)
+        models = [m for m in models if any(m.slug == pair[0] for pair in held)]
+        selected = [t for t in selected if any(t.slug == pair[1] for pair in held)]
+    training, tests = _open_datasets(suite, suite_file, root, registry, selected)
+    return RunPlan(
+        suite=suite, suite_file=suite_file, suite_sha256=digest,
+        layout=RunLayout(Path(out) if out is not None else Path("runs") / suite.name),
+        device=process_device(resolve_device(device or suite.device)), data_root=root, models=models,
+        training=training, tests=tests, reference_file=reference, registry=registry, force=force, progress=progress,
+        selection=selection,
+    )
+
+
+def parse_pairs(text: str) -> tuple[int, int]:
+    """``"i/n"`` (part i of n, counted from 0, as a SLURM array's task id and count) as ``(i, n)``."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise IQABenchError(f"--pairs {text!r} is not PART/PARTS with 0 <= PART < PARTS, e.g. --pairs 0/4 for the "
+                            "first of four jobs (a SLURM array's $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
+    return index, count
+
+
+def _select_models(suite: Suite, only: list[str] | None) -> list[tuple[int, ModelEntry]]:
+    """The suite's model entries that ``--models`` names (all without it), with their places in the suite."""
+    entries = list(enumerate(suite.models))
+    if not only:
+        return entries
+    unknown = [name for name in only if not any(name in (m.name, m.display) for m in suite.models)]
+    if unknown:
+        available = ", ".join(m.display for m in suite.models)
+        raise IQABenchError(f"--models names {unknown} that are not in the suite; its models: {available}.")
+    return [(position, m) for position, m in entries if m.name in only or m.display in only]
+
+
+def _plan_model(position: int, entry: ModelEntry, suite: Suite, registry: PluginRegistry) -> PlannedModel:
+    registered = registry.get("model", entry.name)
+    planned = PlannedModel(
+        entry=entry,
+        position=position,
+        slug=slug(entry.display),
+        registered=registered,
+        options=check_model_options(entry.name, entry.options, registry),
+        dtype=check_dtype(entry.dtype or suite.dtype, f"model {entry.display!r}: dtype"),
+        batch_size=entry.batch_size or suite.batch_size,
+    )
+    if entry.train:
+        planned.trainer = trainer_for(entry.name, entry.trainer, registry)
+        planned.trainer_options = check_trainer_options(planned.trainer, entry.trainer_options, registry)
+    return planned
+
+
+@dataclass
+class _Candidate:
+    """A test set of the suite before its labels are read: enough to name it and to select it."""
+
+    position: int
+    group: str
+    ref: DatasetRef
+    dataset: Dataset
+    split: str
+    label: str
+    slug: str
+
+
+def _test_candidates(suite: Suite, suite_file: Path, data_root: Path | None,
+                     registry: PluginRegistry) -> list[_Candidate]:
+    """Every test set of the suite, named (label, key, split) without reading any label file."""
+    candidates = []
+    instances: dict[str, Dataset] = {}
+    for group, refs in suite.test_groups().items():
+        for ref in refs:
+            check_dataset_options(ref.dataset, ref.options, registry)
+            key = fingerprint(ref.model_dump())
+            if key not in instances:
+                instances[key] = create_dataset(ref.dataset, root=suite_relative(suite_file, ref.root),
+                                                data_root=data_root, registry=registry, **ref.options)
+            dataset = instances[key]
+            split = ref.split or dataset.default_test_split
+            label = ref.label or dataset.title
+            candidates.append(_Candidate(len(candidates), group, ref, dataset, split, label,
+                                         slug(f"{ref.label or ref.dataset}-{split}")))
+    slugs = [c.slug for c in candidates]
+    if len(set(slugs)) != len(slugs):
+        raise IQABenchError("two test sets have the same dataset and split; give them distinct `label:`s.")
+    return candidates
+
+
+def _select_tests(candidates: list[_Candidate], only: list[str] | None) -> list[_Candidate]:
+    """The test sets ``--tests`` names by label, key or dataset name (all without it)."""
+    if not only:
+        return candidates
+    unknown = [name for name in only if not any(name in (c.label, c.slug, c.ref.dataset) for c in candidates)]
+    if unknown:
+        available = ", ".join(f"{c.label} ({c.slug})" for c in candidates)
+        raise IQABenchError(f"--tests names {unknown} that are not in the suite; its test sets: {available}.")
+    return [c for c in candidates if any(name in (c.label, c.slug, c.ref.dataset) for name in only)]
+
+
+def _open_datasets(
+    suite: Suite, suite_file: Path, data_root: Path | None, registry: PluginRegistry, tests: list[_Candidate]
+) -> tuple[list[TrainingSet], list[TestSet]]:
+    """Read the label files of the training sets and of ``tests``; every missing dataset is named at once."""
+    problems: list[str] = []
+    train_refs = list(suite.train.datasets) if suite.train else []
+    for ref in train_refs:
+        check_dataset_options(ref.dataset, ref.options, registry)
+    datasets: dict[str, Dataset] = {}
+    for ref in train_refs:
+        datasets.setdefault(fingerprint(ref.model_dump()), create_dataset(
+            ref.dataset, root=suite_relative(suite_file, ref.root), data_root=data_root, registry=registry,
+            **ref.options))
+    for test in tests:
+        datasets.setdefault(fingerprint(test.ref.model_dump()), test.dataset)
+    indexes: dict[str, DatasetIndex] = {}
+    for key, dataset in datasets.items():
+        try:
+            indexes[key] = dataset.load()
+        except DatasetNotFoundError as exc:
+            problems.append(str(exc))
+    if problems:
+        names = sorted({ref.dataset for ref in train_refs} | {test.ref.dataset for test in tests})
+        lines = ["the suite needs datasets that are not on disk.", "",
+                 format_check_table(check_datasets(data_root, names, registry)), "", problems[0]]
+        if len(problems) > 1:
+            lines.append(f"({len(problems) - 1} more dataset(s) missing; the table above lists them.)")
+        raise DataMissingError("\n".join(lines))
+    training = []
+    for ref in train_refs:
+        key = fingerprint(ref.model_dump())
+        training.append(TrainingSet(name=ref.dataset, root=Path(datasets[key].root),
+                                    records=indexes[key].split(ref.split or "train")))
+    opened = []
+    for test in tests:
+        key = fingerprint(test.ref.model_dump())
+        index = indexes[key]
+        spec = test.ref.preprocessing or suite.preprocessing
+        opened.append(TestSet(
+            position=test.position, group=test.group, slug=test.slug, label=test.label, ref=test.ref,
+            dataset=datasets[key], index=index, split=test.split, records=index.split(test.split),
+            resize=Resize(shorter_side=spec.shorter_side, max_side=spec.max_side),
+            reading=ImageReading(exif_orientation=spec.exif_orientation, max_megapixels=spec.max_megapixels,
+                                 jpeg_draft=spec.jpeg_draft,
+                                 downscaled_to=spec.max_side),
+        ))
+    return training, opened
