@@ -118,6 +118,7 @@ def test_ablation_suite_cases_find_their_table4_rows():
     suite, _ = load_suite(repo / "suites" / "ablation_rali.yaml")
     rows = read_reference((repo / "suites" / suite.reference).resolve())
     results = {
+        "suite": {"name": suite.name},
         "test_sets": [{"key": d.dataset, "label": d.dataset, "dataset": d.dataset, "group": "test"}
                       for d in suite.test],
         "models": [{"key": str(i), "label": m.display, "reference": m.reference} for i, m in enumerate(suite.models)],

@@ -8,7 +8,6 @@ leaderboard of the whole suite into MERGED.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from iqabench.errors import IQABenchError
@@ -27,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.reports.leaderboard import write_leaderboard
+    from iqabench.reports.schema import read_results
 
     if args.merge:
         from iqabench.run.merge import merge_runs
@@ -41,12 +41,7 @@ def run(args: argparse.Namespace) -> int:
     path = folder / "results.json"
     if not path.exists():
         raise IQABenchError(f"{folder} has no results.json; pass the --out folder of an `iqabench run`.")
-    try:
-        results = json.loads(path.read_text())
-    except ValueError as exc:
-        raise IQABenchError(f"{path} is not valid JSON ({exc}); re-run the suite with the same --out to rewrite "
-                            "it (finished predictions are reused).") from None
-    target = write_leaderboard(results, folder)
+    target = write_leaderboard(read_results(path), folder)
     figures = folder / "figures"
     print(target.read_text() if args.print else f"wrote {target}" + (f" and {figures}/" if figures.is_dir() else ""))
     return 0

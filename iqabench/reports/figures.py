@@ -37,6 +37,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 from matplotlib.transforms import Bbox
 
 from iqabench.reports.metrics import FitError, logistic4, logistic4_fit
+from iqabench.reports.schema import PairResult, Results, read_results
 from iqabench.run.predictions import Prediction, PredictionStore
 
 #: pixels per inch; figures are at most 9 inches wide, so the markdown shows them at about their own size
@@ -125,20 +126,15 @@ def _plain(text: str) -> str:
 # ----------------------------------------------------------------------------------------------- results data
 
 
-def pair_metric(pair: Mapping[str, Any] | None, metric: str) -> float | None:
+def pair_metric(pair: PairResult | None, metric: str) -> float | None:
     """A pair's PLCC or SRCC as the leaderboard shows it: None when the pair failed or the metric is flagged."""
-    if not pair or pair.get("status") != "ok":
-        return None
-    entry = pair["metrics"][metric]
-    if entry.get("flag") or entry["value"] is None or not math.isfinite(entry["value"]):
-        return None
-    return float(entry["value"])
+    return None if pair is None else pair.metric(metric)
 
 
-def mean_accuracy(results: Mapping[str, Any], model_key: str, metric: str) -> float | None:
+def mean_accuracy(results: Results | Mapping[str, Any], model_key: str, metric: str) -> float | None:
     """Mean ``metric`` over every test set of the run; None unless all of them have a value."""
-    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
-    values = [pair_metric(pairs.get((model_key, t["key"])), metric) for t in results["test_sets"]]
+    results = read_results(results)
+    values = [pair_metric(results.pair(model_key, t.key), metric) for t in results.test_sets]
     if not values or any(v is None for v in values):
         return None
     return sum(values) / len(values)
@@ -155,41 +151,44 @@ class ReportedAverage:
     basis: str
 
 
-def reported_average(results: Mapping[str, Any], model: str) -> ReportedAverage | None:
+def reported_average(results: Results | Mapping[str, Any], model: str) -> ReportedAverage | None:
     """The reported PLCC and SRCC of ``model`` averaged over this run's test sets.
 
     The mean of the reported per-dataset values when the paper gives one for every test set of the run, so
     that it averages exactly what the measured mean averages; otherwise the paper's printed average (Table 4
     prints only AVG) when the run has a single group of test sets; otherwise None.
     """
-    reference = results.get("reference") or {}
-    rows = [r for r in reference.get("rows", []) if r["model"] == model]
-    by_dataset = {r["dataset"]: r for r in rows}
-    tests = results["test_sets"]
-    chosen = [by_dataset.get(t["dataset"]) for t in tests]
-    if tests and all(r is not None and r["plcc"] is not None and r["srcc"] is not None for r in chosen):
-        return ReportedAverage(model, sum(r["plcc"] for r in chosen) / len(chosen),
-                               sum(r["srcc"] for r in chosen) / len(chosen), "the mean over this run's test sets")
-    groups = {t["group"] for t in tests}
+    results = read_results(results)
+    rows = [r for r in _reference_rows(results) if r.model == model]
+    by_dataset = {r.dataset: r for r in rows}
+    tests = results.test_sets
+    chosen = [by_dataset.get(t.dataset) for t in tests]
+    if tests and all(r is not None and r.plcc is not None and r.srcc is not None for r in chosen):
+        return ReportedAverage(model, sum(r.plcc for r in chosen) / len(chosen),
+                               sum(r.srcc for r in chosen) / len(chosen), "the mean over this run's test sets")
+    groups = {t.group for t in tests}
     printed = by_dataset.get(PRINTED_AVERAGES.get(next(iter(groups)), "")) if len(groups) == 1 else None
-    if printed and printed["plcc"] is not None and printed["srcc"] is not None:
-        return ReportedAverage(model, printed["plcc"], printed["srcc"], f"the paper's printed {printed['dataset']}")
+    if printed and printed.plcc is not None and printed.srcc is not None:
+        return ReportedAverage(model, printed.plcc, printed.srcc, f"the paper's printed {printed.dataset}")
     return None
 
 
-def reported_parameters(results: Mapping[str, Any], model: str) -> float | None:
+def _reference_rows(results: Results) -> list[Any]:
+    return results.reference.rows if results.reference else []
+
+
+def reported_parameters(results: Results | Mapping[str, Any], model: str) -> float | None:
     """The parameter count the paper states for ``model`` (the reference CSV's optional ``parameters`` column)."""
-    reference = results.get("reference") or {}
-    for row in reference.get("rows", []):
-        if row["model"] == model and row.get("parameters") not in (None, ""):
-            return float(row["parameters"])
+    results = read_results(results)
+    for row in _reference_rows(results):
+        if row.model == model and row.parameters is not None:
+            return float(row.parameters)
     return None
 
 
-def reference_models(results: Mapping[str, Any]) -> list[str]:
+def reference_models(results: Results | Mapping[str, Any]) -> list[str]:
     """Model names in the reference rows, in file order."""
-    reference = results.get("reference") or {}
-    return list(dict.fromkeys(r["model"] for r in reference.get("rows", [])))
+    return list(dict.fromkeys(r.model for r in _reference_rows(read_results(results))))
 
 
 def read_predictions(run_dir: str | Path, model_key: str, test_keys: Sequence[str]) -> dict[str, list[Prediction]]:
@@ -206,8 +205,8 @@ def read_predictions(run_dir: str | Path, model_key: str, test_keys: Sequence[st
 
 
 @_styled
-def predictions_figure(results: Mapping[str, Any], model_key: str, predictions: Mapping[str, Sequence[Prediction]],
-                       path: str | Path | None) -> Figure:
+def predictions_figure(results: Results | Mapping[str, Any], model_key: str,
+                       predictions: Mapping[str, Sequence[Prediction]], path: str | Path | None) -> Figure:
     """One model's predictions against MOS, one panel per test set, as the leaderboard's numbers came from them.
 
     Scored images are dots (prediction on the model's own scale against the MOS rescaled to [1, 5]); unscored ones
@@ -215,37 +214,38 @@ def predictions_figure(results: Mapping[str, Any], model_key: str, predictions: 
     the 4-parameter logistic fitted for PLCC is drawn over the dots. Panel titles carry the test set, the number of
     images, PLCC and SRCC as in the table.
     """
-    model = next(m for m in results["models"] if m["key"] == model_key)
-    pairs = {p["test_set"]: p for p in results["results"] if p["model"] == model_key}
-    tests = results["test_sets"]
+    results = read_results(results)
+    model = results.model(model_key)
+    tests = results.test_sets
     columns = min(len(tests), 4)
     rows = math.ceil(len(tests) / columns)
     figure = _figure(max(4.6, 0.9 + 2.05 * columns), 0.7 + 2.5 * rows)
     axes = figure.subplots(rows, columns, squeeze=False)
-    logistic = results["suite"].get("correlation") == "logistic4"
-    direction = "lower is better" if model.get("lower_better") else "higher is better"
+    logistic = results.suite.correlation == "logistic4"
+    direction = "lower is better" if model.lower_better else "higher is better"
     for index, test in enumerate(tests):
         ax = axes[index // columns][index % columns]
-        _predictions_panel(ax, test, pairs.get(test["key"]), predictions.get(test["key"]), logistic=logistic)
+        _predictions_panel(ax, test.label, results.pair(model_key, test.key), predictions.get(test.key),
+                           logistic=logistic)
         if index % columns == 0:
             ax.set_ylabel(f"prediction ({direction})")
         if index // columns == rows - 1 or index + columns >= len(tests):
             ax.set_xlabel("MOS (rescaled to [1, 5])")
     for index in range(len(tests), rows * columns):
         axes[index // columns][index % columns].set_visible(False)
-    figure.suptitle(f"{_plain(model['label'])}: predictions against MOS")
+    figure.suptitle(f"{_plain(model.label)}: predictions against MOS")
     _save(figure, path)
     return figure
 
 
-def _predictions_panel(ax: Axes, test: Mapping[str, Any], pair: Mapping[str, Any] | None,
-                       rows: Sequence[Prediction] | None, *, logistic: bool) -> None:
-    label = _plain(test["label"])
-    if pair is None or pair.get("status") != "ok" or rows is None:
-        if pair is None or pair.get("status") == "missing":
+def _predictions_panel(ax: Axes, label: str, pair: PairResult | None, rows: Sequence[Prediction] | None, *,
+                       logistic: bool) -> None:
+    label = _plain(label)
+    if pair is None or pair.status != "ok" or rows is None:
+        if pair is None or pair.status == "missing":
             why = "not run"
-        elif pair.get("status") == "failed":
-            why = "failed:\n" + textwrap.fill(str(pair.get("error", "")), 32, max_lines=4)
+        elif pair.status == "failed":
+            why = "failed:\n" + textwrap.fill(str(pair.error or ""), 32, max_lines=4)
         else:
             why = "prediction file not found"
         ax.set_title(label)
@@ -261,7 +261,7 @@ def _predictions_panel(ax: Axes, test: Mapping[str, Any], pair: Mapping[str, Any
     size, alpha = (14, 0.7) if len(scored) <= 300 else (6, 0.45) if len(scored) <= 3000 else (3, 0.25)
     ax.scatter(mos, pred, s=size, alpha=alpha, color="C0", linewidths=0)
     if logistic and len(scored) >= 3 and np.ptp(pred) > 0:
-        sign = float(pair.get("sign", 1.0))
+        sign = pair.sign
         try:
             params, direction = logistic4_fit(sign * pred, mos)
         except FitError:
@@ -305,24 +305,25 @@ class CostPoint:
     basis: str | None = None
 
 
-def cost_points(results: Mapping[str, Any]) -> tuple[list[CostPoint], list[str]]:
+def cost_points(results: Results | Mapping[str, Any]) -> tuple[list[CostPoint], list[str]]:
     """Measured points (models with an efficiency record and every test set scored) and reported ones (models the
     reference states a parameter count for); and the measured models left out, with why."""
+    results = read_results(results)
     points, left_out = [], []
     colours = {}
-    for index, model in enumerate(results["models"]):
+    for index, model in enumerate(results.models):
         colour = f"C{index % 10}"
-        if model.get("reference"):
-            colours[model["reference"]] = colour
-        eff = model.get("efficiency") or {}
-        plcc, srcc = mean_accuracy(results, model["key"], "plcc"), mean_accuracy(results, model["key"], "srcc")
+        if model.reference:
+            colours[model.reference] = colour
+        eff = model.efficiency
+        plcc, srcc = mean_accuracy(results, model.key, "plcc"), mean_accuracy(results, model.key, "srcc")
         if plcc is None or srcc is None:
-            left_out.append(f"{model['label']} (not every test set has PLCC and SRCC)")
+            left_out.append(f"{model.label} (not every test set has PLCC and SRCC)")
         elif not eff:
-            left_out.append(f"{model['label']} (no efficiency measurement)")
+            left_out.append(f"{model.label} (no efficiency measurement)")
         else:
-            parameters = eff.get("parameters") or None  # a model without parameters has no place on a log axis
-            points.append(CostPoint(model["label"], plcc, srcc, parameters, eff.get("ms_per_image"), False, colour))
+            parameters = eff.parameters or None  # a model without parameters has no place on a log axis
+            points.append(CostPoint(model.label, plcc, srcc, parameters, eff.ms_per_image, False, colour))
     for name in reference_models(results):
         parameters, average = reported_parameters(results, name), reported_average(results, name)
         if parameters and average:
@@ -332,21 +333,22 @@ def cost_points(results: Mapping[str, Any]) -> tuple[list[CostPoint], list[str]]
 
 
 @_styled
-def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path | None) -> Figure | None:
+def accuracy_cost_figure(results: Results | Mapping[str, Any], path: str | Path | None) -> Figure | None:
     """Mean PLCC and SRCC against parameters and against ms/image, one labelled point per model (paper Figure 1).
 
     Measured points are filled; reported ones (a paper's accuracy at the parameter count it states) are hollow
     and named "(reported)". The paper states no absolute latency, so reported points appear against parameters
     only. None (nothing drawn) when no model has both a measured cost and a complete accuracy row.
     """
+    results = read_results(results)
     points, _ = cost_points(results)
     if not any(not p.reported and (p.parameters or p.ms_per_image) for p in points):
         return None
     figure = _figure(9.0, 8.6, constrained=False)
     axes = figure.subplots(2, 2)
     figure.subplots_adjust(left=0.08, right=0.97, top=0.93, bottom=0.12, wspace=0.18, hspace=0.3)
-    tests = results["test_sets"]
-    over = tests[0]["label"] if len(tests) == 1 else f"mean over {len(tests)} test sets"
+    tests = results.test_sets
+    over = tests[0].label if len(tests) == 1 else f"mean over {len(tests)} test sets"
     for row, metric in enumerate(("plcc", "srcc")):
         for column, cost in enumerate(("parameters", "ms_per_image")):
             ax = axes[row][column]
@@ -375,12 +377,12 @@ def accuracy_cost_figure(results: Mapping[str, Any], path: str | Path | None) ->
     return figure
 
 
-def _latency_label(results: Mapping[str, Any]) -> str:
+def _latency_label(results: Results) -> str:
     """The axis title, with the measuring conditions the models share (the others vary: see the table)."""
-    records = [m["efficiency"] for m in results["models"] if m.get("efficiency")]
+    records = [m.efficiency for m in results.models if m.efficiency]
     shared, varying = [], []
     for key, show in (("device_name", "{}"), ("dtype", "{}"), ("batch_size", "batch {}")):
-        values = {e.get(key) for e in records}
+        values = {getattr(e, key) for e in records}
         if len(values) == 1:
             shared.append(show.format(next(iter(values))))
         else:
@@ -504,25 +506,27 @@ class ComparisonRow:
     reported: ReportedAverage
 
 
-def comparison_rows(results: Mapping[str, Any]) -> list[ComparisonRow]:
+def comparison_rows(results: Results | Mapping[str, Any]) -> list[ComparisonRow]:
     """Models whose suite entry names a reference row with a usable average, in suite order."""
+    results = read_results(results)
     rows = []
-    for model in results["models"]:
-        name = model.get("reference")
+    for model in results.models:
+        name = model.reference
         average = reported_average(results, name) if name else None
         if average:
-            rows.append(ComparisonRow(model["label"], mean_accuracy(results, model["key"], "plcc"),
-                                      mean_accuracy(results, model["key"], "srcc"), average))
+            rows.append(ComparisonRow(model.label, mean_accuracy(results, model.key, "plcc"),
+                                      mean_accuracy(results, model.key, "srcc"), average))
     return rows
 
 
 @_styled
-def reported_comparison_figure(results: Mapping[str, Any], path: str | Path | None) -> Figure | None:
+def reported_comparison_figure(results: Results | Mapping[str, Any], path: str | Path | None) -> Figure | None:
     """Measured against reported mean PLCC and SRCC per model as grouped bars (the RALI ablations: Table 4).
 
     Measured bars are filled, reported ones hollow and hatched, each with its value written at its end; a model
     whose measurement is incomplete says so where its bar would be. None when no model names a reference row.
     """
+    results = read_results(results)
     rows = comparison_rows(results)
     if not rows:
         return None
@@ -553,9 +557,9 @@ def reported_comparison_figure(results: Mapping[str, Any], path: str | Path | No
     ax.set_yticks([-float(i) for i in range(len(rows))],
                   [textwrap.fill(_plain(r.label), 30) for r in rows])
     ax.grid(axis="y", visible=False)
-    over = "the test set" if len(results["test_sets"]) == 1 else f"{len(results['test_sets'])} test sets"
+    over = "the test set" if len(results.test_sets) == 1 else f"{len(results.test_sets)} test sets"
     ax.set_xlabel(f"mean over {over} (axis starts at {ax.get_xlim()[0]:g})")
-    tables = sorted({r.get("table") for r in (results.get("reference") or {}).get("rows", []) if r.get("table")})
+    tables = sorted({r.table for r in _reference_rows(results) if r.table})
     handles = [Patch(color="C0", label="PLCC measured"),
                Patch(facecolor="white", edgecolor="C0", hatch="///", label=f"PLCC {REPORTED}"),
                Patch(color="C1", label="SRCC measured"),

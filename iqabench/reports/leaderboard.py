@@ -24,6 +24,7 @@ from typing import Any
 from tabulate import tabulate
 
 from iqabench.reports import figures as figs
+from iqabench.reports.schema import PairResult, Results, read_results
 from iqabench.run.predictions import atomic_write_text
 
 log = logging.getLogger("iqabench.reports.leaderboard")
@@ -58,30 +59,28 @@ def _fmt(value: float | None, mark: str) -> str:
     return text
 
 
-def _columns(results: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+def _columns(results: Results) -> list[tuple[str, str, str | None]]:
     """(group, header, test key or None for AVG) in table order."""
     columns = []
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for test in results["test_sets"]:
-        groups.setdefault(test["group"], []).append(test)
+    groups: dict[str, list[Any]] = {}
+    for test in results.test_sets:
+        groups.setdefault(test.group, []).append(test)
     for group, tests in groups.items():
         prefix = f"{GROUP_TITLES.get(group, group)}: " if GROUP_TITLES.get(group) else ""
         for test in tests:
-            columns.append((group, prefix + test["label"], test["key"]))
+            columns.append((group, prefix + test.label, test.key))
         if len(tests) > 1:
             columns.append((group, prefix + "AVG", None))
     return columns
 
 
-def _flags(pair: dict[str, Any] | None) -> set[str]:
-    if not pair or pair.get("status") != "ok":
-        return set()
-    return {pair["metrics"][m].get("flag") for m in ("plcc", "srcc")} - {None}
+def _metric(pair: PairResult | None, name: str) -> float | None:
+    return None if pair is None else pair.metric(name)
 
 
-def _accuracy_table(results: dict[str, Any]) -> str:
-    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
-    models = results["models"]
+def _accuracy_table(results: Results) -> str:
+    pairs = {(p.model, p.test_set): p for p in results.results}
+    models = results.models
     columns = _columns(results)
     grid: dict[tuple[str, int], tuple[float | None, float | None, str]] = {}
     #: cells whose values are shown but never ranked
@@ -89,44 +88,43 @@ def _accuracy_table(results: dict[str, Any]) -> str:
     for model in models:
         for col, (group, _, test_key) in enumerate(columns):
             if test_key is not None:
-                pair = pairs.get((model["key"], test_key))
+                pair = pairs.get((model.key, test_key))
                 note = ""
-                if pair is None or pair["status"] == "missing":
+                if pair is None or pair.status == "missing":
                     note = "not run"
-                elif pair["status"] == "failed":
+                elif pair.status == "failed":
                     note = "failed (see failures/)"
                 else:
-                    if pair["unscored"]:
-                        note = f"{pair['unscored']} unscored"
-                    flags = _flags(pair)
-                    if flags:
-                        flagged.add((model["key"], col))
-                        note = "; ".join(sorted(flags)) + (f"; {note}" if note else "")
-                grid[(model["key"], col)] = (figs.pair_metric(pair, "plcc"), figs.pair_metric(pair, "srcc"), note)
+                    if pair.unscored:
+                        note = f"{pair.unscored} unscored"
+                    if pair.flags:
+                        flagged.add((model.key, col))
+                        note = "; ".join(sorted(pair.flags)) + (f"; {note}" if note else "")
+                grid[(model.key, col)] = (_metric(pair, "plcc"), _metric(pair, "srcc"), note)
             else:
                 members = [c for c, (g, _, k) in enumerate(columns) if g == group and k is not None]
-                cells = [grid[(model["key"], c)] for c in members]
+                cells = [grid[(model.key, c)] for c in members]
                 if all(c[0] is not None and c[1] is not None for c in cells):
-                    grid[(model["key"], col)] = (
+                    grid[(model.key, col)] = (
                         sum(c[0] for c in cells) / len(cells),
                         sum(c[1] for c in cells) / len(cells),
                         "",
                     )
                 else:
-                    grid[(model["key"], col)] = (None, None, "incomplete")
+                    grid[(model.key, col)] = (None, None, "incomplete")
     rows = []
     marks: dict[tuple[str, int], tuple[str, str]] = {}
     for col in range(len(columns)):
-        ranked = [(None, None) if (m["key"], col) in flagged else grid[(m["key"], col)][:2] for m in models]
+        ranked = [(None, None) if (m.key, col) in flagged else grid[(m.key, col)][:2] for m in models]
         plcc_marks = _rank_marks([values[0] for values in ranked])
         srcc_marks = _rank_marks([values[1] for values in ranked])
         for model, pm, sm in zip(models, plcc_marks, srcc_marks):
-            marks[(model["key"], col)] = (pm, sm)
+            marks[(model.key, col)] = (pm, sm)
     for model in models:
-        row = [model["label"]]
+        row = [model.label]
         for col in range(len(columns)):
-            plcc, srcc, note = grid[(model["key"], col)]
-            pm, sm = marks[(model["key"], col)]
+            plcc, srcc, note = grid[(model.key, col)]
+            pm, sm = marks[(model.key, col)]
             if plcc is None and srcc is None:
                 cell = note or "—"
             else:
@@ -138,36 +136,37 @@ def _accuracy_table(results: dict[str, Any]) -> str:
     return tabulate(rows, headers=["Model"] + [c[1] for c in columns], tablefmt="github")
 
 
-def _efficiency_table(results: dict[str, Any]) -> str | None:
+def _efficiency_table(results: Results) -> str | None:
     rows = []
-    for model in results["models"]:
-        eff = model.get("efficiency")
+    for model in results.models:
+        eff = model.efficiency
         if not eff:
             continue
-        memory = "—" if eff.get("peak_memory_mib") is None else f"{eff['peak_memory_mib']:.0f}"
-        if eff.get("peak_memory_mib") is not None and eff.get("baseline_memory_mib") is not None:
-            memory += f" (+{max(0.0, eff['peak_memory_mib'] - eff['baseline_memory_mib']):.0f})"
+        memory = "—" if eff.peak_memory_mib is None else f"{eff.peak_memory_mib:.0f}"
+        if eff.peak_memory_mib is not None and eff.baseline_memory_mib is not None:
+            memory += f" (+{max(0.0, eff.peak_memory_mib - eff.baseline_memory_mib):.0f})"
+        parameters = eff.parameters or 0
         rows.append(
             [
-                model["label"],
-                f"{eff['parameters'] / 1e6:.2f} M" if eff["parameters"] >= 1e4 else str(eff["parameters"]),
-                eff["batch_size"],
-                f"{eff['ms_per_image']:.2f}",
-                f"{eff['images_per_second']:.1f}",
+                model.label,
+                f"{parameters / 1e6:.2f} M" if parameters >= 1e4 else str(parameters),
+                eff.batch_size,
+                _number(eff.ms_per_image, ".2f"),
+                _number(eff.images_per_second, ".1f"),
                 memory,
-                eff["input_resolution"],
-                f"{eff['device_name']} / {eff['dtype']}",
+                eff.input_resolution,
+                f"{eff.device_name} / {eff.dtype}",
             ]
         )
     if not rows:
         return None
-    methods = sorted({m["efficiency"]["memory_method"] for m in results["models"] if m.get("efficiency")})
+    methods = sorted({m.efficiency.memory_method for m in results.models if m.efficiency})
     table = tabulate(
         rows,
         headers=["Model", "Params", "Batch", "ms / image", "images / s", "Peak memory (MiB)", "Input", "Device / dtype"],
         tablefmt="github",
     )
-    measured = any(m["efficiency"].get("peak_memory_mib") is not None for m in results["models"] if m.get("efficiency"))
+    measured = any(m.efficiency.peak_memory_mib is not None for m in results.models if m.efficiency)
     brackets = "; in brackets the rise over the memory held before the measured calls (weights already loaded)"
     return (
         table
@@ -180,37 +179,41 @@ def _efficiency_table(results: dict[str, Any]) -> str | None:
 AVG_KEY = "AVG"
 
 
-def _measured(results: dict[str, Any], pairs: dict[tuple[str, str], dict[str, Any]], model_key: str,
+def _number(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _measured(results: Results, pairs: dict[tuple[str, str], PairResult], model_key: str,
               column: str) -> tuple[float | None, float | None]:
     """Measured PLCC and SRCC of one model for one test set, or their average over all test sets for ``AVG``."""
-    keys = [t["key"] for t in results["test_sets"]] if column == AVG_KEY else [column]
-    values = [(figs.pair_metric(pairs.get((model_key, k)), "plcc"), figs.pair_metric(pairs.get((model_key, k)), "srcc")) for k in keys]
+    keys = [t.key for t in results.test_sets] if column == AVG_KEY else [column]
+    values = [(_metric(pairs.get((model_key, k)), "plcc"), _metric(pairs.get((model_key, k)), "srcc")) for k in keys]
     if any(p is None or s is None for p, s in values):
         return None, None
     return sum(p for p, _ in values) / len(values), sum(s for _, s in values) / len(values)
 
 
-def _reference_tables(results: dict[str, Any]) -> list[str]:
-    reference = results.get("reference")
+def _reference_tables(results: Results) -> list[str]:
+    reference = results.reference
     if not reference:
         return []
     by_dataset = {}
-    for test in results["test_sets"]:
-        by_dataset.setdefault(test["dataset"], test["key"])
-    columns = [(t["key"], t["label"]) for t in results["test_sets"]]
-    single_group = len({t["group"] for t in results["test_sets"]}) == 1
-    if single_group and any(row["dataset"] == AVG_KEY for row in reference["rows"]):
+    for test in results.test_sets:
+        by_dataset.setdefault(test.dataset, test.key)
+    columns = [(t.key, t.label) for t in results.test_sets]
+    single_group = len({t.group for t in results.test_sets}) == 1
+    if single_group and any(row.dataset == AVG_KEY for row in reference.rows):
         by_dataset[AVG_KEY] = AVG_KEY
         columns.append((AVG_KEY, AVG_KEY))
     reported: dict[str, dict[str, tuple[float | None, float | None]]] = {}
     sources = set()
-    for row in reference["rows"]:
-        key = by_dataset.get(row["dataset"])
+    for row in reference.rows:
+        key = by_dataset.get(row.dataset)
         if key is None:
             continue
-        reported.setdefault(row["model"], {})[key] = (row["plcc"], row["srcc"])
-        if row.get("source"):
-            sources.add(row["source"])
+        reported.setdefault(row.model, {})[key] = (row.plcc, row.srcc)
+        if row.source:
+            sources.add(row.source)
     if not reported:
         return []
 
@@ -222,19 +225,19 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
     rows = [[name] + [cell(values.get(k)) for k, _ in columns] for name, values in reported.items()]
     out = [
         "## Reported numbers (from the papers, not measured here)\n\n"
-        + f"Source: {'; '.join(sorted(sources)) or reference['file']}.\n\n"
+        + f"Source: {'; '.join(sorted(sources)) or reference.file}.\n\n"
         + tabulate(rows, headers=["Model (reported)"] + [label for _, label in columns], tablefmt="github")
     ]
-    pairs = {(p["model"], p["test_set"]): p for p in results["results"]}
+    pairs = {(p.model, p.test_set): p for p in results.results}
     diff_rows = []
-    for model in results["models"]:
-        name = model.get("reference")
+    for model in results.models:
+        name = model.reference
         if not name or name not in reported:
             continue
-        row = [f"{model['label']} − {name} (reported)"]
+        row = [f"{model.label} − {name} (reported)"]
         for key, _ in columns:
             rep = reported[name].get(key)
-            mp, ms = _measured(results, pairs, model["key"], key)
+            mp, ms = _measured(results, pairs, model.key, key)
             if rep is None or mp is None or ms is None or rep[0] is None or rep[1] is None:
                 row.append("—")
             else:
@@ -248,52 +251,54 @@ def _reference_tables(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def _failures(results: dict[str, Any]) -> str | None:
+def _failures(results: Results) -> str | None:
     lines = []
-    labels = {m["key"]: m["label"] for m in results["models"]}
-    tests = {t["key"]: t["label"] for t in results["test_sets"]}
-    for pair in results["results"]:
-        label = f"{labels.get(pair['model'], pair['model'])} on {tests.get(pair['test_set'], pair['test_set'])}"
-        if pair["status"] == "failed":
-            lines.append(f"- {label}: failed: {pair.get('error')} (traceback: `{pair.get('traceback')}`)")
-        elif pair["status"] == "ok" and pair["unscored"]:
-            reasons = "; ".join(f"{n}× {reason}" for reason, n in pair["failure_reasons"].items())
-            lines.append(f"- {label}: {pair['unscored']} of {pair['count']} images unscored ({reasons})")
-        counts = {k: v for k, v in ((pair.get("meta") or {}).get("model_counts") or {}).items() if v}
+    labels = {m.key: m.label for m in results.models}
+    tests = {t.key: t.label for t in results.test_sets}
+    for pair in results.results:
+        label = f"{labels.get(pair.model, pair.model)} on {tests.get(pair.test_set, pair.test_set)}"
+        if pair.status == "failed":
+            lines.append(f"- {label}: failed: {pair.error} (traceback: `{pair.traceback}`)")
+        elif pair.status == "ok" and pair.unscored:
+            reasons = "; ".join(f"{n}× {reason}" for reason, n in pair.failure_reasons.items())
+            lines.append(f"- {label}: {pair.unscored} of {pair.count} images unscored ({reasons})")
+        counts = {k: v for k, v in ((pair.meta or {}).get("model_counts") or {}).items() if v}
         if counts.get("out_of_range_images"):
             lines.append(f"- {label}: {counts['out_of_range_images']} image(s) scored from ratings outside the "
                          "model's range, accepted as the official parser accepts them")
-    for model in results["models"]:
-        training = model.get("training") or {}
+    for model in results.models:
+        training = model.training or {}
         if training.get("status") == "failed":
-            lines.append(f"- {model['label']}: training failed: {training.get('error')}")
-    for test in results["test_sets"]:
-        for caution in (test.get("dataset_provenance") or {}).get("warnings", []):
-            lines.append(f"- {test['label']} (dataset): {caution}")
+            lines.append(f"- {model.label}: training failed: {training.get('error')}")
+    for test in results.test_sets:
+        for caution in test.dataset_provenance.warnings if test.dataset_provenance else []:
+            lines.append(f"- {test.label} (dataset): {caution}")
     return "\n".join(lines) if lines else None
 
 
-def render_leaderboard(results: dict[str, Any], figures: Mapping[str, Sequence[str]] | None = None) -> str:
+def render_leaderboard(results: Results | Mapping[str, Any], figures: Mapping[str, Sequence[str]] | None = None
+                       ) -> str:
     """The leaderboard's markdown; ``figures`` maps a section ("accuracy", "efficiency", "reference") to markdown
     blocks (figure links and captions) shown after that section's table."""
+    results = read_results(results)
     figures = figures or {}
-    suite = results["suite"]
-    prov = results["provenance"]
+    suite = results.suite
+    prov = results.provenance
     fit = {
         "none": "PLCC on raw predictions (no fitting)",
         "logistic4": "PLCC after a VQEG 4-parameter logistic fit, monotone in the direction of the raw predictions "
         "and signed by it (an anti-correlated model gets a negative PLCC)",
     }
-    parts = [f"# {suite['name']}"]
-    if suite.get("description"):
-        parts.append(suite["description"].strip())
-    if suite.get("notes"):
-        parts.append(f"> **Note:** {suite['notes'].strip()}")
-    counts = ", ".join(f"{t['label']} {t['split']} ({t['count']} images)" for t in results["test_sets"])
+    parts = [f"# {suite.name}"]
+    if suite.description:
+        parts.append(suite.description.strip())
+    if suite.notes:
+        parts.append(f"> **Note:** {suite.notes.strip()}")
+    counts = ", ".join(f"{t.label} {t.split} ({t.count} images)" for t in results.test_sets)
     parts.append(
-        f"Protocol: `{suite['protocol']}`. Cells are PLCC / SRCC; best **bold**, second <u>underlined</u>. "
-        f"{fit.get(suite['correlation'], suite['correlation'])}; SRCC on ranks. Lower-is-better models are negated "
-        f"before correlating. Test sets: {counts}. 95% bootstrap intervals ({suite['bootstrap']} resamples) are in "
+        f"Protocol: `{suite.protocol}`. Cells are PLCC / SRCC; best **bold**, second <u>underlined</u>. "
+        f"{fit.get(suite.correlation, suite.correlation)}; SRCC on ranks. Lower-is-better models are negated "
+        f"before correlating. Test sets: {counts}. 95% bootstrap intervals ({suite.bootstrap} resamples) are in "
         "`results.json`."
     )
     parts.append("## Accuracy\n\n" + _accuracy_table(results))
@@ -307,14 +312,14 @@ def render_leaderboard(results: dict[str, Any], figures: Mapping[str, Sequence[s
     failures = _failures(results)
     if failures:
         parts.append("## Failures, unscored images and warnings\n\n" + failures)
-    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v)
+    versions = ", ".join(f"{k} {v}" for k, v in prov.versions.items() if v)
     parts.append(
         "## Provenance\n\n"
-        f"- Command: `{prov['command']}`\n"
-        f"- Suite: `{suite['file']}` (sha256 {suite['sha256'][:16]}…), seed {suite['seed']}, "
-        f"device {suite['device']}, dtype {suite['dtype']}, batch size {suite['batch_size']}\n"
-        f"- Git commit: {prov.get('git_commit') or 'unknown'}; created {prov['created']}\n"
-        f"- {prov['platform']}, Python {prov['python']}; {versions}"
+        f"- Command: `{prov.command}`\n"
+        f"- Suite: `{suite.file}` (sha256 {suite.sha256[:16]}…), seed {suite.seed}, "
+        f"device {suite.device}, dtype {suite.dtype}, batch size {suite.batch_size}\n"
+        f"- Git commit: {prov.git_commit or 'unknown'}; created {prov.created}\n"
+        f"- {prov.platform}, Python {prov.python}; {versions}"
         + "".join(f"\n- {line}" for line in _scope_lines(results))
     )
     return "\n\n".join(parts) + "\n"
@@ -325,7 +330,7 @@ def render_leaderboard(results: dict[str, Any], figures: Mapping[str, Sequence[s
 FIGURES = "figures"
 
 
-def write_leaderboard(results: dict[str, Any], run_dir: str | Path) -> Path:
+def write_leaderboard(results: Results | Mapping[str, Any], run_dir: str | Path) -> Path:
     """Write ``leaderboard.md`` and its figures (``figures/*.png``) into ``run_dir``; return the markdown's path.
 
     Called by the runner after a run and by ``iqabench leaderboard RUN`` later, from ``results.json`` and the
@@ -333,6 +338,7 @@ def write_leaderboard(results: dict[str, Any], run_dir: str | Path) -> Path:
     without ``predictions/``) keeps the predictions figure drawn earlier, if there is one. A figure that cannot
     be drawn is reported in its place; the tables are written regardless.
     """
+    results = read_results(results)
     run_dir = Path(run_dir)
     blocks = {
         "accuracy": _predictions_blocks(results, run_dir),
@@ -357,28 +363,28 @@ def _link(alt: str, name: str) -> str:
     return f"![{alt.replace('[', '(').replace(']', ')')}]({name})"
 
 
-def _predictions_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
+def _predictions_blocks(results: Results, run_dir: Path) -> list[str]:
     lines = []
-    test_keys = [t["key"] for t in results["test_sets"]]
-    for model in results["models"]:
-        if not any(p["model"] == model["key"] and p["status"] == "ok" for p in results["results"]):
+    test_keys = [t.key for t in results.test_sets]
+    for model in results.models:
+        if not any(p.model == model.key and p.status == "ok" for p in results.results):
             continue
-        name = f"{FIGURES}/predictions-{model['key']}.png"
-        predictions = figs.read_predictions(run_dir, model["key"], test_keys)
+        name = f"{FIGURES}/predictions-{model.key}.png"
+        predictions = figs.read_predictions(run_dir, model.key, test_keys)
         if predictions:
-            _, error = _draw(name, lambda: figs.predictions_figure(results, model["key"], predictions, run_dir / name))
+            _, error = _draw(name, lambda: figs.predictions_figure(results, model.key, predictions, run_dir / name))
             if error:
                 lines.append(error)
                 continue
         elif (run_dir / name).exists():
-            log.info("%s: no prediction files in %s; keeping the figure drawn earlier", model["label"], run_dir)
+            log.info("%s: no prediction files in %s; keeping the figure drawn earlier", model.label, run_dir)
         else:
-            log.warning("%s: no prediction files in %s; no predictions figure", model["label"], run_dir)
+            log.warning("%s: no prediction files in %s; no predictions figure", model.label, run_dir)
             continue
-        lines.append(_link(f"{model['label']}: predictions against MOS", name))
+        lines.append(_link(f"{model.label}: predictions against MOS", name))
     if not lines:
         return []
-    fit = results["suite"].get("correlation") == "logistic4"
+    fit = results.suite.correlation == "logistic4"
     caption = (
         "One dot per image: the model's prediction, on its own scale, against the MOS rescaled to [1, 5]. "
         "Red ticks along the bottom mark images the model could not score, at their MOS."
@@ -387,7 +393,7 @@ def _predictions_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
     return ["### Predictions against MOS\n\n" + caption + "\n\n" + "\n\n".join(lines)]
 
 
-def _cost_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
+def _cost_blocks(results: Results, run_dir: Path) -> list[str]:
     name = f"{FIGURES}/accuracy-cost.png"
     figure, error = _draw(name, lambda: figs.accuracy_cost_figure(results, run_dir / name))
     if error:
@@ -408,7 +414,7 @@ def _cost_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
             + caption.strip()]
 
 
-def _comparison_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
+def _comparison_blocks(results: Results, run_dir: Path) -> list[str]:
     rows = figs.comparison_rows(results)
     if not rows:
         return []
@@ -422,26 +428,27 @@ def _comparison_blocks(results: dict[str, Any], run_dir: Path) -> list[str]:
     return ["## Measured against reported\n\n" + _link("Measured against reported", name) + "\n\n" + caption]
 
 
-def _scope_lines(results: dict[str, Any]) -> list[str]:
+def _scope_lines(results: Results) -> list[str]:
     """Which processes and devices scored the run, and which pairs a partial or merged run holds."""
     lines = []
-    launch = results.get("launch")
-    if launch and launch["processes"] == 1:
-        lines.append(f"Scored by one process on {launch['per_process'][0]['device']}")
+    launch = results.launch
+    if launch and launch.processes == 1 and launch.per_process:
+        lines.append(f"Scored by one process on {launch.per_process[0].device}")
     elif launch:
-        where = f" of {launch['hosts']} machines" if launch["hosts"] > 1 else ""
-        devices = f"{launch['devices']} device{'s' if launch['devices'] > 1 else ''}"
-        lines.append(f"Scored by {launch['processes']} processes on {devices}{where}; "
+        where = f" of {launch.hosts} machines" if launch.hosts > 1 else ""
+        devices = f"{launch.devices} device{'s' if launch.devices > 1 else ''}"
+        lines.append(f"Scored by {launch.processes} processes on {devices}{where}; "
                      "efficiency measured by one process while the others waited")
-    selection = results.get("selection")
+    selection = results.selection
     if selection:
+        chosen = {"models": selection.models, "tests": selection.tests, "pairs": selection.pairs}
         how = ", ".join(f"--{key} {value if isinstance(value, str) else ','.join(value)}"
-                        for key, value in selection.items() if key in ("models", "tests", "pairs") and value)
-        lines.append(f"Partial run: holds {len(selection['held'])} of the suite's {selection['suite_pairs']} "
+                        for key, value in chosen.items() if value)
+        lines.append(f"Partial run: holds {len(selection.held)} of the suite's {selection.suite_pairs} "
                      f"(model, test set) pairs{f' ({how})' if how else ''}; the others show as not run")
-    for source in results.get("merged_from") or []:
-        processes = (source.get("launch") or {}).get("processes")
+    for source in results.merged_from or []:
+        processes = source.launch.processes if source.launch else None
         how = f"scored by {processes} process{'es' if processes > 1 else ''}" if processes else "itself a merge"
-        lines.append(f"Merged from `{source['folder']}`: {len(source['held'])} pair(s) {how}, "
-                     f"created {source['created']}")
+        lines.append(f"Merged from `{source.folder}`: {len(source.held)} pair(s) {how}, "
+                     f"created {source.created}")
     return lines

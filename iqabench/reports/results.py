@@ -13,11 +13,12 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iqabench.reports import metrics
 from iqabench.files import atomic_write_json, read_json
-from iqabench.reports.leaderboard import write_leaderboard
-from iqabench.run.predictions import PredictionStore
 from iqabench.provenance import portable, run_provenance
+from iqabench.reports import metrics
+from iqabench.reports.leaderboard import write_leaderboard
+from iqabench.reports.schema import LaunchRecord, PairResult, Results
+from iqabench.run.predictions import PredictionStore
 
 if TYPE_CHECKING:
     from iqabench.run.outcome import ModelOutcome
@@ -33,13 +34,13 @@ def read_reference(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def pair_result(store: PredictionStore, failure: str | None, *, lower_better: bool, fit: str, bootstrap: int,
-                seed: int) -> dict[str, Any]:
+def pair_result(store: PredictionStore, failure: str | None, *, model: str, test_set: str, lower_better: bool,
+                fit: str, bootstrap: int, seed: int) -> PairResult:
     """The metrics of one (model, test set) pair from its prediction file, or why there are none."""
     if not store.csv_path.exists():
         if failure is not None:
-            return {"status": "failed", "error": failure}
-        return {"status": "missing"}
+            return PairResult(model=model, test_set=test_set, status="failed", error=failure)
+        return PairResult(model=model, test_set=test_set, status="missing")
     rows = store.read()
     scored = [r for r in rows if r.prediction is not None]
     sign = -1.0 if lower_better else 1.0
@@ -50,30 +51,34 @@ def pair_result(store: PredictionStore, failure: str | None, *, lower_better: bo
     for r in rows:
         if r.error:
             errors[r.error] = errors.get(r.error, 0) + 1
-    return {
-        "status": "ok",
-        "count": len(rows),
-        "scored": len(scored),
-        "unscored": len(rows) - len(scored),
-        "sign": sign,
-        "metrics": {name: metric.to_dict() for name, metric in values.items()},
-        "failure_reasons": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:5]),
-        "meta": store.meta(),
-    }
+    return PairResult(
+        model=model,
+        test_set=test_set,
+        status="ok",
+        count=len(rows),
+        scored=len(scored),
+        unscored=len(rows) - len(scored),
+        sign=sign,
+        metrics={name: metric.to_dict() for name, metric in values.items()},
+        failure_reasons=dict(sorted(errors.items(), key=lambda kv: -kv[1])[:5]),
+        meta=store.meta(),
+    )
 
 
-def launch_record(processes: list[dict[str, Any]]) -> dict[str, Any]:
+def launch_record(processes: list[dict[str, Any]]) -> LaunchRecord:
     """How many processes, machines and devices scored a run (``processes``: one entry per process)."""
     hosts = list(dict.fromkeys(p["host"] for p in processes))
     devices = list(dict.fromkeys(f"{p['host']}:{p['device']}" for p in processes))
-    return {"processes": len(processes), "hosts": len(hosts), "devices": len(devices),
-            "per_process": [{"index": p["index"], "host": p["host"], "device": p["device"]} for p in processes]}
+    return LaunchRecord(processes=len(processes), hosts=len(hosts), devices=len(devices),
+                        per_process=[{"index": p["index"], "host": p["host"], "device": p["device"]}
+                                     for p in processes])
 
 
 def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float,
                   launch: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``results.json`` and ``leaderboard.md`` of a run, from its plan, what became of each model and its files.
 
+    Returns the document as written (:class:`~iqabench.reports.schema.Results` reads it back typed).
     ``launch`` describes each process of the run (:func:`iqabench.run.distributed.describe_process`).
     """
     suite, layout = plan.suite, plan.layout
@@ -84,12 +89,12 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
             if not plan.holds(model, test):
                 continue
             failure = layout.failure_summary(model.slug, test.slug)
-            result = pair_result(layout.predictions(model.slug, test.slug), failure,
-                                 lower_better=model.registered.cls.lower_better, fit=suite.correlation,
-                                 bootstrap=suite.bootstrap, seed=suite.seed)
-            if result["status"] == "failed":
-                result["traceback"] = str(layout.failure(model.slug, test.slug))
-            pairs.append({"model": model.slug, "test_set": test.slug, **result})
+            result = pair_result(layout.predictions(model.slug, test.slug), failure, model=model.slug,
+                                 test_set=test.slug, lower_better=model.registered.cls.lower_better,
+                                 fit=suite.correlation, bootstrap=suite.bootstrap, seed=suite.seed)
+            if result.status == "failed":
+                result.traceback = str(layout.failure(model.slug, test.slug))
+            pairs.append(result)
     models = []
     for outcome in outcomes:
         model = outcome.planned
@@ -113,7 +118,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
     reference = None
     if plan.reference_file is not None:
         reference = {"file": str(plan.reference_file), "rows": read_reference(plan.reference_file)}
-    results = {
+    results = Results.model_validate(portable({
         "suite": {
             "name": suite.name,
             "description": suite.description,
@@ -130,15 +135,16 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
             "data_root": None if plan.data_root is None else str(plan.data_root),
         },
         "provenance": run_provenance(),
-        "launch": launch_record(launch or [{"index": 0, "host": socket.gethostname(), "device": plan.device}]),
+        "launch": launch_record(launch or [{"index": 0, "host": socket.gethostname(), "device": plan.device}]
+                                ).model_dump(),
         "selection": None if plan.selection is None else plan.selection.to_dict(),
         "test_sets": [test.describe() for test in plan.tests],
         "models": models,
-        "results": pairs,
+        "results": [pair.model_dump() for pair in pairs],
         "reference": reference,
         "seconds": elapsed,
-    }
-    results = portable(results)
-    atomic_write_json(layout.results, results)
+    }))
+    document = results.to_json()
+    atomic_write_json(layout.results, document)
     write_leaderboard(results, layout.root)
-    return results
+    return document

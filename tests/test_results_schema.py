@@ -1,0 +1,91 @@
+"""The schema of results.json: every reader goes through it, so a wrong field fails with its name."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from iqabench.reports.schema import Results, ResultsError, read_results
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "leaderboards" / "quickstart" / "results.json"
+
+
+def minimal(**overrides) -> dict:
+    data = {
+        "suite": {"name": "t"},
+        "test_sets": [{"key": "a", "label": "A", "dataset": "a"}],
+        "models": [{"key": "m", "label": "M"}],
+        "results": [{"model": "m", "test_set": "a", "status": "ok", "count": 3, "scored": 3,
+                     "metrics": {"plcc": {"value": 0.5}, "srcc": {"value": float("nan"), "flag": "constant"}}}],
+    }
+    data.update(overrides)
+    return data
+
+
+def test_the_committed_quickstart_results_read_and_write_back_unchanged():
+    raw = json.loads(QUICKSTART.read_text())
+    results = read_results(QUICKSTART)
+    assert [m.label for m in results.models] == [m["label"] for m in raw["models"]]
+    pair = results.pair("niqe", "synthetic-test")
+    assert pair.metric("srcc") == raw["results"][0]["metrics"]["srcc"]["value"]
+    assert results.models[0].efficiency.parameters == raw["models"][0]["efficiency"]["parameters"]
+    written = results.to_json()
+    # every field of the file is kept; the only additions are a failed pair's error fields, written as null
+    for old, new in zip(raw["results"], written["results"]):
+        assert {k: v for k, v in new.items() if k not in ("error", "traceback")} == old
+        assert new["error"] is None and new["traceback"] is None
+    assert {k: v for k, v in written.items() if k != "results"} == {k: v for k, v in raw.items() if k != "results"}
+
+
+def test_a_flagged_or_not_finite_metric_is_not_usable():
+    pair = read_results(minimal()).results[0]
+    assert pair.metric("plcc") == 0.5
+    assert pair.metric("srcc") is None and math.isnan(pair.metrics["srcc"].value)
+    assert pair.flags == {"constant"}
+
+
+def test_a_misspelled_field_is_named_in_the_error():
+    data = minimal()
+    data["results"][0]["scroed"] = 3
+    with pytest.raises(ResultsError, match=r"`results\.0\.scroed`: Extra inputs are not permitted"):
+        read_results(data)
+
+
+def test_a_wrong_kind_of_value_is_named_in_the_error(tmp_path):
+    data = minimal()
+    data["results"][0]["status"] = "done"
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ResultsError, match=rf"{path} does not have the layout.*`results\.0\.status`"):
+        read_results(path)
+
+
+def test_records_made_elsewhere_keep_their_extra_fields():
+    data = minimal(models=[{"key": "m", "label": "M", "efficiency": {"parameters": 10, "torch_threads": 2}}])
+    data["test_sets"][0]["dataset_provenance"] = {"dataset": "a", "root": "~/d", "rescale_min": 1.0}
+    written = read_results(data).to_json()
+    assert written["models"][0]["efficiency"]["torch_threads"] == 2
+    assert written["test_sets"][0]["dataset_provenance"]["rescale_min"] == 1.0
+
+
+def test_reference_rows_read_blank_cells_as_missing():
+    data = minimal(reference={"file": "t.csv", "rows": [
+        {"table": "Table 2", "model": "X", "dataset": "a", "plcc": "", "srcc": 0.7, "parameters": "", "source": "s"}]})
+    row = read_results(data).reference.rows[0]
+    assert row.plcc is None and row.srcc == 0.7 and row.parameters is None
+
+
+def test_not_json_says_how_to_rewrite_it(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("{cut")
+    with pytest.raises(ResultsError, match="is not valid JSON.*re-run the suite with the same --out"):
+        read_results(path)
+
+
+def test_a_results_object_is_returned_as_is():
+    results = Results.model_validate(minimal())
+    assert read_results(results) is results
