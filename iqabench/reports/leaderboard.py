@@ -48,15 +48,28 @@ def _rank_marks(values: list[float | None]) -> list[str]:
     return marks
 
 
-def _fmt(value: float | None, mark: str) -> str:
+#: after a value not significantly different from the best of its column
+TIED = "†"
+
+
+def _fmt(value: float | None, mark: str, tied: bool = False) -> str:
     if value is None:
         return "—"
     text = f"{value:.3f}"
     if mark == "best":
         return f"**{text}**"
     if mark == "second":
-        return f"<u>{text}</u>"
-    return text
+        text = f"<u>{text}</u>"
+    return text + (TIED if tied else "")
+
+
+def tied_models(results: Results, test_key: str | None) -> dict[str, set[str]]:
+    """Per metric, the models of a test set not significantly different from its best (the best left out)."""
+    record = results.significance.for_test(test_key) if results.significance and test_key else None
+    if record is None:
+        return {"plcc": set(), "srcc": set()}
+    return {metric: getattr(record, metric).tied_with_best() - {getattr(record, metric).best}
+            for metric in ("plcc", "srcc")}
 
 
 def _columns(results: Results) -> list[tuple[str, str, str | None]]:
@@ -120,15 +133,17 @@ def _accuracy_table(results: Results) -> str:
         srcc_marks = _rank_marks([values[1] for values in ranked])
         for model, pm, sm in zip(models, plcc_marks, srcc_marks):
             marks[(model.key, col)] = (pm, sm)
+    ties = [tied_models(results, test_key) for _, _, test_key in columns]
     for model in models:
         row = [model.label]
         for col in range(len(columns)):
             plcc, srcc, note = grid[(model.key, col)]
             pm, sm = marks[(model.key, col)]
+            tied = (model.key in ties[col]["plcc"], model.key in ties[col]["srcc"])
             if plcc is None and srcc is None:
                 cell = note or "—"
             else:
-                cell = f"{_fmt(plcc, pm)} / {_fmt(srcc, sm)}"
+                cell = f"{_fmt(plcc, pm, tied[0])} / {_fmt(srcc, sm, tied[1])}"
                 if note:
                     cell += f" ({note})"
             row.append(cell)
@@ -173,6 +188,66 @@ def _efficiency_table(results: Results) -> str | None:
         + "\n\nLatency: model time only (inputs decoded beforehand), warm-up excluded, median over repeats, "
         + f"device synchronised. Memory: {'; '.join(methods)}{brackets if measured else ''}."
     )
+
+
+PLCC_TESTS = {
+    "bootstrap": "paired bootstrap",
+    "williams": "Williams' t for dependent correlations",
+    "f_test": "F-test on the residuals after the fitted logistic (VQEG)",
+}
+
+
+def significance_legend(results: Results) -> str | None:
+    """What the mark means: the level, the tests and the correction."""
+    spec = results.suite.significance
+    if results.significance is None or spec is None:
+        return None
+    return (f"{TIED} not significantly different from the best of its column at α = {spec.alpha:g} "
+            f"(SRCC: paired bootstrap, {results.significance.resamples} resamples of the images both models scored; "
+            f"PLCC: {PLCC_TESTS[spec.plcc_test]}; {spec.correction.capitalize()} correction over the comparisons "
+            "with the best). Every p-value is in `results.json` (`significance`).")
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _significance_tables(results: Results) -> str | None:
+    """Per test set, each model against the best: the difference with its interval, the raw and corrected p."""
+    if not results.significance:
+        return None
+    labels = {m.key: m.label for m in results.models}
+    blocks = []
+    for test in results.test_sets:
+        record = results.significance.for_test(test.key)
+        if record is None:
+            continue
+        rows = []
+        for metric in ("plcc", "srcc"):
+            ranking = getattr(record, metric)
+            for other in ranking.others:
+                pair = next((c for c in record.pairs if {c.a, c.b} == {ranking.best, other.model}), None)
+                diff = getattr(pair, metric) if pair else None
+                flip = -1.0 if pair is not None and pair.a == ranking.best else 1.0  # other minus best
+                delta = None if diff is None or diff.difference is None else flip * diff.difference
+                interval = ("" if diff is None or diff.low is None else
+                            f" [{min(flip * diff.low, flip * diff.high):+.3f}, {max(flip * diff.low, flip * diff.high):+.3f}]")
+                rows.append([metric.upper(), labels.get(other.model, other.model), labels.get(ranking.best),
+                             _signed(delta) + interval, _p(other.p), _p(other.p_adjusted),
+                             "tied (†)" if other.tied else "different" if other.p_adjusted is not None else "—"])
+        if rows:
+            blocks.append(f"**{test.label}**\n\n" + tabulate(
+                rows, headers=["Metric", "Model", "Best", "Model − best [95% CI]", "p", "p (corrected)", "Verdict"],
+                tablefmt="github"))
+    if not blocks:
+        return None
+    return "### Significance against the best\n\n" + "\n\n".join(blocks)
 
 
 #: a reference row for this "dataset" is the average over the test sets (Table 4 reports only that)
@@ -301,7 +376,11 @@ def render_leaderboard(results: Results | Mapping[str, Any], figures: Mapping[st
         f"before correlating. Test sets: {counts}. 95% bootstrap intervals ({suite.bootstrap} resamples) are in "
         "`results.json`."
     )
-    parts.append("## Accuracy\n\n" + _accuracy_table(results))
+    legend = significance_legend(results)
+    parts.append("## Accuracy\n\n" + _accuracy_table(results) + (f"\n\n{legend}" if legend else ""))
+    significance = _significance_tables(results)
+    if significance:
+        parts.append(significance)
     parts.extend(figures.get("accuracy", ()))
     efficiency = _efficiency_table(results)
     if efficiency:

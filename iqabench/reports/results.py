@@ -18,6 +18,7 @@ from iqabench.provenance import portable, run_provenance
 from iqabench.reports import metrics
 from iqabench.reports.leaderboard import write_leaderboard
 from iqabench.reports.schema import LaunchRecord, PairResult, Results
+from iqabench.reports.significance import significance_record
 from iqabench.run.predictions import PredictionStore
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
             "sha256": plan.suite_sha256,
             "correlation": suite.correlation,
             "bootstrap": suite.bootstrap,
+            "significance": suite.significance.model_dump(),
             "seed": suite.seed,
             "device": plan.device,
             "dtype": suite.dtype,
@@ -144,6 +146,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
         "reference": reference,
         "seconds": elapsed,
     }))
+    results.significance = significance_record(results, layout.root)
     document = results.to_json()
     atomic_write_json(layout.results, document)
     write_leaderboard(results, layout.root)

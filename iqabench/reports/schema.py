@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from iqabench.errors import IQABenchError
+from iqabench.run.suite import SignificanceSpec
 
 MetricName = Literal["plcc", "srcc"]
 
@@ -62,6 +63,8 @@ class SuiteRecord(_Record):
     dtype: str = "float32"
     batch_size: int = 1
     data_root: str | None = None
+    #: how models are compared (:mod:`iqabench.reports.significance`); None in files written before it existed
+    significance: SignificanceSpec | None = None
 
 
 class RunProvenance(_Record):
@@ -124,6 +127,8 @@ class DatasetProvenanceRecord(_Open):
 
 class TestSetRecord(_Record):
     """One column of the leaderboard."""
+
+    __test__ = False  # not a pytest test class, whatever its name
 
     key: str
     position: int = 0
@@ -238,6 +243,87 @@ class ReferenceRecord(_Record):
     rows: list[ReferenceRow] = Field(default_factory=list)
 
 
+# ----------------------------------------------------------------------------------------------- significance
+
+
+class Difference(_Record):
+    """Model A minus model B on one metric, over the images both scored, with the p-values of each test."""
+
+    a: float | None = None
+    b: float | None = None
+    difference: float | None = None
+    #: percentile 95% interval of the difference over paired bootstrap resamples
+    low: float | None = None
+    high: float | None = None
+    #: two-sided p-value of the paired bootstrap
+    p_bootstrap: float | None = None
+    #: PLCC only: Williams' t for dependent correlations sharing the MOS, and its two-sided p-value (df n - 3)
+    williams_t: float | None = None
+    p_williams: float | None = None
+    #: PLCC only: ratio of the residual variances after the fitted logistic (A over B) and its two-sided p-value
+    f_ratio: float | None = None
+    p_f_test: float | None = None
+    #: why a test could not be made (too few images, a failed fit)
+    flag: str | None = None
+
+    def p(self, test: str) -> float | None:
+        return {"bootstrap": self.p_bootstrap, "williams": self.p_williams, "f_test": self.p_f_test}[test]
+
+
+class PairwiseComparison(_Record):
+    """Two models compared on the images of one test set that both scored."""
+
+    a: str
+    b: str
+    images: int
+    srcc: Difference
+    plcc: Difference
+
+
+class VersusBest(_Record):
+    """A model against the best on one metric: raw and corrected p-values, and whether it is tied with the best."""
+
+    model: str
+    p: float | None = None
+    p_adjusted: float | None = None
+    #: not significantly different from the best at the stated level (after the correction)
+    tied: bool = False
+
+
+class MetricRanking(_Record):
+    """Which model is best on one metric of a test set and which others cannot be told apart from it."""
+
+    test: Literal["bootstrap", "williams", "f_test"]
+    best: str | None = None
+    others: list[VersusBest] = Field(default_factory=list)
+
+    def tied_with_best(self) -> set[str]:
+        """The best and every model not significantly different from it."""
+        return ({self.best} if self.best else set()) | {o.model for o in self.others if o.tied}
+
+
+class TestSetSignificance(_Record):
+    """The comparisons of the models on one test set."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    test_set: str
+    srcc: MetricRanking
+    plcc: MetricRanking
+    pairs: list[PairwiseComparison] = Field(default_factory=list)
+
+
+class SignificanceRecord(_Record):
+    """The comparisons of every test set; the level, correction and PLCC test are the suite's ``significance``."""
+
+    #: paired bootstrap resamples (the suite's ``bootstrap``) and their seed
+    resamples: int
+    seed: int
+    test_sets: list[TestSetSignificance] = Field(default_factory=list)
+
+    def for_test(self, key: str) -> TestSetSignificance | None:
+        return next((t for t in self.test_sets if t.test_set == key), None)
+
+
 # ----------------------------------------------------------------------------------------------- the file
 
 
@@ -252,6 +338,8 @@ class Results(_Record):
     test_sets: list[TestSetRecord] = Field(default_factory=list)
     models: list[ModelRecord] = Field(default_factory=list)
     results: list[PairResult] = Field(default_factory=list)
+    #: p-values between models on each test set; None in files written before it existed
+    significance: SignificanceRecord | None = None
     reference: ReferenceRecord | None = None
     seconds: float | None = None
 

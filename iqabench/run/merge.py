@@ -26,6 +26,7 @@ from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import command_line, portable
 from iqabench.reports.results import pair_result
+from iqabench.reports.significance import significance_record
 from iqabench.reports.schema import ModelRecord, PairResult, Results, ResultsError, TestSetRecord, read_results
 from iqabench.run.layout import RunLayout
 
@@ -215,7 +216,9 @@ def _assemble(runs: list[Run], pairs: dict[tuple[str, str], Path], models: dict[
         "reference": None if first.reference is None else first.reference.model_dump(),
         "seconds": sum(r.seconds or 0.0 for _, r in runs),
     }
-    return Results.model_validate(portable(merged))
+    results = Results.model_validate(portable(merged))
+    results.significance = significance_record(results, target.root)
+    return results
 
 
 def _copy(path: Path, folder: Path) -> None:

@@ -101,6 +101,21 @@ class EfficiencySpec(_Strict):
     repeats: int = Field(default=5, ge=1)
 
 
+class SignificanceSpec(_Strict):
+    """How the leaderboard tells models apart on a test set (:mod:`iqabench.reports.significance`).
+
+    Every p-value (paired bootstrap for SRCC and PLCC, Williams' t and the F-test for PLCC) is in
+    ``results.json``; these settings choose the level, the correction for comparing every model with the best,
+    and which test decides the PLCC marks.
+    """
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni"] = "holm"
+    #: ``bootstrap``: paired bootstrap of the PLCC difference; ``williams``: Williams' t for dependent
+    #: correlations sharing the MOS; ``f_test``: the VQEG-style F-test on the residuals after the logistic fit
+    plcc_test: Literal["bootstrap", "williams", "f_test"] = "bootstrap"
+
+
 class Suite(_Strict):
     name: str
     description: str = ""
@@ -112,8 +127,9 @@ class Suite(_Strict):
     num_workers: int = Field(default=2, ge=0)
     #: ``none``: PLCC on raw predictions (pyiqa); ``logistic4``: after the VQEG logistic fit (DeQA-Score)
     correlation: Literal["none", "logistic4"] = "none"
-    #: bootstrap resamples for 95% intervals; 0 disables
+    #: bootstrap resamples for 95% intervals and the paired tests between models; 0 disables
     bootstrap: int = Field(default=1000, ge=0)
+    significance: SignificanceSpec = Field(default_factory=SignificanceSpec)
     data_root: str | None = None
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     train: TrainSpec | None = None
