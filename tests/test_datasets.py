@@ -368,6 +368,9 @@ def test_pipal_per_reference_label_files(tmp_path):
             assert records[name].reference == reference
             assert records[name].image == f"Train_Dist/{name}"
             assert records[name].mos == pytest.approx(expected_mos(score, values))
+    # A0002_10_02.bmp: the two numbers of the name, as given
+    assert records["A0002_10_02.bmp"].distortion == {"type": "type 10", "level": 2}
+    assert records["A0001_00_00.bmp"].distortion == {"type": "type 00", "level": 0}
     test_refs = {r.reference for r in index.records if r.split == "test"}
     assert len(test_refs) == 2 and not test_refs & {r.reference for r in index.records if r.split == "train"}
 

@@ -146,6 +146,13 @@ def test_csiq_label_txt_is_dmos_flipped(tmp_path, layout):
     assert [r.mos for r in index.records] == pytest.approx(list(map(min_max(dmos, lower_better=True), dmos)), abs=1e-12)
     best = min(labels, key=lambda item: item[1])[0]
     assert next(r for r in index.records if r.image.endswith(best)).mos == pytest.approx(5.0)
+    # type and level as the file names give them (1600.AWGN.1.png), the type as the dst_imgs folder spells it:
+    # 30 references x 5 levels of five types, and contrast with 116 images (4 or 5 levels)
+    assert [(r.distortion["type"], r.distortion["level"]) for r in index.records] == [
+        ({"awgn": "awgn", "blur": "blur", "contrast": "contrast", "fnoise": "fnoise", "jpeg": "jpeg",
+          "jpeg2000": "jpeg2000"}[name.split(".")[1].lower()], int(name.split(".")[2])) for name, _ in labels]
+    assert Counter(r.distortion["type"] for r in index.records) == {
+        "awgn": 150, "blur": 150, "fnoise": 150, "jpeg": 150, "jpeg2000": 150, "contrast": 116}
 
 
 def test_tid2013_mos_with_names(tmp_path):
@@ -162,6 +169,13 @@ def test_tid2013_mos_with_names(tmp_path):
     assert [r.mos for r in index.records] == pytest.approx(list(map(min_max(mos), mos)), abs=1e-12)
     assert len({r.reference for r in index.records}) == 25  # i01 and I01 are one reference
     assert Counter(r.reference for r in index.records)["I01"] == 120
+    # i01_08_3.bmp: type 8 (Gaussian blur), level 3; 24 types x 5 levels x 25 references
+    types = Counter(r.distortion["type"] for r in index.records)
+    assert len(types) == 24 and set(types.values()) == {125}
+    assert Counter(r.distortion["level"] for r in index.records) == {level: 600 for level in range(1, 6)}
+    blur = next(r for r in index.records if r.image.lower().endswith("i01_08_3.bmp"))
+    assert blur.distortion == {"type": "gaussian_blur", "level": 3}
+    assert [r.distortion["level"] for r in index.records] == [int(name[-5]) for _, name in lines]
 
 
 @pytest.mark.parametrize(

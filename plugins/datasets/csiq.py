@@ -8,11 +8,18 @@ dmos), reference images in ``src_imgs/`` and distorted ones in
 The widely used derived ``csiq_label.txt`` ("<file> <dmos>" per line, 866
 lines) is accepted when the workbook is absent; it usually comes with every
 distorted image in one flat folder, ``dst_imgs_all/``, which is searched too.
+
+Every record carries its ``distortion``: the type as the release's ``dst_imgs/``
+folder names it (awgn, blur, contrast, fnoise, jpeg, jpeg2000) and the level
+(1 mildest), read from the file name, which every source (workbook, derived
+list, DeQA meta) shares.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from iqabench.errors import IQABenchError
 
@@ -36,6 +43,19 @@ DISTORTIONS = {
     "jpeg 2000": ("jpeg2000", "jpeg2000"),
     "jpeg2000": ("jpeg2000", "jpeg2000"),
 }
+
+
+#: the type word of a file name (``1600.AWGN.1.png``) -> the type, as the dst_imgs folder names it
+_TYPE_OF_WORD = {word.lower(): folder for folder, word in DISTORTIONS.values()}
+_DISTORTED_NAME = re.compile(r"^(?P<reference>.+)\.(?P<word>[A-Za-z0-9]+)\.(?P<level>\d+)\.png$", re.IGNORECASE)
+
+
+def parse_distortion(file_name: str) -> dict[str, Any] | None:
+    """``{"type", "level"}`` from a CSIQ file name (``1600.AWGN.1.png``); None for any other name."""
+    match = _DISTORTED_NAME.match(Path(file_name).name)
+    if match is None or match["word"].lower() not in _TYPE_OF_WORD:
+        return None
+    return {"type": _TYPE_OF_WORD[match["word"].lower()], "level": int(match["level"])}
 
 
 def _image_name(value: object) -> str:
@@ -75,6 +95,9 @@ class CSIQ(OfficialDataset):
 
     def image_folders(self, root: Path) -> list[str]:
         return [f"dst_imgs/{sub}" for sub in list_subfolders(root / "dst_imgs")] + ["dst_imgs", FLAT_IMAGE_DIR]
+
+    def distortion(self, image: str) -> dict[str, Any] | None:
+        return parse_distortion(image)
 
     def read_labels(self, root: Path) -> Labels | None:
         workbook = root / LABEL_FILE

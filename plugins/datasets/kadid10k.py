@@ -13,13 +13,11 @@ same code and the same ``<reference>_<type>_<level>`` names, so
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from iqabench.contracts.dataset import DatasetIndex
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_csv_rows, to_float
 
@@ -75,13 +73,8 @@ class KADID10k(OfficialDataset):
     def image_folders(self, root: Path) -> list[str]:
         return ["images"]
 
-    def load(self) -> DatasetIndex:
-        """The index of :class:`OfficialDataset`, each record with the distortion its file name gives."""
-        index = super().load()
-        index.records = [
-            dataclasses.replace(record, distortion=parse_distortion(record.image)) for record in index.records
-        ]
-        return index
+    def distortion(self, image: str) -> dict[str, Any] | None:
+        return parse_distortion(image)
 
     def read_labels(self, root: Path) -> Labels | None:
         path = root / LABEL_FILE

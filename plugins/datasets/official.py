@@ -219,6 +219,8 @@ class OfficialDataset(Dataset):
             rescale_range = None
             label_files = labels.files
             notes.append(self._assign_splits(rows, labels, source))
+        for row in rows:
+            row["distortion"] = self.distortion(str(row["image"]))
         index = build_index(
             self.name,
             root,
@@ -240,6 +242,11 @@ class OfficialDataset(Dataset):
                 index.provenance.notes.append(agreement)
         self.report_missing(index)
         return index
+
+    def distortion(self, image: str) -> dict[str, Any] | None:
+        """The distortion type and level an image's name (or path) records, for synthetic-distortion sets:
+        ``{"type": str, "level": int | None}``; None where the dataset records none (authentic distortions)."""
+        return None
 
     def default_split_source(self, labels: Labels | None) -> str:
         """What ``split_source="auto"`` means when there are no DeQA metas."""

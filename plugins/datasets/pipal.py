@@ -7,11 +7,18 @@ images in ``Train_Dist/`` or in the four ``Distortion_1`` .. ``Distortion_4``
 folders (optionally under ``Distortion/`` or ``training/``); references in
 ``Train_Ref/`` / ``Reference_train/``. The labels of the validation and test
 parts were never published, so only the training part is indexed.
+
+Distorted images are named ``<reference>_<NN>_<MM>.bmp``. The two numbers are
+recorded as the names give them, ``{"type": "type NN", "level": MM}``: NN
+groups the images made by one kind of distortion or restoration method, MM
+tells apart the variants within it; MM is not a severity scale.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from iqabench.errors import IQABenchError
 
@@ -23,6 +30,17 @@ LABEL_DIRS = ("Train_Label", "MOS_Scores_train", "training/MOS_Scores_train")
 DISTORTION_DIRS = ("Train_Dist",) + tuple(
     f"{prefix}Distortion_{i}" for prefix in ("", "Distortion/", "training/Distortion/", "training/") for i in range(1, 5)
 )
+
+
+_DISTORTED_NAME = re.compile(r"^A\d{4}_(?P<type>\d{2})_(?P<level>\d{2})\.[A-Za-z0-9]+$")
+
+
+def parse_distortion(file_name: str) -> dict[str, Any] | None:
+    """``{"type": "type NN", "level": MM}`` from a PIPAL file name (``A0001_10_02.bmp``); None for any other."""
+    match = _DISTORTED_NAME.match(Path(file_name).name)
+    if match is None:
+        return None
+    return {"type": f"type {match['type']}", "level": int(match["level"])}
 
 
 class PIPAL(OfficialDataset):
@@ -57,6 +75,9 @@ class PIPAL(OfficialDataset):
 
     def image_folders(self, root: Path) -> list[str]:
         return [d for d in DISTORTION_DIRS if (root / d).is_dir()] or ["Train_Dist"]
+
+    def distortion(self, image: str) -> dict[str, Any] | None:
+        return parse_distortion(image)
 
     def read_labels(self, root: Path) -> Labels | None:
         label_dir = next((root / d for d in LABEL_DIRS if (root / d).is_dir()), None)

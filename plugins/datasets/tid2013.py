@@ -5,11 +5,17 @@ Official release: ``mos_with_names.txt`` ("<mos> <file>" per line, e.g.
 ``distorted_images/`` and ``reference_images/``. The case of file names in the
 text file and on disk differs for some images (``i25`` vs ``I25``); names are
 matched case-insensitively.
+
+Distorted images are named ``i<reference>_<type>_<level>.bmp``: two-digit
+distortion type (1-24, :data:`TID2013_DISTORTION_TYPES`) and one-digit level
+(1 mildest to 5 strongest). Every record carries its ``distortion``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from iqabench.errors import IQABenchError
 
@@ -18,6 +24,28 @@ from iqabench_plugins.datasets.tabular import to_float
 
 LABEL_FILE = "mos_with_names.txt"
 STD_FILE = "mos_std.txt"
+
+#: the 24 distortion types of TID2013 by their number in file names (Ponomarenko et al., 2015, Table 1)
+TID2013_DISTORTION_TYPES = (
+    "additive_gaussian_noise", "additive_noise_in_color_components", "spatially_correlated_noise", "masked_noise",
+    "high_frequency_noise", "impulse_noise", "quantization_noise", "gaussian_blur", "image_denoising", "jpeg",
+    "jpeg2000", "jpeg_transmission_errors", "jpeg2000_transmission_errors", "non_eccentricity_pattern_noise",
+    "local_blockwise_distortions", "mean_shift", "contrast_change", "change_of_color_saturation",
+    "multiplicative_gaussian_noise", "comfort_noise", "lossy_compression_of_noisy_images",
+    "color_quantization_with_dither", "chromatic_aberrations", "sparse_sampling_and_reconstruction",
+)
+_DISTORTED_NAME = re.compile(r"^i\d{2}_(?P<type>\d{2})_(?P<level>\d)\.bmp$", re.IGNORECASE)
+
+
+def parse_distortion(file_name: str) -> dict[str, Any] | None:
+    """``{"type", "level"}`` from a TID2013 file name (``i01_08_3.bmp``); None for any other name."""
+    match = _DISTORTED_NAME.match(Path(file_name).name)
+    if match is None:
+        return None
+    number, level = int(match["type"]), int(match["level"])
+    if not (1 <= number <= len(TID2013_DISTORTION_TYPES) and 1 <= level <= 5):
+        return None
+    return {"type": TID2013_DISTORTION_TYPES[number - 1], "level": level}
 
 
 class TID2013(OfficialDataset):
@@ -50,6 +78,9 @@ class TID2013(OfficialDataset):
 
     def image_folders(self, root: Path) -> list[str]:
         return ["distorted_images"]
+
+    def distortion(self, image: str) -> dict[str, Any] | None:
+        return parse_distortion(image)
 
     def read_labels(self, root: Path) -> Labels | None:
         path = root / LABEL_FILE
