@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import matplotlib
 import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
@@ -285,6 +286,63 @@ def _predictions_panel(ax: Axes, label: str, pair: PairResult | None, rows: Sequ
 
 def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+# ----------------------------------------------------------------------------------------------- per distortion
+
+
+def distortion_types(results: Results, test_key: str) -> list[str]:
+    """The distortion types of a test set in the order the run recorded them (the first model's, then others')."""
+    names: dict[str, None] = {}
+    for pair in results.results:
+        if pair.test_set == test_key and pair.status == "ok":
+            names.update(dict.fromkeys(g.name for g in pair.groups))
+    return list(names)
+
+
+def distortion_matrix(results: Results, test_key: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Model labels, distortion types and SRCC (models x types; NaN where flagged or not run)."""
+    types = distortion_types(results, test_key)
+    labels, rows = [], []
+    for model in results.models:
+        pair = results.pair(model.key, test_key)
+        if pair is None or pair.status != "ok" or not pair.groups:
+            continue
+        by_name = {g.name: g.srcc.usable for g in pair.groups}
+        labels.append(model.label)
+        rows.append([np.nan if by_name.get(t) is None else by_name[t] for t in types])
+    return labels, types, np.array(rows, dtype=np.float64).reshape(len(labels), len(types))
+
+
+@_styled
+def distortion_figure(results: Results | Mapping[str, Any], test_key: str, path: str | Path | None) -> Figure | None:
+    """SRCC per distortion type as a heat map, models by types, each cell with its value (the table's numbers).
+
+    The colour scale is fixed to [-1, 1] so that heat maps of different runs read alike; a flagged cell (too few
+    images, constant predictions) is grey with a dash. None when the test set records no distortion types.
+    """
+    results = read_results(results)
+    labels, types, values = distortion_matrix(results, test_key)
+    if not labels or not types:
+        return None
+    figure = _figure(max(4.5, 2.2 + 0.48 * len(types)), 1.6 + 0.42 * len(labels) + 0.06 * max(len(t) for t in types))
+    ax = figure.subplots()
+    colours = matplotlib.colormaps["RdYlGn"].with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=-1.0, vmax=1.0, aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        text = "—" if np.isnan(value) else f"{value:.2f}"
+        ax.text(column, row, text, ha="center", va="center", fontsize=7,
+                color="0.1" if np.isnan(value) or abs(value) < 0.75 else "white")
+    ax.set_xticks(range(len(types)), [_plain(t) for t in types], rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(labels)), [textwrap.fill(_plain(label), 28) for label in labels])
+    ax.grid(False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(True)
+    figure.colorbar(image, ax=ax, label="SRCC", shrink=0.9)
+    test = results.test_set(test_key)
+    figure.suptitle(f"{_plain(test.label)}: SRCC per distortion type")
+    _save(figure, path)
+    return figure
 
 
 # ----------------------------------------------------------------------------------------------- accuracy vs cost

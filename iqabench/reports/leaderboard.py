@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tabulate import tabulate
 
 from iqabench.reports import figures as figs
@@ -250,6 +251,39 @@ def _significance_tables(results: Results) -> str | None:
     return "### Significance against the best\n\n" + "\n\n".join(blocks)
 
 
+def distortion_tables(results: Results, figures: Mapping[str, str] | None = None) -> str | None:
+    """Per test set that records distortion types: SRCC per type (rows) and model (columns), best in bold.
+
+    ``figures`` maps a test set's key to the markdown of its heat map, shown after its table.
+    """
+    figures = figures or {}
+    blocks = []
+    for test in results.test_sets:
+        labels, types, values = figs.distortion_matrix(results, test.key)
+        if not labels or not types:
+            continue
+        counts = {}
+        for pair in results.results:
+            if pair.test_set == test.key:
+                counts.update({g.name: g.count for g in pair.groups if g.name not in counts})
+        rows = []
+        for column, kind in enumerate(types):
+            marks = _rank_marks([None if np.isnan(v) else float(v) for v in values[:, column]])
+            rows.append([f"{kind} ({counts.get(kind, 0)})"] + [
+                "—" if np.isnan(v) else _fmt(float(v), mark if mark == "best" else "")
+                for v, mark in zip(values[:, column], marks)])
+        block = f"**{test.label}**: SRCC per distortion type (images of the type in brackets)\n\n" + tabulate(
+            rows, headers=["Distortion type"] + labels, tablefmt="github", disable_numparse=True)
+        if figures.get(test.key):
+            block += "\n\n" + figures[test.key]
+        blocks.append(block)
+    if not blocks:
+        return None
+    return ("## Per distortion type\n\nSRCC of each model over the images of each distortion type, as the dataset "
+            "labels them; best of each row in **bold**; — where a type has too few scored images or constant "
+            "labels. PLCC per type is in `results.json` (`groups`).\n\n" + "\n\n".join(blocks))
+
+
 #: a reference row for this "dataset" is the average over the test sets (Table 4 reports only that)
 AVG_KEY = "AVG"
 
@@ -354,7 +388,8 @@ def _failures(results: Results) -> str | None:
 def render_leaderboard(results: Results | Mapping[str, Any], figures: Mapping[str, Sequence[str]] | None = None
                        ) -> str:
     """The leaderboard's markdown; ``figures`` maps a section ("accuracy", "efficiency", "reference") to markdown
-    blocks (figure links and captions) shown after that section's table."""
+    blocks (figure links and captions) shown after that section's table, and "distortions" to a mapping of test
+    set keys to the markdown of their heat maps."""
     results = read_results(results)
     figures = figures or {}
     suite = results.suite
@@ -381,6 +416,9 @@ def render_leaderboard(results: Results | Mapping[str, Any], figures: Mapping[st
     significance = _significance_tables(results)
     if significance:
         parts.append(significance)
+    distortions = distortion_tables(results, figures.get("distortions", {}))
+    if distortions:
+        parts.append(distortions)
     parts.extend(figures.get("accuracy", ()))
     efficiency = _efficiency_table(results)
     if efficiency:
@@ -419,7 +457,8 @@ def write_leaderboard(results: Results | Mapping[str, Any], run_dir: str | Path)
     """
     results = read_results(results)
     run_dir = Path(run_dir)
-    blocks = {
+    blocks: dict[str, Any] = {
+        "distortions": _distortion_blocks(results, run_dir),
         "accuracy": _predictions_blocks(results, run_dir),
         "efficiency": _cost_blocks(results, run_dir),
         "reference": _comparison_blocks(results, run_dir),
@@ -470,6 +509,19 @@ def _predictions_blocks(results: Results, run_dir: Path) -> list[str]:
         + (" The curve is the 4-parameter logistic fitted for PLCC." if fit else "")
     )
     return ["### Predictions against MOS\n\n" + caption + "\n\n" + "\n\n".join(lines)]
+
+
+def _distortion_blocks(results: Results, run_dir: Path) -> dict[str, str]:
+    """The heat map of each test set with distortion types, by test set key."""
+    blocks = {}
+    for test in results.test_sets:
+        name = f"{FIGURES}/distortions-{test.key}.png"
+        figure, error = _draw(name, lambda: figs.distortion_figure(results, test.key, run_dir / name))
+        if error:
+            blocks[test.key] = error
+        elif figure is not None:
+            blocks[test.key] = _link(f"{test.label}: SRCC per distortion type", name)
+    return blocks
 
 
 def _cost_blocks(results: Results, run_dir: Path) -> list[str]:

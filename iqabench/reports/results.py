@@ -17,6 +17,7 @@ from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import portable, run_provenance
 from iqabench.reports import metrics
 from iqabench.reports.leaderboard import write_leaderboard
+from iqabench.reports.groups import group_results, read_test_labels, write_test_labels
 from iqabench.reports.schema import LaunchRecord, PairResult, Results
 from iqabench.reports.significance import significance_record
 from iqabench.run.predictions import PredictionStore
@@ -36,8 +37,11 @@ def read_reference(path: Path) -> list[dict[str, Any]]:
 
 
 def pair_result(store: PredictionStore, failure: str | None, *, model: str, test_set: str, lower_better: bool,
-                fit: str, bootstrap: int, seed: int) -> PairResult:
-    """The metrics of one (model, test set) pair from its prediction file, or why there are none."""
+                fit: str, bootstrap: int, seed: int, labels: Path | None = None) -> PairResult:
+    """The metrics of one (model, test set) pair from its prediction file, or why there are none.
+
+    ``labels``: the test set's distortion labels (``test_sets/<test>.csv``), for the results per distortion type.
+    """
     if not store.csv_path.exists():
         if failure is not None:
             return PairResult(model=model, test_set=test_set, status="failed", error=failure)
@@ -63,6 +67,7 @@ def pair_result(store: PredictionStore, failure: str | None, *, model: str, test
         metrics={name: metric.to_dict() for name, metric in values.items()},
         failure_reasons=dict(sorted(errors.items(), key=lambda kv: -kv[1])[:5]),
         meta=store.meta(),
+        groups=group_results(rows, None if labels is None else read_test_labels(labels), sign=sign, fit=fit),
     )
 
 
@@ -83,6 +88,8 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
     ``launch`` describes each process of the run (:func:`iqabench.run.distributed.describe_process`).
     """
     suite, layout = plan.suite, plan.layout
+    for test in plan.tests:
+        write_test_labels(layout.test_labels(test.slug), test.records)
     pairs = []
     for outcome in outcomes:
         model = outcome.planned
@@ -92,7 +99,8 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
             failure = layout.failure_summary(model.slug, test.slug)
             result = pair_result(layout.predictions(model.slug, test.slug), failure, model=model.slug,
                                  test_set=test.slug, lower_better=model.registered.cls.lower_better,
-                                 fit=suite.correlation, bootstrap=suite.bootstrap, seed=suite.seed)
+                                 fit=suite.correlation, bootstrap=suite.bootstrap, seed=suite.seed,
+                                 labels=layout.test_labels(test.slug))
             if result.status == "failed":
                 result.traceback = str(layout.failure(model.slug, test.slug))
             pairs.append(result)

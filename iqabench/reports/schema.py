@@ -189,6 +189,18 @@ class MetricRecord(_Record):
         return float(self.value)
 
 
+class GroupResult(_Record):
+    """SRCC and PLCC of one model on the images of one distortion type of a test set."""
+
+    #: the distortion type as the dataset names it
+    name: str
+    #: images of this type in the test set, and how many of them the model scored
+    count: int
+    scored: int
+    srcc: MetricRecord
+    plcc: MetricRecord
+
+
 class PairResult(_Record):
     """One (model, test set) cell: its metrics from the prediction file, or why there are none."""
 
@@ -206,6 +218,8 @@ class PairResult(_Record):
     failure_reasons: dict[str, int] = Field(default_factory=dict)
     #: the prediction file's meta (fingerprint, checksums, timing): written by :mod:`iqabench.run.predictions`
     meta: dict[str, Any] | None = None
+    #: per distortion type, where the test set records them (:mod:`iqabench.reports.groups`); empty otherwise
+    groups: list[GroupResult] = Field(default_factory=list)
 
     def metric(self, name: MetricName) -> float | None:
         """PLCC or SRCC as the leaderboard shows it: None when the pair failed or the metric is flagged."""

@@ -8,6 +8,7 @@
       predictions/<model>/<test>.csv + .meta.json
       predictions/<model>/<test>.shard-<i>-of-<n>.jsonl
                                      process i's finished batches while the pair is scored (merged, then removed)
+      test_sets/<test>.csv           each image's distortion type and level, where the dataset records them
       efficiency/<model>.json
       failures/<model>/<what>.txt    tracebacks of what failed (a test set, "training", "efficiency")
       results.json, leaderboard.md, run.log
@@ -76,6 +77,10 @@ class RunLayout:
 
     def predictions(self, model: str, test: str) -> PredictionStore:
         return PredictionStore(self.root / "predictions" / model, test)
+
+    def test_labels(self, test: str) -> Path:
+        """The distortion type and level of each image of a test set (:mod:`iqabench.reports.groups`)."""
+        return self.root / "test_sets" / f"{test}.csv"
 
     def journal(self, model: str, test: str, index: int, count: int) -> ShardJournal:
         """Where process ``index`` of ``count`` appends its finished batches of a pair."""

@@ -66,7 +66,7 @@ def merge_runs(folders: Sequence[str | Path], out: str | Path) -> dict[str, Any]
         # a run interrupted before its results, or any other folder: merging would delete its predictions
         raise MergeError(f"{target.root} is not empty and holds no merged results; choose a new or empty --out.")
     with target.lock(command_line()):
-        for sub in ("predictions", "failures", "efficiency"):
+        for sub in ("predictions", "failures", "efficiency", "test_sets"):
             shutil.rmtree(target.root / sub, ignore_errors=True)
         shutil.copyfile(runs[0][0] / "suite.yaml", target.suite_copy)
         results = _assemble(runs, pairs, models, tests, target).to_json()
@@ -181,8 +181,10 @@ def _assemble(runs: list[Run], pairs: dict[tuple[str, str], Path], models: dict[
                 raise MergeError(f"{layout.predictions(model.key, test.key).csv_path}: {damage}; resume that "
                                  "part with `iqabench run` to score it again.")
             failure = target.failure_summary(model.key, test.key)
+            _copy(layout.test_labels(test.key), target.root / "test_sets")
             pair = pair_result(store, failure, model=model.key, test_set=test.key, lower_better=model.lower_better,
-                               fit=suite.correlation, bootstrap=suite.bootstrap, seed=suite.seed)
+                               fit=suite.correlation, bootstrap=suite.bootstrap, seed=suite.seed,
+                               labels=target.test_labels(test.key))
             if pair.status == "failed":
                 pair.traceback = str(target.failure(model.key, test.key))
             results.append(pair)

@@ -160,7 +160,7 @@ def _seed_batch(plan: RunPlan, first_image: int) -> None:
 
 
 def _prediction(record, score) -> Prediction:
-    return Prediction(record.image, score.value, record.mos, record.mos_raw, score.error)
+    return Prediction(record.image, score.value, record.mos, record.mos_raw, score.error, score.text)
 
 
 def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str, header: dict[str, Any],

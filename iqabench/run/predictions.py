@@ -4,7 +4,8 @@ While a pair is being scored, each process appends its finished batches to a
 journal of its own (:class:`ShardJournal`); when every batch is in, the main
 process merges the journals in test-set order into the pair's files.
 
-Each pair has ``<test>.csv`` (image, prediction, mos, mos_raw, error) and
+Each pair has ``<test>.csv`` (image, prediction, mos, mos_raw, error, and text
+when the model wrote any: a reasoning model's answer) and
 ``<test>.meta.json`` (the fingerprint of everything that determines the
 predictions, plus timing and memory). Both are written atomically (temporary
 file + rename), the old CSV is removed before the new meta is written, and the
@@ -36,6 +37,8 @@ class Prediction:
     mos: float
     mos_raw: float
     error: str | None = None
+    #: what the model wrote for the image (a reasoning model's answer), when it writes anything
+    text: str | None = None
 
 
 class PredictionStore:
@@ -93,11 +96,12 @@ class PredictionStore:
     def write(self, rows: list[Prediction], meta: dict[str, Any]) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(self.FIELDS)
+        texts = any(row.text for row in rows)  # the column only for models that write text
+        writer.writerow(self.FIELDS + (("text",) if texts else ()))
         for row in rows:
             writer.writerow(
                 [row.image, "" if row.prediction is None else repr(row.prediction), repr(row.mos), repr(row.mos_raw),
-                 row.error or ""]
+                 row.error or ""] + ([row.text or ""] if texts else [])
             )
         text = buffer.getvalue()
         meta = {
@@ -119,6 +123,7 @@ class PredictionStore:
                     mos=float(row["mos"]),
                     mos_raw=float(row["mos_raw"]),
                     error=row["error"] or None,
+                    text=row.get("text") or None,
                 )
                 for row in csv.DictReader(handle)
             ]
