@@ -345,6 +345,65 @@ def distortion_figure(results: Results | Mapping[str, Any], test_key: str, path:
     return figure
 
 
+# ----------------------------------------------------------------------------------------------- failure gallery
+
+
+@_styled
+def gallery_figure(results: Results | Mapping[str, Any], model_key: str, misses: Mapping[str, Sequence[Any]],
+                   path: str | Path | None) -> Figure | None:
+    """One model's failure gallery: per test set (a row), the images with the largest rank error after the fit.
+
+    ``misses`` maps a test set's key to its :class:`~iqabench.reports.gallery.Miss` list. Each thumbnail is made
+    from the image on disk now; a missing image is a grey tile that says so. Under each: MOS, the prediction (and
+    its value mapped onto the MOS scale by the fitted logistic), both ranks, and the first line of the model's
+    reasoning when it wrote one. None when there is nothing to show.
+    """
+    from iqabench.reports.gallery import GALLERY_SIZE, image_path, thumbnail
+
+    results = read_results(results)
+    tests = [t for t in results.test_sets if misses.get(t.key)]
+    if not tests:
+        return None
+    columns = GALLERY_SIZE
+    reasoning = any(m.reasoning for t in tests for m in misses[t.key])
+    cell_height = 1.75 + (0.5 if reasoning else 0.0)
+    figure = _figure(9.0, 0.45 + cell_height * len(tests), constrained=False)
+    top = 1 - 0.45 / figure.get_figheight()
+    grid = figure.add_gridspec(len(tests), columns, left=0.03, right=0.995, top=top, bottom=0.0, wspace=0.06,
+                               hspace=0.0)
+    for row, test in enumerate(tests):
+        for column in range(columns):
+            ax = figure.add_subplot(grid[row, column])
+            ax.set_axis_off()
+            if column >= len(misses[test.key]):
+                continue
+            miss = misses[test.key][column]
+            small = thumbnail(image_path(test, miss.image))
+            if small is None:
+                small = np.full((96, 96, 3), 0.85)
+                ax.text(0.5, 0.5, "image not\non disk", ha="center", va="center", fontsize=6.5, color="0.3",
+                        zorder=3)
+            pixels = np.asarray(small)
+            height = min(1.0, pixels.shape[0] / pixels.shape[1])  # the image's own proportions, top-aligned
+            ax.imshow(pixels, extent=(0, 1, 1 - height, 1))
+            ax.set_aspect("equal")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(-0.75 - (0.45 if reasoning else 0.0), 1)
+            fitted = "" if miss.fitted is None else f" → {miss.fitted:.2f}"
+            caption = (f"MOS {miss.mos:.2f}\npred {miss.prediction:.3g}{fitted}\n"
+                       f"rank {miss.predicted_rank} vs {miss.mos_rank} of {miss.scored}")
+            if miss.reasoning:
+                caption += "\n" + textwrap.fill(_plain(miss.reasoning), 24, max_lines=3, placeholder="…")
+            ax.text(0.0, 1 - height - 0.04, caption, ha="left", va="top", fontsize=6.3, linespacing=1.2)
+            if column == 0:
+                ax.text(-0.06, 0.5, _plain(test.label), rotation=90, ha="right", va="center", fontsize=8)
+    model = results.model(model_key)
+    figure.suptitle(f"{_plain(model.label)}: largest rank errors (prediction rank vs MOS rank)", y=1 - 0.12 /
+                    figure.get_figheight(), va="top")
+    _save(figure, path)
+    return figure
+
+
 # ----------------------------------------------------------------------------------------------- accuracy vs cost
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from tabulate import tabulate
 
 from iqabench.reports import figures as figs
+from iqabench.reports import gallery
 from iqabench.reports.schema import PairResult, Results, read_results
 from iqabench.run.predictions import atomic_write_text
 
@@ -420,6 +421,7 @@ def render_leaderboard(results: Results | Mapping[str, Any], figures: Mapping[st
     if distortions:
         parts.append(distortions)
     parts.extend(figures.get("accuracy", ()))
+    parts.extend(figures.get("gallery", ()))
     efficiency = _efficiency_table(results)
     if efficiency:
         parts.append("## Efficiency\n\n" + efficiency)
@@ -457,9 +459,12 @@ def write_leaderboard(results: Results | Mapping[str, Any], run_dir: str | Path)
     """
     results = read_results(results)
     run_dir = Path(run_dir)
+    predictions = {m.key: figs.read_predictions(run_dir, m.key, [t.key for t in results.test_sets])
+                   for m in results.models}
     blocks: dict[str, Any] = {
         "distortions": _distortion_blocks(results, run_dir),
         "accuracy": _predictions_blocks(results, run_dir),
+        "gallery": _gallery_blocks(results, predictions, run_dir),
         "efficiency": _cost_blocks(results, run_dir),
         "reference": _comparison_blocks(results, run_dir),
     }
@@ -509,6 +514,27 @@ def _predictions_blocks(results: Results, run_dir: Path) -> list[str]:
         + (" The curve is the 4-parameter logistic fitted for PLCC." if fit else "")
     )
     return ["### Predictions against MOS\n\n" + caption + "\n\n" + "\n\n".join(lines)]
+
+
+def _gallery_blocks(results: Results, predictions: dict[str, Any], run_dir: Path) -> list[str]:
+    misses = gallery.galleries(results, predictions)
+    lines = []
+    for model in results.models:
+        mine = {test: found for (key, test), found in misses.items() if key == model.key}
+        if not mine:
+            continue
+        name = f"{FIGURES}/gallery-{model.key}.png"
+        _, error = _draw(name, lambda: figs.gallery_figure(results, model.key, mine, run_dir / name))
+        lines.append(error or _link(f"{model.label}: largest rank errors", name))
+    if not lines:
+        return []
+    return ["### Failure gallery\n\n"
+            f"Per model and test set, the {gallery.GALLERY_SIZE} images with the largest rank error after the fit "
+            "(the prediction's rank among the model's predictions against the image's rank by MOS; 1 = best), "
+            "with the MOS, the prediction (→ mapped onto the MOS scale by the fitted logistic) and, for reasoning "
+            "models, the first line of the reasoning. Thumbnails are made from the images on disk when the "
+            "leaderboard is drawn; `leaderboard.html` shows them larger, with every number.\n\n"
+            + "\n\n".join(lines)]
 
 
 def _distortion_blocks(results: Results, run_dir: Path) -> dict[str, str]:
