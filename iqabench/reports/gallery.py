@@ -60,7 +60,8 @@ class Miss:
 
 
 def largest_rank_errors(rows: Sequence[Prediction], *, sign: float, count: int = GALLERY_SIZE) -> list[Miss]:
-    """The ``count`` scored images with the largest rank error, largest first (ties in test set order)."""
+    """The ``count`` scored images with the largest rank error, largest first (ties in test set order); images
+    ranked exactly right are never shown."""
     scored = [(i, r) for i, r in enumerate(rows) if r.prediction is not None]
     if len(scored) < 2:
         return []
@@ -70,7 +71,8 @@ def largest_rank_errors(rows: Sequence[Prediction], *, sign: float, count: int =
     predicted = stats.rankdata(-pred)
     by_mos = stats.rankdata(-mos)
     fitted = _fitted(pred, mos)
-    order = sorted(range(len(scored)), key=lambda k: (-abs(predicted[k] - by_mos[k]), k))[:count]
+    wrong = [k for k in range(len(scored)) if predicted[k] != by_mos[k]]  # a model may rank some images right
+    order = sorted(wrong, key=lambda k: (-abs(predicted[k] - by_mos[k]), k))[:count]
     return [
         Miss(row=scored[k][0], image=scored[k][1].image, mos=scored[k][1].mos, prediction=scored[k][1].prediction,
              fitted=None if fitted is None else float(fitted[k]), predicted_rank=int(round(predicted[k])),
@@ -82,7 +84,7 @@ def largest_rank_errors(rows: Sequence[Prediction], *, sign: float, count: int =
 def _fitted(pred: np.ndarray, mos: np.ndarray) -> np.ndarray | None:
     try:
         params, direction = metrics.logistic4_fit(pred, mos)
-    except (metrics.FitError, ValueError):
+    except (metrics.FitError, ValueError, TypeError):  # TypeError: fewer images than the logistic's parameters
         return None
     return metrics.logistic4(direction * pred, *params)
 

@@ -26,7 +26,9 @@ from tabulate import tabulate
 
 from iqabench.reports import figures as figs
 from iqabench.reports import gallery
+from iqabench.reports.html import write_html
 from iqabench.reports.schema import PairResult, Results, read_results
+from iqabench.reports.significance import TIED, significance_legend, tied_models
 from iqabench.run.predictions import atomic_write_text
 
 log = logging.getLogger("iqabench.reports.leaderboard")
@@ -50,10 +52,6 @@ def _rank_marks(values: list[float | None]) -> list[str]:
     return marks
 
 
-#: after a value not significantly different from the best of its column
-TIED = "†"
-
-
 def _fmt(value: float | None, mark: str, tied: bool = False) -> str:
     if value is None:
         return "—"
@@ -63,15 +61,6 @@ def _fmt(value: float | None, mark: str, tied: bool = False) -> str:
     if mark == "second":
         text = f"<u>{text}</u>"
     return text + (TIED if tied else "")
-
-
-def tied_models(results: Results, test_key: str | None) -> dict[str, set[str]]:
-    """Per metric, the models of a test set not significantly different from its best (the best left out)."""
-    record = results.significance.for_test(test_key) if results.significance and test_key else None
-    if record is None:
-        return {"plcc": set(), "srcc": set()}
-    return {metric: getattr(record, metric).tied_with_best() - {getattr(record, metric).best}
-            for metric in ("plcc", "srcc")}
 
 
 def _columns(results: Results) -> list[tuple[str, str, str | None]]:
@@ -192,24 +181,6 @@ def _efficiency_table(results: Results) -> str | None:
     )
 
 
-PLCC_TESTS = {
-    "bootstrap": "paired bootstrap",
-    "williams": "Williams' t for dependent correlations",
-    "f_test": "F-test on the residuals after the fitted logistic (VQEG)",
-}
-
-
-def significance_legend(results: Results) -> str | None:
-    """What the mark means: the level, the tests and the correction."""
-    spec = results.suite.significance
-    if results.significance is None or spec is None:
-        return None
-    return (f"{TIED} not significantly different from the best of its column at α = {spec.alpha:g} "
-            f"(SRCC: paired bootstrap, {results.significance.resamples} resamples of the images both models scored; "
-            f"PLCC: {PLCC_TESTS[spec.plcc_test]}; {spec.correction.capitalize()} correction over the comparisons "
-            "with the best). Every p-value is in `results.json` (`significance`).")
-
-
 def _signed(value: float | None) -> str:
     return "—" if value is None else f"{value:+.3f}"
 
@@ -246,7 +217,7 @@ def _significance_tables(results: Results) -> str | None:
         if rows:
             blocks.append(f"**{test.label}**\n\n" + tabulate(
                 rows, headers=["Metric", "Model", "Best", "Model − best [95% CI]", "p", "p (corrected)", "Verdict"],
-                tablefmt="github"))
+                tablefmt="github", disable_numparse=True))
     if not blocks:
         return None
     return "### Significance against the best\n\n" + "\n\n".join(blocks)
@@ -450,7 +421,8 @@ FIGURES = "figures"
 
 
 def write_leaderboard(results: Results | Mapping[str, Any], run_dir: str | Path) -> Path:
-    """Write ``leaderboard.md`` and its figures (``figures/*.png``) into ``run_dir``; return the markdown's path.
+    """Write ``leaderboard.md``, its figures (``figures/*.png``) and ``leaderboard.html`` into ``run_dir``; return
+    the markdown's path.
 
     Called by the runner after a run and by ``iqabench leaderboard RUN`` later, from ``results.json`` and the
     prediction files alone. A model whose prediction files are not in ``run_dir`` (a results folder copied
@@ -470,6 +442,10 @@ def write_leaderboard(results: Results | Mapping[str, Any], run_dir: str | Path)
     }
     target = run_dir / "leaderboard.md"
     atomic_write_text(target, render_leaderboard(results, {k: v for k, v in blocks.items() if v}))
+    try:
+        write_html(results, run_dir, predictions)
+    except Exception as exc:  # noqa: BLE001 - the page must not cost a run its markdown leaderboard
+        log.warning("leaderboard.html not written: %s: %s", type(exc).__name__, exc)
     return target
 
 

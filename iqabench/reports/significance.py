@@ -51,6 +51,9 @@ from iqabench.reports.schema import (
 from iqabench.run.layout import RunLayout
 from iqabench.run.suite import SignificanceSpec
 
+#: after a value not significantly different from the best of its column
+TIED = "†"
+
 #: resamples are processed in blocks of this many, to bound memory on large test sets
 _BLOCK = 64
 
@@ -217,11 +220,11 @@ def _parametric_tests(difference: Difference, pa: np.ndarray, pb: np.ndarray, gt
     try:
         r23 = float(stats.pearsonr(_mapped(pa, gt, fit), _mapped(pb, gt, fit))[0])
         difference.williams_t, difference.p_williams = williams_t(difference.a, difference.b, r23, pa.size)
-    except (ValueError, metrics.FitError) as exc:
+    except (ValueError, TypeError, metrics.FitError) as exc:  # TypeError: fewer images than fit parameters
         problems.append(f"Williams' test: {exc}")
     try:
         difference.f_ratio, difference.p_f_test = variance_ratio_test(_residuals(pa, gt), _residuals(pb, gt))
-    except (ValueError, metrics.FitError) as exc:
+    except (ValueError, TypeError, metrics.FitError) as exc:
         problems.append(f"F-test: {exc}")
     if problems:
         difference.flag = "; ".join(problems)
@@ -310,3 +313,33 @@ def read_scores(run_dir: Path, model: str, test: str, sign: float) -> ModelScore
         return None
     rows = [(i, r) for i, r in enumerate(store.read()) if r.prediction is not None]
     return ModelScores(model, {i: sign * r.prediction for i, r in rows}, {i: r.mos for i, r in rows})
+
+
+# ----------------------------------------------------------------------------------------------- how marks read
+
+
+PLCC_TESTS = {
+    "bootstrap": "paired bootstrap",
+    "williams": "Williams' t for dependent correlations",
+    "f_test": "F-test on the residuals after the fitted logistic (VQEG)",
+}
+
+
+def significance_legend(results: Results) -> str | None:
+    """What the mark means: the level, the tests and the correction."""
+    spec = results.suite.significance
+    if results.significance is None or spec is None:
+        return None
+    return (f"{TIED} not significantly different from the best of its column at α = {spec.alpha:g} "
+            f"(SRCC: paired bootstrap, {results.significance.resamples} resamples of the images both models scored; "
+            f"PLCC: {PLCC_TESTS[spec.plcc_test]}; {spec.correction.capitalize()} correction over the comparisons "
+            "with the best). Every p-value is in `results.json` (`significance`).")
+
+
+def tied_models(results: Results, test_key: str | None) -> dict[str, set[str]]:
+    """Per metric, the models of a test set not significantly different from its best (the best left out)."""
+    record = results.significance.for_test(test_key) if results.significance and test_key else None
+    if record is None:
+        return {"plcc": set(), "srcc": set()}
+    return {metric: getattr(record, metric).tied_with_best() - {getattr(record, metric).best}
+            for metric in ("plcc", "srcc")}
