@@ -136,7 +136,8 @@ def thumbnail_data_uri(path: Path | None, size: int = THUMBNAIL) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def galleries(results: Results, predictions: dict[str, dict[str, list[Prediction]]]) -> dict[tuple[str, str], list[Miss]]:
+def galleries(results: Results,
+              predictions: dict[str, dict[str, list[Prediction]]]) -> dict[tuple[str, str], list[Miss]]:
     """The gallery of every (model, test set) pair that has predictions, keyed by (model key, test key)."""
     out = {}
     for model in results.models:

@@ -181,7 +181,7 @@ def _distortions(results: Results) -> str:
         rows = []
         for label, row in zip(labels, values):
             cells = "".join(
-                f'<td class="num heat" data-value="" style="background:#d9d9d9">—</td>' if np.isnan(v) else
+                '<td class="num heat" data-value="" style="background:#d9d9d9">—</td>' if np.isnan(v) else
                 f'<td class="num heat" data-value="{float(v)!r}" style="background:{_colour(float(v))}">{v:.3f}</td>'
                 for v in row)
             rows.append(f'<tr><td class="label">{_e(label)}</td>{cells}</tr>')

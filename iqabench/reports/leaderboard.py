@@ -209,8 +209,8 @@ def _significance_tables(results: Results) -> str | None:
                 diff = getattr(pair, metric) if pair else None
                 flip = -1.0 if pair is not None and pair.a == ranking.best else 1.0  # other minus best
                 delta = None if diff is None or diff.difference is None else flip * diff.difference
-                interval = ("" if diff is None or diff.low is None else
-                            f" [{min(flip * diff.low, flip * diff.high):+.3f}, {max(flip * diff.low, flip * diff.high):+.3f}]")
+                ends = [] if diff is None or diff.low is None else sorted((flip * diff.low, flip * diff.high))
+                interval = f" [{ends[0]:+.3f}, {ends[1]:+.3f}]" if ends else ""
                 rows.append([metric.upper(), labels.get(other.model, other.model), labels.get(ranking.best),
                              _signed(delta) + interval, _p(other.p), _p(other.p_adjusted),
                              "tied (†)" if other.tied else "different" if other.p_adjusted is not None else "—"])
