@@ -45,3 +45,15 @@ class ImageLoadError(IQABenchError):
 
 class CheckpointError(IQABenchError):
     """A checkpoint folder that is missing, incomplete or of the wrong kind."""
+
+
+class DownloadError(IQABenchError):
+    """A dataset download that cannot go on: offline, no access, a full disk, terms not accepted."""
+
+
+class SourceChangedError(DownloadError):
+    """What a source served is not what iqabench expects: a checksum or a count differs, a file is gone."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member that would land outside the folder it is unpacked into (``../``, absolute, a link)."""

@@ -25,12 +25,18 @@ def enabled() -> bool:
     return _enabled
 
 
-def bar(*, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool | None = None) -> Any:
-    """A progress bar for ``total`` steps; hidden when progress is off or ``enabled`` is False."""
+def bar(
+    *, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool | None = None, initial: int = 0
+) -> Any:
+    """A progress bar for ``total`` steps; hidden when progress is off or ``enabled`` is False.
+
+    With ``unit="B"`` it counts bytes and shows them as kB, MB, GB (powers of 1000, as the Hub does).
+    """
     from tqdm.auto import tqdm
 
     show = _enabled if enabled is None else (enabled and _enabled)
-    return tqdm(total=total, desc=desc, unit=unit, disable=not show, dynamic_ncols=True)
+    scaled = {"unit_scale": True} if unit == "B" else {}
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=not show, dynamic_ncols=True, **scaled)
 
 
 def quiet_dependencies() -> None:

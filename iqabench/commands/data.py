@@ -1,9 +1,11 @@
-"""``iqabench data``: look at a dataset's records, or check which datasets are on disk.
+"""``iqabench data``: download datasets, look at a dataset's records, or check which datasets are on disk.
 
-``data show`` prints what a dataset plugin read (raw and rescaled scores,
-splits, provenance) so that a researcher can compare it with the label files
-line by line; ``data check`` tells a new user which datasets are ready before a
-long run starts. :func:`check_datasets` gives the runner the same table.
+``data download`` gets the eight datasets from the Hugging Face Hub into the
+layout the dataset plugins read (:mod:`iqabench.data.download`); ``data show``
+prints what a dataset plugin read (raw and rescaled scores, splits,
+provenance) so that a researcher can compare it with the label files line by
+line; ``data check`` tells a new user which datasets are ready before a long
+run starts. :func:`check_datasets` gives the runner the same table.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import warnings
 from dataclasses import asdict
 
 
+from iqabench.data.sources import ACCEPT_ENV, DEFAULT_SOURCE, SOURCES
+
 NAME = "data"
-HELP = "show a dataset's records and provenance, or check which datasets are on disk"
+HELP = "download datasets, show a dataset's records and provenance, or check which datasets are on disk"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -41,11 +45,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     check.add_argument("names", nargs="*", metavar="NAME", help="only these datasets (default: every registered one)")
     check.add_argument("--json", action="store_true", help="one JSON object per dataset instead of a table")
+    download = sub.add_parser(
+        "download", help="download datasets from the Hugging Face Hub into the layout `data check` reads",
+        description="Download datasets from the Hugging Face Hub, check them, and install them under the data root. "
+        "A second call skips what is complete; an interrupted one resumes.",
+    )
+    download.add_argument("names", nargs="*", metavar="NAME",
+                          help="datasets to download, or `all` (`--list` shows the downloadable ones)")
+    download.add_argument(
+        "--root", help="the DATA root to download into (it gets koniq10k/, spaq/, ...); default: $IQABENCH_DATA"
+    )
+    download.add_argument(
+        "--source", choices=SOURCES, default=DEFAULT_SOURCE,
+        help="deqa-score (default): pyiqa's archive for the images + the DeQA-Score meta files the papers evaluate "
+        "on; pyiqa: pyiqa's archive alone",
+    )
+    download.add_argument("--list", action="store_true",
+                          help="print each dataset's sources, size, image count and terms of use (offline), and stop")
+    download.add_argument("--json", action="store_true", help="with --list: one JSON object per dataset")
+    download.add_argument("--accept-terms", action="store_true",
+                          help=f"accept the terms of use printed for each dataset (or set {ACCEPT_ENV}=1)")
+    download.add_argument("--keep-archives", action="store_true",
+                          help="keep the downloaded archives in <root>/.iqabench-download/ after installing")
+    download.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "show":
         return _show(args)
+    if args.data_command == "download":
+        return _download(args)
     return _check(args)
 
 
@@ -96,4 +125,29 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     print(f"data root: {data_root or '(none: pass --root DIR or set IQABENCH_DATA)'}")
     print(format_check_table(rows))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from iqabench.contracts.dataset import DATA_ENV, resolve_data_root
+    from iqabench.data.sources import format_listing, listing
+
+    if args.list:
+        if args.json:
+            for row in listing():
+                print(json.dumps(row))
+        else:
+            print(format_listing())
+        return 0
+    from iqabench.data.check import check_datasets, format_check_table
+    from iqabench.data.download import download_datasets
+    from iqabench.errors import IQABenchError
+
+    data_root = resolve_data_root(args.root, None)
+    if data_root is None:
+        raise IQABenchError(f"where to? Pass --root DIR (the data root that gets koniq10k/, spaq/, ...) or set {DATA_ENV}.")
+    outcomes = download_datasets(args.names, data_root, source=args.source, accept_terms=args.accept_terms,
+                                 keep_archives=args.keep_archives)
+    print()
+    print(format_check_table(check_datasets(data_root, [outcome.dataset for outcome in outcomes])))
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from iqabench.data.check import check_datasets, format_check_table
+from iqabench.data.sources import download_command
 from iqabench.contracts.dataset import Dataset, DatasetIndex, Record, resolve_data_root
 from iqabench.run.distributed import process_device, share
 from iqabench.errors import DatasetNotFoundError, IQABenchError, SuiteError
@@ -331,6 +332,9 @@ def _open_datasets(
                  format_check_table(check_datasets(data_root, names, registry)), "", problems[0]]
         if len(problems) > 1:
             lines.append(f"({len(problems) - 1} more dataset(s) missing; the table above lists them.)")
+        command = download_command(names, data_root)
+        if command:
+            lines += ["", "Download them (sources, sizes and terms: `iqabench data download --list`):", f"  {command}"]
         raise DataMissingError("\n".join(lines))
     training = []
     for ref in train_refs:

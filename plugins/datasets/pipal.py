@@ -4,7 +4,8 @@ Official release (NTIRE 2021/2022 training set): one label file per reference,
 ``Train_Label/A0001.txt`` (or ``MOS_Scores_train/A0001.txt`` in the layout of
 the PIPAL-dataset repository), lines ``A0001_00_00.bmp,1444.41``; distorted
 images in ``Train_Dist/`` or in the four ``Distortion_1`` .. ``Distortion_4``
-folders (optionally under ``Distortion/`` or ``training/``); references in
+folders (optionally under ``Distortion/`` or ``training/``), or in ``Dist_Imgs/``
+as pyiqa's archive has them; references in
 ``Train_Ref/`` / ``Reference_train/``. The labels of the validation and test
 parts were never published, so only the training part is indexed.
 
@@ -27,7 +28,8 @@ from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import to_float
 
 LABEL_DIRS = ("Train_Label", "MOS_Scores_train", "training/MOS_Scores_train")
-DISTORTION_DIRS = ("Train_Dist",) + tuple(
+#: pyiqa's archive (pipal.tar) unpacks the distorted images to PIPAL/Dist_Imgs (its default_dataset_configs.yml)
+DISTORTION_DIRS = ("Train_Dist", "Dist_Imgs") + tuple(
     f"{prefix}Distortion_{i}" for prefix in ("", "Distortion/", "training/Distortion/", "training/") for i in range(1, 5)
 )
 
@@ -58,7 +60,7 @@ class PIPAL(OfficialDataset):
     homepage = "https://github.com/HaomingCai/PIPAL-dataset"
     expected_files = (
         "Train_Label/A0001.txt ... (or MOS_Scores_train/), one per reference, lines 'A0001_00_00.bmp,<elo>'",
-        "Train_Dist/*.bmp (or Distortion_1..Distortion_4/)",
+        "Train_Dist/*.bmp (or Distortion_1..Distortion_4/, or Dist_Imgs/ as in pyiqa's archive)",
         "or instead: metas/test_pipal_5k.json and images/ (Data-DeQA-Score PIPAL)",
     )
     official_count = 23200
