@@ -66,7 +66,9 @@ class FakeHub:
         self._servers: list[ThreadingHTTPServer] = []
 
     # -- content --------------------------------------------------------------------------------
-    def add(self, repo_id: str, path: str, data: bytes, *, lfs: bool | None = None, announced: str | None = None) -> str:
+    def add(
+        self, repo_id: str, path: str, data: bytes, *, lfs: bool | None = None, announced: str | None = None
+    ) -> str:
         """Serve ``data`` as ``repo_id/path`` (a dataset repository); its sha256."""
         sha = hashlib.sha256(data).hexdigest()
         lfs = path.endswith((".tgz", ".tar", ".zip", ".gz")) if lfs is None else lfs

@@ -145,7 +145,9 @@ def _download(args: argparse.Namespace) -> int:
 
     data_root = resolve_data_root(args.root, None)
     if data_root is None:
-        raise IQABenchError(f"where to? Pass --root DIR (the data root that gets koniq10k/, spaq/, ...) or set {DATA_ENV}.")
+        raise IQABenchError(
+            f"where to? Pass --root DIR (the data root that gets koniq10k/, spaq/, ...) or set {DATA_ENV}."
+        )
     outcomes = download_datasets(args.names, data_root, source=args.source, accept_terms=args.accept_terms,
                                  keep_archives=args.keep_archives)
     print()

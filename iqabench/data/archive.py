@@ -65,7 +65,9 @@ def _write_member(source: IO[bytes], target: Path, relative: str) -> None:
     try:
         out = destination.open("xb")  # "x": a member written twice does not silently replace the first
     except FileExistsError:
-        raise UnsafeArchiveError(f"refused the archive: member {relative!r} occurs twice; nothing was installed.") from None
+        raise UnsafeArchiveError(
+            f"refused the archive: member {relative!r} occurs twice; nothing was installed."
+        ) from None
     with out:
         shutil.copyfileobj(source, out, COPY_CHUNK)
 
@@ -111,7 +113,8 @@ def _unpack_tar(archive: Path, target: Path) -> int:
                     )
                 if not (member.isfile() or member.isdir()):
                     raise UnsafeArchiveError(
-                        f"refused {archive.name}: member {member.name!r} is not a file or a folder; nothing was installed."
+                        f"refused {archive.name}: member {member.name!r} is not a file or a folder; "
+                        "nothing was installed."
                     )
                 if relative is None:
                     continue

@@ -305,7 +305,8 @@ class Downloader:
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if exc.errno in NO_SPACE:
-                raise _no_space(exc, staging, f"unpacking {name}", "nothing was installed; the download is kept.") from None
+                kept = "nothing was installed; the download is kept."
+                raise _no_space(exc, staging, f"unpacking {name}", kept) from None
             raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

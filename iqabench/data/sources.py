@@ -60,8 +60,8 @@ PYIQA_TERMS = (
     "the licences and conditions of each dataset's creators."
 )
 DEQA_TERMS = (
-    "The DeQA-Score meta files (HF zhiyuanyou/Data-DeQA-Score) carry the licence field apache-2.0 on their dataset card "
-    "as copied by a duplicate of it; iqabench has not read the original card."
+    "The DeQA-Score meta files (HF zhiyuanyou/Data-DeQA-Score) carry the licence field apache-2.0 on their dataset "
+    "card as copied by a duplicate of it; iqabench has not read the original card."
 )
 
 
@@ -118,7 +118,9 @@ class DatasetSource:
             return [self.archive]
         if source == "deqa-score":
             return [self.archive, self.metas]
-        raise UnknownNameError(f"unknown source {source!r}; one of {', '.join(SOURCES)}.{did_you_mean(source, SOURCES)}")
+        raise UnknownNameError(
+            f"unknown source {source!r}; one of {', '.join(SOURCES)}.{did_you_mean(source, SOURCES)}"
+        )
 
     def download_bytes(self) -> int | None:
         """The published size of the archive (the metas are small and not sized in advance)."""
@@ -152,7 +154,8 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
         _pyiqa("spaq.tgz", 34_841_101_349, "54e0cb49dc8359f9293e746d452d8b12ec653056c9b12a4f97798a984c7418f7",
                "38ae5dc5019b596e953a6f80f7fcf6b009625766"),
         _deqa("SPAQ", "test_spaq_2k.json", "train_spaq_9k.json"),
-        f"SPAQ's repository (h4nwei/SPAQ) states no licence; its terms are {NOT_CONFIRMED} https://github.com/h4nwei/SPAQ",
+        "SPAQ's repository (h4nwei/SPAQ) states no licence; its terms are "
+        f"{NOT_CONFIRMED} https://github.com/h4nwei/SPAQ",
         notes=("pyiqa reads SPAQ/TestImage from this archive",),
     ),
     DatasetSource(
@@ -286,7 +289,7 @@ def format_listing(rows: Iterable[DatasetSource] | None = None) -> str:
     lines = [
         tabulate(body, headers=headers),
         "",
-        f"--source deqa-score (default): the archive for the images + the DeQA-Score metas (labels and splits of the "
+        "--source deqa-score (default): the archive for the images + the DeQA-Score metas (labels and splits of the "
         "papers). --source pyiqa: the archive alone, read with its own label files.",
         f"Downloading a dataset whose terms are restricted needs --accept-terms (or {ACCEPT_ENV}=1).",
         "",

@@ -30,7 +30,8 @@ from iqabench_plugins.datasets.tabular import to_float
 LABEL_DIRS = ("Train_Label", "MOS_Scores_train", "training/MOS_Scores_train")
 #: pyiqa's archive (pipal.tar) unpacks the distorted images to PIPAL/Dist_Imgs (its default_dataset_configs.yml)
 DISTORTION_DIRS = ("Train_Dist", "Dist_Imgs") + tuple(
-    f"{prefix}Distortion_{i}" for prefix in ("", "Distortion/", "training/Distortion/", "training/") for i in range(1, 5)
+    f"{prefix}Distortion_{i}"
+    for prefix in ("", "Distortion/", "training/Distortion/", "training/") for i in range(1, 5)
 )
 
 
