@@ -5,7 +5,9 @@ terms (and stop unless they are accepted); ask the Hub what the files are now
 and stop if that differs from what the table (:mod:`iqabench.data.sources`) or
 an earlier verified download recorded; check the free space; download
 (resuming a partial file); check every file's bytes against the Hub's
-checksum; unpack into a staging folder; read the result with the dataset's own
+checksum; unpack into a staging folder (the dataset is the folder the table
+names, pyiqa's ``dataroot_target``, or else the archive's single top folder;
+anything beside it is left out); read the result with the dataset's own
 plugin and check it (every labelled image present, at least the official
 number of images); and only then move it into place with one rename. So a
 dataset folder that ``data check`` sees is always a complete one, and an
@@ -234,23 +236,25 @@ class Downloader:
 
     # -- one dataset -----------------------------------------------------------------------------
     def _describe(self, row: DatasetSource) -> tuple[hub.Remote, list[hub.Remote]]:
-        """The Hub's description of the archive and the metas, checked against the table."""
-        archive = hub.describe(row.archive.repo_id, row.archive.path, repo_type=row.archive.repo_type,
-                               revision=row.archive.revision)
-        _check_published(row.archive, archive)
+        """The Hub's description of the archive and the metas this source takes, checked against the table."""
+        archive: hub.Remote | None = None
         metas: list[hub.Remote] = []
-        if self.source == "deqa-score":
-            metas = [hub.describe(row.metas.repo_id, path, repo_type=row.metas.repo_type, revision=row.metas.revision)
-                     for path in _meta_paths(row.metas)]
+        for item in row.files(self.source):
+            if isinstance(item, HubFile):
+                archive = hub.describe(item.repo_id, item.path, repo_type=item.repo_type, revision=item.revision)
+                _check_published(item, archive)
+            else:
+                metas += [hub.describe(item.repo_id, path, repo_type=item.repo_type, revision=item.revision)
+                          for path in _meta_paths(item)]
+        assert archive is not None, f"the row of {row.dataset} names no archive"
         return archive, metas
 
     def _check_space(self, remotes: list[hub.Remote], files: Path) -> None:
         to_fetch = 0
         for remote in remotes:
-            if remote.size is None:
+            if remote.size is None or hub.in_user_cache(remote):
                 continue
-            have = (files / Path(remote.path).name)
-            part = hub.partial_path(files, remote)
+            have, part = hub.local_path(files, remote), hub.partial_path(files, remote)
             done = have.stat().st_size if have.is_file() else part.stat().st_size if part.is_file() else 0
             to_fetch += max(remote.size - done, 0)
         unpacked = sum(remote.size or 0 for remote in remotes)  # images barely compress: about the archive's size
@@ -286,8 +290,9 @@ class Downloader:
         target = self.target(name)
         files = self.work / "files" / name
         staging = self.work / "staging" / name
-        self.say(f"{name}: asking {hub.endpoint()} for {row.archive.repo_id}/{row.archive.path}"
-                 + (f" and {row.metas.repo_id}/{row.metas.folder}/" if self.source == "deqa-score" else ""))
+        wanted = [f"{item.repo_id}/{item.path if isinstance(item, HubFile) else item.folder + '/'}"
+                  for item in row.files(self.source)]
+        self.say(f"{name}: asking {hub.endpoint()} for {' and '.join(wanted)}")
         archive, metas = self._describe(row)
         checksums = _Checksums(self.work)
         for remote in (archive, *metas):
@@ -322,7 +327,8 @@ class Downloader:
     ) -> Outcome:
         shutil.rmtree(staging, ignore_errors=True)
         unpack(archive_path, staging)
-        content = single_top_folder(staging)
+        named = staging / row.archive_folder if row.archive_folder else None
+        content = named if named is not None and named.is_dir() else single_top_folder(staging)
         if meta_paths:
             (content / "metas").mkdir(exist_ok=True)
             for path in meta_paths:

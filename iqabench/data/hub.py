@@ -3,9 +3,10 @@
 Everything goes through huggingface_hub: its URLs (``HF_ENDPOINT``), its
 headers (the user's token), its HEAD call (size, ETag, commit, the CDN
 location of an LFS file) and its HTTP download (retries, Range requests). What
-iqabench adds is a partial file that survives the process: huggingface_hub 2.x
-downloads into a temporary file that it deletes when the download fails, so a
-35 GB archive cut at 90% would start from zero. Here the partial file stays
+iqabench adds is a partial file that survives the process: huggingface_hub
+(2.4, ``file_download._download_to_tmp_and_move``) downloads into a temporary
+file that it deletes when the download fails, so a 35 GB archive cut at 90%
+would start from zero. Here the partial file stays
 under ``<data root>/.iqabench-download/`` and the next call asks for the
 remaining bytes. A file already in the user's Hugging Face cache is used from
 there without downloading.
@@ -117,7 +118,7 @@ def describe(repo_id: str, path: str, *, repo_type: str = "dataset", revision: s
     base = endpoint()
     url = hf_hub_url(repo_id, path, repo_type=repo_type, revision=revision, endpoint=base)
     with hub_errors(f"{repo_id}/{path}"):
-        meta = get_hf_file_metadata(url, endpoint=base)
+        meta = get_hf_file_metadata(url)
     if not meta.commit_hash or not meta.etag:
         raise DownloadError(
             f"{base} did not answer like the Hugging Face Hub for {repo_id}/{path} (no commit or ETag header); "
@@ -209,9 +210,15 @@ def in_user_cache(remote: Remote) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def local_path(folder: Path, remote: Remote) -> Path:
+    """Where ``remote`` is kept once downloaded: under its ETag, so a file that changed never passes for the old one."""
+    return folder / remote.etag[:16] / Path(remote.path).name
+
+
 def partial_path(folder: Path, remote: Remote) -> Path:
-    """Where the bytes of ``remote`` collect; named by its ETag, so a changed file never continues an old one."""
-    return folder / f"{Path(remote.path).name}.{remote.etag[:16]}.part"
+    """Where the bytes of ``remote`` collect until they are all there."""
+    final = local_path(folder, remote)
+    return final.with_name(final.name + ".part")
 
 
 def fetch(remote: Remote, folder: Path, *, desc: str = "") -> Path:
@@ -223,8 +230,8 @@ def fetch(remote: Remote, folder: Path, *, desc: str = "") -> Path:
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / Path(remote.path).name
+    final = local_path(folder, remote)
+    final.parent.mkdir(parents=True, exist_ok=True)
     if final.is_file() and (remote.size is None or final.stat().st_size == remote.size):
         return final
     part = partial_path(folder, remote)

@@ -107,9 +107,11 @@ class DatasetSource:
     metas: HubMetas
     #: the dataset's own terms of use, as far as iqabench could confirm them
     terms: str
+    #: the folder the archive keeps the dataset in (pyiqa's ``dataroot_target``); None: its single top folder
+    archive_folder: str | None = None
     #: whether the terms restrict use, so that a first download needs ``--accept-terms``
     restricted: bool = True
-    #: facts about the layout (which folder the archive unpacks to, what is not known)
+    #: facts about the layout, and what is not known about it
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def files(self, source: str) -> list[HubFile | HubMetas]:
@@ -121,10 +123,6 @@ class DatasetSource:
         raise UnknownNameError(
             f"unknown source {source!r}; one of {', '.join(SOURCES)}.{did_you_mean(source, SOURCES)}"
         )
-
-    def download_bytes(self) -> int | None:
-        """The published size of the archive (the metas are small and not sized in advance)."""
-        return self.archive.size
 
 
 def _pyiqa(path: str, size: int, sha256: str, commit: str) -> HubFile:
@@ -147,6 +145,7 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
         _deqa("KONIQ", "test_koniq_2k.json", "train_koniq_7k.json"),
         "KonIQ-10k's images are Flickr photos from YFCC100M under Creative Commons licences (KonIQ-10k paper); the "
         f"database's own terms are {NOT_CONFIRMED} http://database.mmsp-kn.de/koniq-10k-database.html",
+        archive_folder="koniq10k",
         notes=("pyiqa reads koniq10k/1024x768 and koniq10k/512x384 from this one archive",),
     ),
     DatasetSource(
@@ -156,6 +155,7 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
         _deqa("SPAQ", "test_spaq_2k.json", "train_spaq_9k.json"),
         "SPAQ's repository (h4nwei/SPAQ) states no licence; its terms are "
         f"{NOT_CONFIRMED} https://github.com/h4nwei/SPAQ",
+        archive_folder="SPAQ",
         notes=("pyiqa reads SPAQ/TestImage from this archive",),
     ),
     DatasetSource(
@@ -166,7 +166,8 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
         "LIVE In the Wild: the University of Texas copyright notice allows use and redistribution for any purpose if "
         "the notice is kept and the database is cited (notice as quoted by third parties); "
         "https://live.ece.utexas.edu/research/ChallengeDB/index.html",
-        notes=("pyiqa reads LIVEC/ with Data/*.mat and Images/ from this archive",),
+        archive_folder="LIVEC",
+        notes=("pyiqa reads LIVEC/Data/*.mat (its processing script) from this archive",),
     ),
     DatasetSource(
         "kadid10k", 10125,
@@ -174,6 +175,7 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
                "d378319b35bc59b83dec155c3afbaf4e85bf3149"),
         _deqa("KADID10K", "test_kadid_2k.json", "train_kadid_8k.json"),
         f"KADID-10k's terms are {NOT_CONFIRMED} http://database.mmsp-kn.de/kadid-10k-database.html",
+        archive_folder="kadid10k",
         notes=("pyiqa reads kadid10k/images and kadid10k/dmos.csv",),
     ),
     DatasetSource(
@@ -182,6 +184,7 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
                "3a1693ce3aec04ddf5670eb70fe43a58cc709a1c"),
         _deqa("CSIQ", "test_csiq_866.json"),
         f"CSIQ's terms are {NOT_CONFIRMED} https://s2.smu.edu/~eclarson/csiq.html",
+        archive_folder="CSIQ",
         notes=("pyiqa reads CSIQ/dst_imgs, CSIQ/src_imgs and CSIQ/csiq_label.txt",),
     ),
     DatasetSource(
@@ -190,6 +193,7 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
                "1cbf2a1fb8e785166b5258babd37bad4949dd8cb"),
         _deqa("TID2013", "test_tid2013_3k.json"),
         f"TID2013's terms are {NOT_CONFIRMED} https://www.ponomarenko.info/tid2013.htm",
+        archive_folder="tid2013",
         notes=("pyiqa reads tid2013/distorted_images and tid2013/mos_with_names.txt",),
     ),
     DatasetSource(
@@ -199,6 +203,7 @@ DATASET_SOURCES: tuple[DatasetSource, ...] = (
         _deqa("PIPAL", "test_pipal_5k.json"),
         "PIPAL's repository (HaomingCai/PIPAL-dataset) states no licence for the data; its terms are "
         f"{NOT_CONFIRMED} https://github.com/HaomingCai/PIPAL-dataset",
+        archive_folder="PIPAL",
         notes=("pyiqa reads PIPAL/Dist_Imgs and PIPAL/Train_Ref; whether Dist_Imgs also holds the validation images "
                "is not known",),
     ),

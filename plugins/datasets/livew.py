@@ -79,7 +79,7 @@ class LiveWild(OfficialDataset):
     meta_key = "livew"
     auto_split = "all"
     marker_files = (NAMES_FILE, MOS_FILE)
-    nested_dirs = ("ChallengeDB_release", "LIVE-WILD")
+    nested_dirs = ("ChallengeDB_release", "LIVE-WILD", "LIVEC")  # LIVEC/: pyiqa's live_challenge.tgz
 
     def __init__(
         self, root: str | os.PathLike | None = None, *, drop_training_images: bool = True, **options: Any
