@@ -28,10 +28,11 @@ from iqabench.data import archive as archive_module
 from iqabench.data import download as download_module
 from iqabench.data.check import check_datasets
 from iqabench.data.download import MANIFEST, WORK_DIR, download_datasets
-from iqabench.data.sources import (
-    ACCEPT_ENV, DEQA_REPO, PYIQA_REPO, DatasetSource, HubFile, HubMetas, download_command,
-)
+from iqabench.data.sources import ACCEPT_ENV, DatasetSource, HubFile, HubMetas, download_command
 from iqabench.errors import DownloadError, SourceChangedError, UnknownNameError, UnsafeArchiveError
+from iqabench_plugins.datasets.downloads import DEQA_REPO, PYIQA_REPO
+from iqabench_plugins.datasets.kadid10k import KADID10k
+from tests.helpers import registry_with
 from tests.hubserver import FakeHub
 
 #: KADID-style labels: 2 references x 3 distorted images
@@ -93,11 +94,17 @@ def serve_kadid(hub: FakeHub, *, archive: bytes | None = None, path: str = "kadi
     hub.add(DEQA_REPO, "KADID10K/metas/test_kadid_2k.json", meta(list(DMOS)[3:]))
     hub.add(DEQA_REPO, "KADID10K/metas/mos.json", json.dumps({"I01_01_01.png": 4.5}).encode())
     return DatasetSource(
-        "kadid10k", IMAGE_FILES,
-        HubFile(PYIQA_REPO, path, size=len(data), sha256=announced or sha, evidence="the test's LFS pointer"),
+        IMAGE_FILES,
+        HubFile(PYIQA_REPO, path, size=len(data), sha256=announced or sha, evidence="the test's LFS pointer",
+                terms="the archive's terms (test)"),
         HubMetas(DEQA_REPO, "KADID10K/metas", required=("test_kadid_2k.json", "train_kadid_8k.json")),
         "research use only (test)", archive_folder=folder,
     )
+
+
+def registry_for(row: DatasetSource):
+    """The KADID plugin as a third party would make it downloadable: a class whose ``download`` is ``row``."""
+    return registry_with(datasets=[type("KADIDHere", (KADID10k,), {"download": row})])
 
 
 @pytest.fixture
@@ -119,7 +126,7 @@ def hub(monkeypatch, tmp_path):
 
 def download(root: Path, row: DatasetSource, **options):
     options.setdefault("accept_terms", True)
-    return download_datasets(["kadid10k"], root, table=[row], say=lambda line: None, **options)
+    return download_datasets(["kadid10k"], root, registry=registry_for(row), say=lambda line: None, **options)
 
 
 def only_line(exc: pytest.ExceptionInfo) -> str:
@@ -138,7 +145,7 @@ def test_deqa_download_installs_a_folder_that_data_check_reports_complete(hub, t
     # the archive's top folder is gone; the metas sit next to the images; mos.json (no split prefix) is not fetched
     assert sorted(p.name for p in (folder / "metas").iterdir()) == ["test_kadid_2k.json", "train_kadid_8k.json"]
     assert (folder / "dmos.csv").is_file() and len(list((folder / "images").iterdir())) == IMAGE_FILES
-    [check] = check_datasets(root, ["kadid10k"])
+    [check] = check_datasets(root, ["kadid10k"], registry_for(row))
     assert (check["found"], check["images"], check["records"], check["problem"]) == (True, 6, 6, "")
     assert (check["split_source"], check["splits"]) == ("deqa", "test 3, train 3")
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -178,7 +185,7 @@ def test_pyiqa_source_reads_the_archive_with_its_own_label_file(hub, tmp_path):
     row = serve_kadid(hub)
     [outcome] = download(tmp_path, row, source="pyiqa")
     assert (outcome.status, outcome.records) == ("downloaded", 6)
-    [check] = check_datasets(tmp_path, ["kadid10k"])
+    [check] = check_datasets(tmp_path, ["kadid10k"], registry_for(row))
     assert check["found"] and check["images"] == check["records"] == 6
     assert check["split_source"].startswith("random")  # KADID's default without metas: a seeded split
     assert not (tmp_path / "kadid10k" / "metas").exists()
@@ -216,14 +223,14 @@ def test_a_cut_connection_leaves_a_partial_file_that_the_next_call_resumes(hub, 
     hub.faults.clear()
     [part] = (root / WORK_DIR / "files" / "kadid10k").rglob("*.part")
     assert part.stat().st_size == 1000
-    assert not (root / "kadid10k").exists() and not check_datasets(root, ["kadid10k"])[0]["found"]
+    assert not (root / "kadid10k").exists() and not check_datasets(root, ["kadid10k"], registry_for(row))[0]["found"]
     [outcome] = download(root, row)
     assert outcome.status == "downloaded"
     ranges = [e.range for e in hub.requests("cdn")]
     # the first GET from byte 0, every later one from byte 1000: the next call continued, it did not start again
     assert ranges[0] is None and len(ranges) >= 2 and set(ranges[1:]) == {"bytes=1000-"}
     assert size > 1000  # the cut fell inside the file
-    assert check_datasets(root, ["kadid10k"])[0]["problem"] == ""
+    assert check_datasets(root, ["kadid10k"], registry_for(row))[0]["problem"] == ""
 
 
 def test_bytes_that_do_not_match_the_hubs_checksum_are_refused_and_removed(hub, tmp_path):
@@ -241,9 +248,8 @@ def test_bytes_that_do_not_match_the_hubs_checksum_are_refused_and_removed(hub, 
 
 def test_a_file_that_differs_from_the_table_is_refused_before_downloading(hub, tmp_path):
     row = serve_kadid(hub)
-    stale = DatasetSource(row.dataset, row.images, HubFile(PYIQA_REPO, "kadid10k.tgz", size=row.archive.size,
-                                                           sha256="0" * 64, evidence="HF commit abc"),
-                          row.metas, row.terms)
+    stale = DatasetSource(row.images, HubFile(PYIQA_REPO, "kadid10k.tgz", size=row.archive.size,
+                                              sha256="0" * 64, evidence="HF commit abc"), row.metas, row.terms)
     with pytest.raises(SourceChangedError) as refused:
         download(tmp_path, stale)
     assert "the source changed" in only_line(refused) and "HF commit abc" in str(refused.value)
@@ -262,7 +268,7 @@ def test_a_file_that_changes_after_a_verified_download_is_noticed(hub, tmp_path)
 
 def test_an_archive_with_fewer_images_than_the_official_count_is_not_installed(hub, tmp_path):
     row = serve_kadid(hub)
-    short = DatasetSource(row.dataset, IMAGE_FILES + 1, row.archive, row.metas, row.terms)
+    short = DatasetSource(IMAGE_FILES + 1, row.archive, row.metas, row.terms)
     with pytest.raises(SourceChangedError) as refused:
         download(tmp_path, short)
     assert f"holds {IMAGE_FILES} image files, the official count is {IMAGE_FILES + 1}" in only_line(refused)
@@ -308,12 +314,13 @@ def test_terms_must_be_accepted_before_the_first_download(hub, tmp_path, monkeyp
     row = serve_kadid(hub)
     lines: list[str] = []
     with pytest.raises(DownloadError) as refused:
-        download_datasets(["kadid10k"], tmp_path, table=[row], say=lines.append)
+        download_datasets(["kadid10k"], tmp_path, registry=registry_for(row), say=lines.append)
     assert "--accept-terms" in only_line(refused) and ACCEPT_ENV in str(refused.value)
-    assert any("research use only (test)" in line for line in lines)  # the terms were printed
+    # the terms were printed: the archive repository's, then the dataset's
+    assert [line.strip() for line in lines[1:]] == ["- the archive's terms (test)", "- kadid10k: research use only (test)"]
     assert not hub.log
     monkeypatch.setenv(ACCEPT_ENV, "1")
-    [outcome] = download_datasets(["kadid10k"], tmp_path, table=[row], say=lines.append)
+    [outcome] = download_datasets(["kadid10k"], tmp_path, registry=registry_for(row), say=lines.append)
     assert outcome.status == "downloaded"
 
 
@@ -394,15 +401,16 @@ def test_list_prints_every_source_size_count_and_terms_offline(capsys):
         assert any(entry.startswith(f"  - {name}: ") for entry in out.splitlines())
     assert PYIQA_REPO in out and DEQA_REPO in out and "--accept-terms" in out
     assert main(["data", "download", "--list", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    # 6,348,641,188 bytes: the size in the LFS pointer of koniq10k.tgz
-    assert rows[0]["archive_bytes"] == 6348641188 and len(rows) == 8
+    rows = {row["dataset"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert len(rows) == 8
+    assert rows["koniq10k"]["archive_bytes"] == 6348641188  # the size in the LFS pointer of koniq10k.tgz
+    assert rows["livew"]["sources"]["deqa-score"] == [f"datasets/{PYIQA_REPO}/live_challenge.tgz",
+                                                      f"datasets/{DEQA_REPO}/LIVE-WILD/metas/"]
 
 
 def test_the_command_installs_and_prints_the_check_table(hub, tmp_path, capsys, monkeypatch):
-    from iqabench.data import sources
-
-    monkeypatch.setattr(sources, "DATASET_SOURCES", (serve_kadid(hub),))
+    # the built-in KADID plugin, its download pointed at the test's files
+    monkeypatch.setattr(KADID10k, "download", serve_kadid(hub))
     code = main(["data", "download", "kadid10k", "--root", str(tmp_path), "--accept-terms", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
@@ -413,6 +421,9 @@ def test_the_download_command_is_named_for_missing_suite_datasets():
     assert download_command(["koniq10k", "livew", "graded"], Path("/data")) == (
         "iqabench data download koniq10k livew --root /data")
     assert download_command(["graded"], None) == ""
+    # a third-party dataset with a download is named too; one without is not
+    row = DatasetSource(1, HubFile("o/r", "a.zip"), HubMetas("o/m", "A/metas", ()), "terms")
+    assert download_command(["kadid10k"], None, registry_for(row)) == "iqabench data download kadid10k --root DIR"
 
 
 def test_a_paper_suite_with_missing_data_names_the_download_command(tmp_path):

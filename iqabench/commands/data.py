@@ -130,14 +130,15 @@ def _check(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     from iqabench.contracts.dataset import DATA_ENV, resolve_data_root
-    from iqabench.data.sources import format_listing, listing
+    from iqabench.data.sources import downloadable, format_listing, listing
 
     if args.list:
+        table = downloadable()
         if args.json:
-            for row in listing():
+            for row in listing(table):
                 print(json.dumps(row))
         else:
-            print(format_listing())
+            print(format_listing(table))
         return 0
     from iqabench.data.check import check_datasets, format_check_table
     from iqabench.data.download import download_datasets

@@ -312,6 +312,8 @@ class Dataset(ABC):
     expected_files: ClassVar[tuple[str, ...]] = ()
     #: number of records of the official release
     official_count: ClassVar[int | None] = None
+    #: where ``iqabench data download`` gets it (an :class:`iqabench.data.sources.DatasetSource`); None: nowhere
+    download: ClassVar[Any] = None
     #: split a test set uses when a suite names none
     default_test_split: ClassVar[str] = "test"
     #: whether label or meta files may name images outside ``root`` (the dataset option of the same name)

@@ -1,9 +1,10 @@
 """``iqabench data download``: a dataset in the layout ``data check`` reads, or one line saying why not.
 
-For each dataset the steps are: skip it when it is already complete; show its
-terms (and stop unless they are accepted); ask the Hub what the files are now
-and stop if that differs from what the table (:mod:`iqabench.data.sources`) or
-an earlier verified download recorded; check the free space; download
+Which files make up a dataset is what its class declares (``download``, a
+:class:`~iqabench.data.sources.DatasetSource`). For each dataset the steps are:
+skip it when it is already complete; show its terms (and stop unless they are
+accepted); ask the Hub what the files are now and stop if that differs from
+what the declaration or an earlier verified download recorded; check the free space; download
 (resuming a partial file); check every file's bytes against the Hub's
 checksum; unpack into a staging folder (the dataset is the folder the table
 names, pyiqa's ``dataroot_target``, or else the archive's single top folder;
@@ -28,7 +29,7 @@ import errno
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,7 @@ from typing import Any
 from iqabench.data import hub
 from iqabench.data.archive import single_top_folder, unpack
 from iqabench.data.sources import (
-    ACCEPT_ENV, DEFAULT_SOURCE, DEQA_TERMS, PYIQA_TERMS, SOURCES, DatasetSource, HubFile, HubMetas, resolve_names,
-    source_table,
+    ACCEPT_ENV, DEFAULT_SOURCE, SOURCES, DatasetSource, HubFile, HubMetas, downloadable, resolve_names,
 )
 from iqabench.errors import DownloadError, IQABenchError, SourceChangedError, UnknownNameError, did_you_mean
 from iqabench.files import atomic_write_json, read_json
@@ -151,14 +151,13 @@ def _no_space(exc: OSError, where: Path, what: str, kept: str) -> DownloadError:
 
 
 class Downloader:
-    """Downloads datasets from the rows of a source table into one data root."""
+    """Downloads the registered datasets that declare a ``download`` into one data root."""
 
     def __init__(
         self,
         data_root: str | os.PathLike,
         *,
         source: str = DEFAULT_SOURCE,
-        table: Iterable[DatasetSource] | None = None,
         registry: PluginRegistry | None = None,
         keep_archives: bool = False,
         say: Say = print,
@@ -169,8 +168,8 @@ class Downloader:
             )
         self.data_root = Path(os.path.expanduser(str(data_root)))
         self.source = source
-        self.table = source_table(table)
         self.registry = registry or default_registry()
+        self.table = downloadable(self.registry)
         self.keep_archives = keep_archives
         self.say = say
         self.work = self.data_root / WORK_DIR
@@ -201,21 +200,20 @@ class Downloader:
             "Move it away (or complete it by hand, see `iqabench data check`), or download into another --root."
         )
 
-    def terms(self, rows: Sequence[DatasetSource]) -> list[str]:
-        lines = [PYIQA_TERMS] + ([DEQA_TERMS] if self.source == "deqa-score" else [])
-        return lines + [f"{row.dataset}: {row.terms}" for row in rows]
+    def terms(self, names: Sequence[str]) -> list[str]:
+        """The terms of the repositories the files come from, then each dataset's own."""
+        shared = [item.terms for name in names for item in self.table[name].files(self.source) if item.terms]
+        return list(dict.fromkeys(shared)) + [f"{name}: {self.table[name].terms}" for name in names]
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self, names: Sequence[str], *, accept_terms: bool = False) -> list[Outcome]:
         wanted = resolve_names(names, self.table)
-        for name in wanted:
-            self._dataset_class(name)  # a row whose dataset is not registered: an error before anything else
         outcomes: dict[str, Outcome] = {}
-        pending: list[DatasetSource] = []
+        pending: list[str] = []
         for name in wanted:
             done = self.installed(name)
             if done is None:
-                pending.append(self.table[name])
+                pending.append(name)
             else:
                 outcomes[name] = done
                 self.say(f"{name}: {'already complete' if done.status == 'complete' else 'found'} at {done.folder} "
@@ -224,18 +222,18 @@ class Downloader:
             self.say("Terms of use of what will be downloaded:")
             for line in self.terms(pending):
                 self.say(f"  - {line}")
-            restricted = [row.dataset for row in pending if row.restricted]
+            restricted = [name for name in pending if self.table[name].restricted]
             if restricted and not (accept_terms or terms_accepted_by_env()):
                 raise DownloadError(
                     f"the terms of {', '.join(restricted)} restrict their use (printed above); read them, then run "
                     f"again with --accept-terms (or {ACCEPT_ENV}=1) to download."
                 )
-        for row in pending:
-            outcomes[row.dataset] = self.download(row)
+        for name in pending:
+            outcomes[name] = self.download(name)
         return [outcomes[name] for name in wanted]
 
     # -- one dataset -----------------------------------------------------------------------------
-    def _describe(self, row: DatasetSource) -> tuple[hub.Remote, list[hub.Remote]]:
+    def _describe(self, name: str, row: DatasetSource) -> tuple[hub.Remote, list[hub.Remote]]:
         """The Hub's description of the archive and the metas this source takes, checked against the table."""
         archive: hub.Remote | None = None
         metas: list[hub.Remote] = []
@@ -246,7 +244,7 @@ class Downloader:
             else:
                 metas += [hub.describe(item.repo_id, path, repo_type=item.repo_type, revision=item.revision)
                           for path in _meta_paths(item)]
-        assert archive is not None, f"the row of {row.dataset} names no archive"
+        assert archive is not None, f"the download of {name} names no archive"
         return archive, metas
 
     def _check_space(self, remotes: list[hub.Remote], files: Path) -> None:
@@ -284,8 +282,8 @@ class Downloader:
         checksums.record(remote, sha256, path.stat().st_size)
         return path
 
-    def download(self, row: DatasetSource) -> Outcome:
-        name = row.dataset
+    def download(self, name: str) -> Outcome:
+        row = self.table[name]
         cls = self._dataset_class(name)
         target = self.target(name)
         files = self.work / "files" / name
@@ -293,7 +291,7 @@ class Downloader:
         wanted = [f"{item.repo_id}/{item.path if isinstance(item, HubFile) else item.folder + '/'}"
                   for item in row.files(self.source)]
         self.say(f"{name}: asking {hub.endpoint()} for {' and '.join(wanted)}")
-        archive, metas = self._describe(row)
+        archive, metas = self._describe(name, row)
         checksums = _Checksums(self.work)
         for remote in (archive, *metas):
             checksums.check_unchanged(remote)
@@ -306,7 +304,8 @@ class Downloader:
                 raise _no_space(exc, files, f"downloading {name}", "the partial download is kept.") from None
             raise
         try:
-            outcome = self._install(row, cls, archive_path, meta_paths, [archive, *metas], staging, target, checksums)
+            outcome = self._install(name, row, cls, archive_path, meta_paths, [archive, *metas], staging, target,
+                                    checksums)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if exc.errno in NO_SPACE:
@@ -322,8 +321,8 @@ class Downloader:
         return outcome
 
     def _install(
-        self, row: DatasetSource, cls: type, archive_path: Path, meta_paths: list[Path], remotes: list[hub.Remote],
-        staging: Path, target: Path, checksums: _Checksums,
+        self, name: str, row: DatasetSource, cls: type, archive_path: Path, meta_paths: list[Path],
+        remotes: list[hub.Remote], staging: Path, target: Path, checksums: _Checksums,
     ) -> Outcome:
         shutil.rmtree(staging, ignore_errors=True)
         unpack(archive_path, staging)
@@ -333,9 +332,9 @@ class Downloader:
             (content / "metas").mkdir(exist_ok=True)
             for path in meta_paths:
                 shutil.copyfile(path, content / "metas" / path.name)
-        records, images, notes = self._verify(row, cls, content)
+        records, images, notes = self._verify(name, row, cls, content)
         atomic_write_json(content / MANIFEST, {
-            "dataset": row.dataset,
+            "dataset": name,
             "source": self.source,
             "downloaded": _today(),
             "records": records,
@@ -347,7 +346,7 @@ class Downloader:
             ],
         })
         if target.exists() or target.is_symlink():  # only iqabench's own folder gets here (see installed())
-            old = self.work / "replaced" / row.dataset
+            old = self.work / "replaced" / name
             shutil.rmtree(old, ignore_errors=True)
             old.parent.mkdir(parents=True, exist_ok=True)
             os.replace(target, old)
@@ -355,15 +354,15 @@ class Downloader:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(content, target)
-        self.say(f"{row.dataset}: installed at {target} ({records} records, {images} image files).")
-        return Outcome(row.dataset, "downloaded", target, records, images, notes)
+        self.say(f"{name}: installed at {target} ({records} records, {images} image files).")
+        return Outcome(name, "downloaded", target, records, images, notes)
 
-    def _verify(self, row: DatasetSource, cls: type, folder: Path) -> tuple[int, int, list[str]]:
+    def _verify(self, name: str, row: DatasetSource, cls: type, folder: Path) -> tuple[int, int, list[str]]:
         """Read the unpacked folder with the dataset's plugin; an error unless it is complete and counts right."""
         images = _image_files(folder)
         if images < row.images:
             raise SourceChangedError(
-                f"{row.dataset}: the archive holds {images} image files, the official count is {row.images}: the "
+                f"{name}: the archive holds {images} image files, the official count is {row.images}: the "
                 "source changed or the archive is incomplete; nothing was installed."
             )
         try:
@@ -372,11 +371,11 @@ class Downloader:
             first = str(exc).strip().splitlines()[0]
             hint = " (--source deqa-score adds the DeQA-Score metas as labels)" if self.source == "pyiqa" else ""
             raise SourceChangedError(
-                f"{row.dataset}: the unpacked files cannot be read as {cls.title}{hint}: {first} Nothing was installed."
+                f"{name}: the unpacked files cannot be read as {cls.title}{hint}: {first} Nothing was installed."
             ) from None
         if missing:
             raise SourceChangedError(
-                f"{row.dataset}: {missing} of the {len(index.records)} images the labels name are not in the archive; "
+                f"{name}: {missing} of the {len(index.records)} images the labels name are not in the archive; "
                 "nothing was installed."
             )
         notes = [f"labels: {index.provenance.split_source}"] + list(index.provenance.warnings)
@@ -418,11 +417,9 @@ def download_datasets(
     source: str = DEFAULT_SOURCE,
     accept_terms: bool = False,
     keep_archives: bool = False,
-    table: Iterable[DatasetSource] | None = None,
     registry: PluginRegistry | None = None,
     say: Say = print,
 ) -> list[Outcome]:
-    """Download ``names`` (``all`` for every dataset of the table) into ``data_root``; one outcome per dataset."""
-    downloader = Downloader(data_root, source=source, table=table, registry=registry, keep_archives=keep_archives,
-                            say=say)
+    """Download ``names`` (``all``: every dataset that declares a ``download``) into ``data_root``; one outcome each."""
+    downloader = Downloader(data_root, source=source, registry=registry, keep_archives=keep_archives, say=say)
     return downloader.run(names, accept_terms=accept_terms)

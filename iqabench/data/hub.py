@@ -93,8 +93,8 @@ def hub_errors(what: str) -> Iterator[None]:
         ) from None
     except (hf.EntryNotFoundError, hf.RevisionNotFoundError):
         raise SourceChangedError(
-            f"{what} is no longer on the Hub: the source changed; iqabench's table of sources "
-            "(iqabench/data/sources.py) needs updating."
+            f"{what} is no longer on the Hub: the source changed; the dataset's `download` (for the built-in "
+            "datasets: iqabench_plugins/datasets/downloads.py) needs updating."
         ) from None
     except hf.HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", "?")

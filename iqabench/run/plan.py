@@ -332,7 +332,7 @@ def _open_datasets(
                  format_check_table(check_datasets(data_root, names, registry)), "", problems[0]]
         if len(problems) > 1:
             lines.append(f"({len(problems) - 1} more dataset(s) missing; the table above lists them.)")
-        command = download_command(names, data_root)
+        command = download_command(names, data_root, registry)
         if command:
             lines += ["", "Download them (sources, sizes and terms: `iqabench data download --list`):", f"  {command}"]
         raise DataMissingError("\n".join(lines))

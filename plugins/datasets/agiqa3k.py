@@ -15,6 +15,7 @@ from typing import Any
 from iqabench.errors import IQABenchError
 
 from iqabench_plugins.datasets.files import list_subfolders
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_csv_rows, to_float
 
@@ -40,6 +41,7 @@ class AGIQA3k(OfficialDataset):
     title = "AGIQA"
     default_dir = "agiqa3k"
     homepage = "https://github.com/lcysyzxdxc/AGIQA-3k-Database"
+    download = DOWNLOADS["agiqa3k"]
     expected_files = (
         f"{LABEL_FILE} (name, ..., mos_quality, std_quality, mos_align, std_align)",
         "the images, in the root or one sub-folder (e.g. AGIQA-3K/AttnGAN_normal_000.jpg)",

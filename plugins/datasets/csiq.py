@@ -24,6 +24,7 @@ from typing import Any
 from iqabench.errors import IQABenchError
 
 from iqabench_plugins.datasets.files import list_subfolders
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_xlsx_table, to_float
 
@@ -78,6 +79,7 @@ class CSIQ(OfficialDataset):
     title = "CSIQ"
     default_dir = "csiq"
     homepage = "https://s2.smu.edu/~eclarson/csiq.html"
+    download = DOWNLOADS["csiq"]
     expected_files = (
         f"{LABEL_FILE} (sheet {SHEET}) or {DERIVED_LABEL_FILE}",
         "dst_imgs/<type>/<image>.<TYPE>.<level>.png (awgn, blur, contrast, fnoise, jpeg, jpeg2000), "

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_csv_rows, to_float
 
@@ -56,6 +57,7 @@ class KADID10k(OfficialDataset):
     title = "KADID"
     default_dir = "kadid10k"
     homepage = "http://database.mmsp-kn.de/kadid-10k-database.html"
+    download = DOWNLOADS["kadid10k"]
     expected_files = (
         LABEL_FILE,
         "images/I01_01_01.png ...",

@@ -18,6 +18,7 @@ from typing import Any
 from iqabench.contracts.dataset import DatasetIndex
 from iqabench.errors import IQABenchError
 
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import first_existing, read_csv_rows, to_float
 
@@ -48,6 +49,7 @@ class KonIQ10k(OfficialDataset):
     title = "KonIQ"
     default_dir = "koniq10k"
     homepage = "http://database.mmsp-kn.de/koniq-10k-database.html"
+    download = DOWNLOADS["koniq10k"]
     expected_files = (
         f"{SETS_FILE} (or {SCORES_FILE}; also accepted under metadata/)",
         "1024x768/*.jpg (or 512x384/*.jpg, read when 1024x768/ is absent or with resolution=512x384)",

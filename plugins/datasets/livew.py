@@ -18,6 +18,7 @@ import numpy as np
 
 from iqabench.errors import IQABenchError
 
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 
 NAMES_FILE = "Data/AllImages_release.mat"
@@ -65,6 +66,7 @@ class LiveWild(OfficialDataset):
     title = "LIVE-W"
     default_dir = "livew"
     homepage = "https://live.ece.utexas.edu/research/ChallengeDB/index.html"
+    download = DOWNLOADS["livew"]
     expected_files = (
         NAMES_FILE,
         MOS_FILE,

@@ -24,6 +24,7 @@ from typing import Any
 from iqabench.errors import IQABenchError
 
 from iqabench_plugins.datasets.files import list_files
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import to_float
 
@@ -59,6 +60,7 @@ class PIPAL(OfficialDataset):
     title = "PIPAL"
     default_dir = "pipal"
     homepage = "https://github.com/HaomingCai/PIPAL-dataset"
+    download = DOWNLOADS["pipal"]
     expected_files = (
         "Train_Label/A0001.txt ... (or MOS_Scores_train/), one per reference, lines 'A0001_00_00.bmp,<elo>'",
         "Train_Dist/*.bmp (or Distortion_1..Distortion_4/, or Dist_Imgs/ as in pyiqa's archive)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_xlsx_table, to_float
 
@@ -28,6 +29,7 @@ class SPAQ(OfficialDataset):
     title = "SPAQ"
     default_dir = "spaq"
     homepage = "https://github.com/h4nwei/SPAQ"
+    download = DOWNLOADS["spaq"]
     expected_files = (
         LABEL_FILE,
         "TestImage/*.jpg",

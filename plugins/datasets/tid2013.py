@@ -19,6 +19,7 @@ from typing import Any
 
 from iqabench.errors import IQABenchError
 
+from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import to_float
 
@@ -61,6 +62,7 @@ class TID2013(OfficialDataset):
     title = "TID2013"
     default_dir = "tid2013"
     homepage = "https://www.ponomarenko.info/tid2013.htm"
+    download = DOWNLOADS["tid2013"]
     expected_files = (
         LABEL_FILE,
         f"{STD_FILE} (optional)",
