@@ -65,13 +65,18 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """The transport errors of whichever HTTP client this huggingface_hub uses."""
-    errors: list[type[BaseException]] = [OSError]
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The connection errors of whichever HTTP client this huggingface_hub uses."""
+    errors: list[type[BaseException]] = []
     for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"), ("requests", "RequestException")):
         with contextlib.suppress(ImportError):
             errors.append(getattr(importlib.import_module(module), name))
     return tuple(errors)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -98,16 +103,21 @@ def hub_errors(what: str) -> Iterator[None]:
         ) from None
     except hf.HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", "?")
-        raise DownloadError(f"cannot download {what}: the Hub answered HTTP {status}; try again later.") from None
-    except DownloadError:
-        raise
-    except _network_errors() as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise  # a local file-system error (full disk, permissions): the caller reports it
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DownloadError(
-            f"cannot reach {endpoint()} for {what} ({first}); check the connection, or set HF_ENDPOINT to a mirror. "
-            "Run the same command again to resume."
+            f"cannot download {what}: the Hub answered HTTP {status}; run the same command again later to resume."
+        ) from None
+    except _transport_errors() as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and not hasattr(exc, "request"):
+            raise  # a local file-system error (full disk, permissions): the caller reports it
+        raise DownloadError(
+            f"cannot reach {endpoint()} for {what} ({_first_line(exc)}); check the connection, or set HF_ENDPOINT "
+            "to a mirror. Run the same command again to resume."
+        ) from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # a local file-system error (full disk, permissions): the caller reports it
+        raise DownloadError(  # e.g. fewer bytes than announced: what arrived is kept
+            f"cannot download {what} ({_first_line(exc)}); run the same command again to resume."
         ) from None
 
 
