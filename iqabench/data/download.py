@@ -1,18 +1,18 @@
 """``iqabench data download``: a dataset in the layout ``data check`` reads, or one line saying why not.
 
 Which files make up a dataset is what its class declares (``download``, a
-:class:`~iqabench.data.sources.DatasetSource`). For each dataset the steps are:
-skip it when it is already complete; show its terms (and stop unless they are
-accepted); ask the Hub what the files are now and stop if that differs from
-what the declaration or an earlier verified download recorded; check the free space; download
-(resuming a partial file); check every file's bytes against the Hub's
-checksum; unpack into a staging folder (the dataset is the folder the table
-names, pyiqa's ``dataroot_target``, or else the archive's single top folder;
-anything beside it is left out); read the result with the dataset's own
-plugin and check it (every labelled image present, at least the official
-number of images); and only then move it into place with one rename. So a
-dataset folder that ``data check`` sees is always a complete one, and an
-interrupted or refused download leaves nothing there.
+:class:`~iqabench.data.sources.DatasetSource`). For each dataset the steps
+are: skip it when it is already complete; show its terms (and stop unless they
+are accepted); ask the Hub what the files are now and stop if that differs
+from the declaration or from an earlier verified download; check the free
+space; download (resuming a partial file); check every file's bytes against
+the Hub's checksum; unpack into a staging folder (the dataset is the folder
+the declaration names, else the archive's single top folder; anything beside
+it is left out); read the result with the dataset's own plugin and check it
+(every labelled image present, at least the official number of images); and
+only then move it into place with one rename. So a dataset folder that
+``data check`` sees is always a complete one, and an interrupted or refused
+download leaves nothing there.
 
 Under the data root, ``.iqabench-download/`` holds the partial and finished
 downloads (removed after a successful install unless ``keep_archives``), the
@@ -124,25 +124,25 @@ def _image_files(folder: Path) -> int:
     )
 
 
-def _read_dataset(cls: type, folder: Path) -> tuple[Any, Any, int]:
-    """``(dataset, index, missing)`` as the plugin reads ``folder``, warnings kept in the provenance only."""
+def _read_dataset(cls: type, folder: Path) -> tuple[Any, int]:
+    """``(index, missing images)`` as the plugin reads ``folder``; its warnings stay in the provenance."""
     dataset = cls(root=folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         index = dataset.load()
-    return dataset, index, len(dataset.missing_images(index))
+    return index, len(dataset.missing_images(index))
 
 
 def _complete(cls: type, folder: Path) -> tuple[bool, int]:
     """Whether the plugin reads ``folder`` with every labelled image present; the record count."""
     try:
-        _, index, missing = _read_dataset(cls, folder)
+        index, missing = _read_dataset(cls, folder)
     except (IQABenchError, OSError, ValueError):
         return False, 0
     return missing == 0, len(index.records)
 
 
-def _no_space(exc: OSError, where: Path, what: str, kept: str) -> DownloadError:
+def _no_space(where: Path, what: str, kept: str) -> DownloadError:
     free = shutil.disk_usage(where).free if where.exists() else 0
     return DownloadError(
         f"no space left on the disk of {where} while {what} ({_gb(free)} free); {kept} Free space, or pass --root on "
@@ -301,7 +301,7 @@ class Downloader:
             meta_paths = [self._fetch_checked(remote, files / "metas", checksums) for remote in metas]
         except OSError as exc:
             if exc.errno in NO_SPACE:
-                raise _no_space(exc, files, f"downloading {name}", "the partial download is kept.") from None
+                raise _no_space(self.data_root, f"downloading {name}", "the partial download is kept.") from None
             raise
         try:
             outcome = self._install(name, row, cls, archive_path, meta_paths, [archive, *metas], staging, target,
@@ -310,7 +310,7 @@ class Downloader:
             shutil.rmtree(staging, ignore_errors=True)
             if exc.errno in NO_SPACE:
                 kept = "nothing was installed; the download is kept."
-                raise _no_space(exc, staging, f"unpacking {name}", kept) from None
+                raise _no_space(self.data_root, f"unpacking {name}", kept) from None
             raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -366,7 +366,7 @@ class Downloader:
                 "source changed or the archive is incomplete; nothing was installed."
             )
         try:
-            _, index, missing = _read_dataset(cls, folder)
+            index, missing = _read_dataset(cls, folder)
         except IQABenchError as exc:
             first = str(exc).strip().splitlines()[0]
             hint = " (--source deqa-score adds the DeQA-Score metas as labels)" if self.source == "pyiqa" else ""
