@@ -63,3 +63,23 @@ def test_smoke_suite_runs_multi_task_grpo_and_text_only_ract():
     (entry, trainer_cls), = list(trained_entries("smoke_mllm.yaml"))
     ract = trainer_cls(**entry.trainer_options)
     assert ract.labels == "text" and ract._grpo("synthetic").degradation_datasets == ("synthetic",)
+
+
+def _reported(table: str) -> dict[tuple[str, str], tuple[float, float]]:
+    import csv
+
+    with open(SUITES.parent / "leaderboards" / "reference" / table, newline="", encoding="utf-8") as handle:
+        return {(r["model"], r["dataset"]): (float(r["plcc"]), float(r["srcc"])) for r in csv.DictReader(handle)}
+
+
+def test_table_5s_csiq_column_is_live_w_in_the_reference_and_the_suite():
+    table3, table5 = _reported("table3.csv"), _reported("table5.csv")
+    row3 = "Row 3 (text labels, VE + LLM)"
+    # row 3 is Table 3's RACT: equal on every dataset the two tables share, and its printed "CSIQ" value is LiveW's
+    for dataset in ("koniq10k", "kadid10k", "agiqa3k", "livew"):
+        assert table5[(row3, dataset)] == table3[("RACT", dataset)]
+    assert table5[(row3, "livew")] == (0.881, 0.846) and table3[("RACT", "csiq")] == (0.892, 0.838)
+    assert not any(dataset == "csiq" for _, dataset in table5)
+    suite, _ = load_suite(SUITES / "ablation_ract.yaml")
+    tested = [ref.dataset for ref in suite.test.out_of_domain]
+    assert "livew" in tested and "csiq" in tested
