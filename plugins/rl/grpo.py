@@ -352,6 +352,7 @@ class GRPO(Trainer):
     name = "grpo"
     model = "q-insight"
     uses_all_processes = True
+    applies_resize = True
 
     def __init__(
         self,
