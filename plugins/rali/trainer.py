@@ -523,7 +523,9 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
         # every process draws the same texts for the whole batch, then keeps its share: every world-th image
         ids = [[text_id[rng.choice(pairs[path]) if seed_augmentation else pairs[path][0]] for path in batch]
                for batch in batches]
-        batches = [batch for batch in batches if len(batch) >= max(2, world)]  # negatives; an image per process
+        # a batch too small for negatives (or for an image per process) is dropped, with its texts
+        kept = [i for i, batch in enumerate(batches) if len(batch) >= max(2, world)]
+        batches, ids = [batches[i] for i in kept], [ids[i] for i in kept]
         shares = [list(range(rank, len(batch), world)) for batch in batches]
         mine = [batch[i] for batch, share in zip(batches, shares, strict=True) for i in share]
         loaded = (item for chunk in iterate_batches(mine, transform, batch_size=max(map(len, shares), default=1),
