@@ -58,7 +58,8 @@ def run(name: str, weights: str, precision: str, pixels: torch.Tensor, targets: 
     start = learner.context.detach().float().clone()
     scale = float(clip.logit_scale.exp())
     fit_context(learner, features, targets, logit_scale=scale, iterations=steps, batch_size=32, lr=0.002,
-                momentum=0.0, weight_decay=0.0, lr_period=300000, min_lr=1e-7, generator=torch.Generator().manual_seed(1))
+                momentum=0.0, weight_decay=0.0, lr_period=300000, min_lr=1e-7,
+                generator=torch.Generator().manual_seed(1))
     return start, learner.context.detach().float()
 
 
@@ -88,7 +89,8 @@ def main(steps: int = 2000) -> None:
     print(f"largest |float16 - float32| context difference: {(end16 - end32).abs().max().item():.2e} "
           f"(context moved by up to {(end32 - start32).abs().max().item():.2e} in float32)")
     for label, p in (("trained in float32", p32), ("trained in float16", p16)):
-        print(f"{label}, scored in float32: SRCC {spearmanr(p, targets)[0]:.4f}, PLCC {pearsonr(p, targets)[0]:.4f} with the targets")
+        print(f"{label}, scored in float32: SRCC {spearmanr(p, targets)[0]:.4f}, "
+              f"PLCC {pearsonr(p, targets)[0]:.4f} with the targets")
     print(f"float16 against float32 predictions: PLCC {pearsonr(p16, p32)[0]:.6f}, "
           f"max |difference| {(p16 - p32).abs().max().item():.2e}")
 

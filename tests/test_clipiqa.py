@@ -479,7 +479,8 @@ def test_a_float16_context_loses_updates_below_half_its_spacing_as_the_release_d
     for learner, feats in ((half, features), (full, features.float())):
         before = learner.context.detach().clone()
         fit_context(learner, feats, targets, logit_scale=float(clip.logit_scale.exp()), iterations=2, batch_size=4,
-                    lr=LR, momentum=0.0, weight_decay=0.0, lr_period=4, min_lr=LR, generator=torch.Generator().manual_seed(0))
+                    lr=LR, momentum=0.0, weight_decay=0.0, lr_period=4, min_lr=LR,
+                    generator=torch.Generator().manual_seed(0))
         changed = (learner.context.detach() != before).float().mean().item()
         # float16 keeps only the updates of the few values near 0, where its spacing is fine; float32 keeps nearly all
         assert changed < 0.05 if learner is half else changed > 0.5

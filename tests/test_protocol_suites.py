@@ -95,7 +95,8 @@ def shrunk(suite: dict, tmp_path: Path) -> dict:
             entry["dtype"] = "float32"
         models.append(entry)
     suite.update(models=models, device="cpu", num_workers=0, batch_size=4, bootstrap=0, correlation="none",
-                 efficiency={"enabled": False}, reference=str(SUITES.parent / "leaderboards" / "reference" / "table2.csv"))
+                 efficiency={"enabled": False},
+                 reference=str(SUITES.parent / "leaderboards" / "reference" / "table2.csv"))
     return suite
 
 
@@ -145,5 +146,7 @@ def test_table_2_protocol_trains_every_peer_and_marks_every_row(tmp_path, monkey
     assert inputs[(keys["CLIP-IQA+"], koniq)]["dataset_options"] == {"resolution": "1024x768"}
     assert all(inputs[(key, spaq)]["resize"]["shorter_side"] == 512 for key in keys.values())
     board = (tmp_path / "run" / "leaderboard.md").read_text()
-    assert "| Weights |" in board and "released checkpoint" in board and "## Inputs and weights" in board
+    header = next(line for line in board.splitlines() if line.startswith("| Model"))
+    assert header.split("|")[2].strip() == "Weights"
+    assert "released checkpoint" in board and "## Inputs and weights" in board
     assert "resolution=512x384" in board and "not retrained" in board

@@ -212,7 +212,8 @@ class Prompts:
 
     def counts(self) -> dict[str, Any]:
         return {"score": len(self.score), "degradation": len(self.degradation),
-                "degradation_left_out": dict(self.left_out), "degradation_kept_as_released": dict(self.kept_as_released)}
+                "degradation_left_out": dict(self.left_out),
+                "degradation_kept_as_released": dict(self.kept_as_released)}
 
 
 def _trl_reward(name: str, function: RewardFunction, options: dict[str, Any], block: int = 0):

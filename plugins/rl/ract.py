@@ -97,11 +97,11 @@ def sft_pairs(
     rows = []
     for dataset, texts in texts_by_dataset.items():
         for row in texts:
-            resize = row.get("resize")
-            rows.append({"path": row["path"], "task": "describe", "target": row["text"], "resize": resize})
+            resize = {"resize": row["resize"]} if row.get("resize") else {}  # the input resize, when there is one
+            rows.append({"path": row["path"], "task": "describe", "target": row["text"], **resize})
             if dataset in score_datasets:
                 rows.append({"path": row["path"], "task": "score", "target": score_completion(row["text"], row["mos"]),
-                             "resize": resize})
+                             **resize})
     return rows
 
 
@@ -300,8 +300,9 @@ class RACT(Trainer):
                 reasoning = (extract_reasoning(text.text) or "").strip() if text.text else ""
                 if reasoning and text.gt is not None and (text.image, text.seed) not in seen:
                     seen.add((text.image, text.seed))
+                    resize = resize_pair(dataset)
                     rows.append({"path": str(dataset.root / text.image), "text": reasoning, "mos": text.gt,
-                                 "resize": resize_pair(dataset)})
+                                 **({"resize": resize} if resize else {})})
         if not rows:
             raise IQABenchError(
                 f"the single-domain model of {dataset.name!r} wrote no reasoning text ({texts_folder}/texts*.jsonl); "
@@ -358,7 +359,8 @@ class RACT(Trainer):
             for name, parameter in model.named_parameters():
                 parameter.requires_grad = ".visual." in f".{name}"
         processor = AutoProcessor.from_pretrained(base)
-        dataset = Dataset.from_dict({key: [row.get(key) for row in pairs] for key in ("path", "task", "target", "resize")})
+        columns = ("path", "task", "target", "resize")
+        dataset = Dataset.from_dict({key: [row.get(key) for row in pairs] for key in columns})
         args = SFTConfig(
             **common_args(
                 folder / "trainer", device=device, bf16=bf16, gradient_checkpointing=self.gradient_checkpointing,

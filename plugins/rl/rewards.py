@@ -181,7 +181,8 @@ def visualquality_fidelity(
     ever made up); a negative number is kept. The deviations, as options: ``unparsable="exclude"`` gives such a
     completion 0 and leaves it out of μ and σ² (an image with no parsed prediction is then not compared against);
     ``negative="fail"`` treats a negative number as unparsable. ``rng`` draws the substitutes (the ``grpo``
-    trainer passes one seeded with the run's seed; the release draws from Python's global generator). Each call is one comparison batch: the ``grpo`` trainer calls it once
+    trainer passes one seeded with the run's seed; the release draws from Python's global generator). Each call
+    is one comparison batch: the ``grpo`` trainer calls it once
     per block of images (``reward_batch_images``) as the release calls it once per GPU batch.
     """
     if unparsable not in UNPARSABLE:
