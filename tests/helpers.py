@@ -139,3 +139,33 @@ def save_tiny_clip(folder: Path) -> Path:
     CLIPModel(config).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return Path(folder)
+
+
+#: a tiny open_clip ResNet config (CLIP-IQA's RN50 family, 64-pixel training grid, 32-d embeddings)
+TINY_OPEN_CLIP_RN = "iqa-helper-tiny-rn"
+
+
+def save_tiny_open_clip(folder: Path, seed: int = 1) -> tuple[str, str]:
+    """Register :data:`TINY_OPEN_CLIP_RN` with open_clip and write random weights: ``(model_name, weights file)``.
+
+    CLIP-IQA(+)'s real loading path (an open_clip config and a local weights file as ``pretrained``), tiny.
+    """
+    import json
+
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"embed_dim": 32,
+              "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "patch_size": None},
+              "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    (folder / f"{TINY_OPEN_CLIP_RN}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(TINY_OPEN_CLIP_RN, pretrained=None)
+    weights = folder / f"{TINY_OPEN_CLIP_RN}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return TINY_OPEN_CLIP_RN, str(weights)

@@ -429,3 +429,58 @@ def test_converter_refuses_what_is_not_the_release(tmp_path):
 
 class Weird:
     """An arbitrary class: unpickling it would run code a checkpoint should not need."""
+
+
+def test_coop_precision_is_the_releases_float16_on_cuda_and_float32_on_the_cpu(weights, tmp_path):
+    from iqabench_plugins.clipiqa.trainer import resolve_precision
+
+    assert CoOpTrainer().precision == "auto"
+    assert resolve_precision("auto", "cuda") == resolve_precision("auto", "cuda:1") == "float16"
+    assert resolve_precision("auto", "cpu") == "float32" and resolve_precision("float16", "cpu") == "float16"
+    with pytest.raises(IQABenchError, match="precision"):
+        CoOpTrainer(precision="int8")
+    # forced on the CPU, the release's float16 path runs: a float16 CLIP and a float16 context (its checkpoint
+    # says so); the saved context keeps the float16 values
+    images = tmp_path / "images"
+    images.mkdir()
+    records = []
+    for i in range(4):
+        random_image(64, 64, seed=i).save(images / f"{i}.png")
+        records.append(Record(image=f"images/{i}.png", mos_raw=20.0 + 20 * i, mos=1.0 + i, split="train"))
+    out = tmp_path / "half"
+    CoOpTrainer(iterations=2, batch_size=4, num_workers=0, precision="float16").train(
+        {"model_name": TINY_RN, "pretrained": weights[TINY_RN]}, [TrainingSet("toy", tmp_path, records)], out)
+    context, config = load_context(out)
+    assert config["precision"] == "float16"
+    assert torch.equal(context.float(), context.half().float())  # representable in float16
+
+
+LR = 1e-6
+
+
+def test_a_float16_context_loses_updates_below_half_its_spacing_as_the_release_does(weights):
+    """Plain SGD on a float16 Parameter (the release: no float32 master copy) rounds each update to float16."""
+    clip = load_clip(TINY_RN, weights[TINY_RN], precision="fp16")
+    half = build_prompt_learner(clip, TINY_RN, CLASSES, 16, generator=torch.Generator().manual_seed(2),
+                                dtype=torch.float16)
+    assert half.context.dtype == torch.float16
+    with torch.no_grad():
+        images = torch.cat([normalised(random_image(64, 64, s)) for s in range(4)]).half()
+        features = clip.encode_image(images)
+        features = (features / features.norm(dim=-1, keepdim=True))[None]
+    assert features.dtype == torch.float16
+    full = build_prompt_learner(load_clip(TINY_RN, weights[TINY_RN]), TINY_RN, CLASSES, 16,
+                                generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        full.context.copy_(half.context.float())
+    targets = torch.tensor([0.1, 0.4, 0.6, 0.9])
+    # a learning rate whose steps are below half the float16 spacing of most context values (~1e-5 near 0.02)
+    # but far above float32's (~2e-9)
+    for learner, feats in ((half, features), (full, features.float())):
+        before = learner.context.detach().clone()
+        fit_context(learner, feats, targets, logit_scale=float(clip.logit_scale.exp()), iterations=2, batch_size=4,
+                    lr=LR, momentum=0.0, weight_decay=0.0, lr_period=4, min_lr=LR,
+                    generator=torch.Generator().manual_seed(0))
+        changed = (learner.context.detach() != before).float().mean().item()
+        # float16 keeps only the updates of the few values near 0, where its spacing is fine; float32 keeps nearly all
+        assert changed < 0.05 if learner is half else changed > 0.5

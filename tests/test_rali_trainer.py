@@ -184,3 +184,26 @@ def test_texts_longer_than_the_window_are_counted_and_recorded(clip_dir, tmp_pat
     assert provenance["texts"]["token_window"] == TEXT_WINDOW
     assert provenance["alignment"] == {"ran": True, "precision": "fp32", "gradient_checkpointing": False,
                                        "processes": 1, "batch_size": 4}
+
+
+def test_pca_scale_is_one_by_default_and_the_feature_std_on_request():
+    """The official loader divides by sqrt(pca.var_) only when pca.pkl has var_, which sklearn's PCA has not."""
+    from sklearn.decomposition import PCA
+
+    from iqabench_plugins.rali.checkpoint import pca_scale_kind
+
+    assert not hasattr(PCA(n_components=2).fit(np.random.default_rng(0).random((10, 4))), "var_")
+    rng = np.random.default_rng(1)
+    features = torch.as_tensor(rng.normal(size=(40, 6)) * np.array([1, 2, 3, 4, 5, 6]), dtype=torch.float64)
+    labels = np.linspace(1, 5, 40)
+    plain = RALITrainer(pca_dim=3, num_buckets=4, num_prototypes=4, score_definition=False).fit_head(features, labels)
+    assert torch.all(plain.pca_scale == 1) and pca_scale_kind(plain.pca_scale) == "ones (plain PCA)"
+    std = RALITrainer(pca_dim=3, num_buckets=4, num_prototypes=4, score_definition=False,
+                      pca_scale="std").fit_head(features, labels)
+    expected = features.numpy().std(axis=0)  # population std, as IncrementalPCA's / StandardScaler's var_
+    assert np.allclose(std.pca_scale.double().numpy(), expected, rtol=1e-5)
+    assert pca_scale_kind(std.pca_scale).startswith("per-feature")
+    # the projection is a PCA of the standardised features: its first component explains the most of their variance
+    z = (features.numpy() - features.numpy().mean(0)) / expected
+    top = PCA(n_components=1).fit(z).components_[0]
+    assert abs(abs(float(std.pca_components[0].double().numpy() @ top)) - 1.0) < 1e-4

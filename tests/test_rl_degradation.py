@@ -95,10 +95,12 @@ def test_released_meta_layout_is_read(tmp_path):
     ]
     (root / "metas").mkdir()
     (root / "metas" / "train_dist.json").write_text(json.dumps(entries))
-    samples, left_out = read_degradation_data(root / "metas" / "train_dist.json", DEFAULT_DISTORTION_CLASSES)
+    samples, kinds = read_degradation_data(root / "metas" / "train_dist.json", DEFAULT_DISTORTION_CLASSES)
+    # bytedance/Q-Insight @08308fd qinsight_multi_task.py: every entry is a prompt and its answers are the JSON
+    # values themselves (no mapping, nothing dropped)
     assert [(s.path.name, s.distortion_class, s.severity) for s in samples] == [
-        ("0.jpg", "blur", "obvious"), ("1.jpg", "noise", "moderate"), ("2.jpg", "null", "null")]
-    assert left_out == 1
+        ("0.jpg", "blur", "obvious"), ("1.jpg", "noise", 2), ("2.jpg", None, 0), ("3.jpg", "brighten", 3)]
+    assert kinds == {"unmatchable_answer": 3, "class_outside_the_four": 0}
     entries.append({"image": "dist_imgs/missing.jpg", "distortion_class": "blur", "severity": "slight"})
     (root / "metas" / "train_dist.json").write_text(json.dumps(entries))
     with pytest.raises(IQABenchError, match="missing.jpg.*keep the release's layout"):
@@ -155,10 +157,12 @@ def test_prompts_of_both_tasks(tmp_path):
     kadid = image_set(tmp_path, "kadid", [{"type": "jpeg", "level": 1}, {"type": "contrast_change", "level": 2},
                                           {"type": "gaussian_blur", "level": 5}])
     prompts = GRPO(degradation_datasets=["kadid"]).prompts([koniq, kadid])
-    assert prompts.counts() == {"score": 5, "degradation": 2, "degradation_left_out": {"kadid": 1}}
+    assert prompts.counts() == {"score": 5, "degradation": 2, "degradation_left_out": {"kadid": 1},
+                                "degradation_kept_as_released": {}}
     rows = prompts.rows()
     assert rows["task"] == ["score"] * 5 + ["degradation"] * 2
-    assert rows["distortion_class"][5:] == ["compression", "blur"] and rows["severity"][5:] == ["slight", "catastrophic"]
+    assert [json.loads(a) for a in rows["answer"][5:]] == [
+        {"distortion_class": "compression", "severity": "slight"}, {"distortion_class": "blur", "severity": "catastrophic"}]
     # Q-Insight's split: scores from one dataset, degradation from another
     only = GRPO(score_datasets=["koniq"], degradation_datasets=["kadid"]).prompts([koniq, kadid])
     assert only.counts()["score"] == 2
@@ -176,8 +180,38 @@ def test_trl_adapter_gives_each_reward_its_own_tasks():
     """Q-Insight's accuracy reward is one function over both tasks; here two, whose sum is the same."""
     answer = '<think>\nx\n</think>\n<answer>\n{"rating": 3.10, "distortion_class": "blur", "severity": "slight"}\n</answer>'
     columns = dict(prompts=[None] * 2, completions=[[{"content": answer}]] * 2, task=["score", "degradation"],
-                   mos=[3.0, None], distortion_class=[None, "blur"], severity=[None, "moderate"], image_id=["a", "b"])
+                   mos=[3.0, None], answer=[None, json.dumps({"distortion_class": "blur", "severity": "moderate"})],
+                   image_id=["a", "b"])
     score = _trl_reward("q_insight_score", q_insight_score, {})(**columns)
     degradation = _trl_reward("q_insight_degradation", q_insight_degradation, {})(**columns)
     form = _trl_reward("q_insight_format", q_insight_format, {})(**columns)
     assert score == [1.0, None] and degradation == [None, 0.25] and form == [1.0, 1.0]
+
+
+def test_released_meta_answers_are_compared_exactly_as_the_release_does(tmp_path):
+    """A JSON null never equals the model's "null"; a class outside the four is kept and rewarded when named."""
+    root = tmp_path / "refA_sd_brief"
+    entries = [{"image": "dist_imgs/0.jpg", "distortion_class": None, "severity": None},
+               {"image": "dist_imgs/1.jpg", "distortion_class": "null", "severity": "null"},
+               {"image": "dist_imgs/2.jpg", "distortion_class": "contrast", "severity": "moderate"}]
+    for i in range(3):
+        write_image(root / "dist_imgs" / f"{i}.jpg", i)
+    (root / "metas").mkdir()
+    (root / "metas" / "train_dist.json").write_text(json.dumps(entries))
+    prompts = GRPO(degradation_data=str(root / "metas" / "train_dist.json")).prompts(
+        [image_set(tmp_path, "koniq", [None])])
+    assert prompts.counts()["degradation"] == 3
+    assert list(prompts.counts()["degradation_kept_as_released"].values()) == [
+        {"unmatchable_answer": 1, "class_outside_the_four": 1}]
+    rows = prompts.rows()
+
+    def reply(kind, severity):
+        return (f'<think>\nx\n</think>\n<answer>\n{{"distortion_class": "{kind}", "severity": "{severity}"}}\n'
+                "</answer>")
+
+    completions = [[{"content": reply("null", "null")}], [{"content": reply("null", "null")}],
+                   [{"content": reply("contrast", "moderate")}]]
+    columns = dict(prompts=[None] * 3, completions=completions, task=rows["task"][1:], mos=rows["mos"][1:],
+                   answer=rows["answer"][1:], image_id=rows["image_id"][1:])
+    # the release: "null" == None is False (0); "null" == "null" (0.25 + 0.75); "contrast" kept and matched
+    assert _trl_reward("q_insight_degradation", q_insight_degradation, {})(**columns) == [0.0, 1.0, 1.0]

@@ -116,10 +116,17 @@ def test_two_multi_task_steps_change_parameters_and_seed_repeats(base, training_
     assert all(torch.equal(after[name], again[name]) for name in after)
     provenance = json.loads((Path(first["checkpoint"]) / "iqabench_provenance.json").read_text())
     assert provenance["base_checkpoint"] == str(base) and provenance["datasets"][0]["records"] == 4
-    assert provenance["prompts"] == {"score": 4, "degradation": 4, "degradation_left_out": {"tiny": 0}}
+    assert provenance["prompts"] == {"score": 4, "degradation": 4, "degradation_left_out": {"tiny": 0},
+                                     "degradation_kept_as_released": {}}
     # what trl was actually configured with, read back from the trainer: the published settings
     effective = provenance["effective"]
     assert effective["loss_type"] == "grpo" and effective["advantage_scaling"] == "group"
+    # Q-Insight's loss adds the plain k3 KL (grpo_trainer.py line 692); trl 1.x multiplies it by the importance
+    # ratio unless told not to
+    assert effective["use_bias_correction_kl"] is False
+    # the prompt length: the byte-level tiny tokenizer's text plus 64x64 images -> 56x56, 2 x 2 = 4 visual tokens
+    lengths = provenance["prompt_tokens"]
+    assert lengths["score"]["longest"] == lengths["score"]["text_tokens"] + 4
     sampling = effective["rollout_sampling"]
     assert (sampling["do_sample"], sampling["temperature"], sampling["top_k"], sampling["top_p"]) == (True, 1.0, 50, 1.0)
     assert sampling["repetition_penalty"] == 1.0  # not Qwen2.5-VL's generation_config (1.05)

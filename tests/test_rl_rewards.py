@@ -134,13 +134,33 @@ def test_visualquality_fidelity_hand_computed():
         (fidelity(3, 3.5, 0.0, 0.5, 0.0) + fidelity(3, 2.0, 0.0, 0.0, 0.5)) / 2,
         0.0,
     ]
-    assert visualquality_fidelity(texts, labels, groups) == pytest.approx(expected, abs=1e-12)
+    assert visualquality_fidelity(texts, labels, groups, unparsable="exclude") == pytest.approx(expected, abs=1e-12)
     # a spot value worked by hand: A's "4" against B alone is sqrt(Φ(2/sqrt(0.5)) + 1e-6) + sqrt(1e-6)
     assert fidelity(4, 2.0, 0.5, 0.0, 1.0) == pytest.approx(0.99983037, abs=1e-7)
 
 
 def test_visualquality_fidelity_without_another_image_is_zero():
     assert visualquality_fidelity([vq_answer("4"), vq_answer("3")], [4.0, 4.0], ["A", "A"]) == [0.0, 0.0]
+
+
+def test_visualquality_fidelity_by_default_is_the_releases_random_substitute_and_signed_numbers():
+    # grpo_jsonl.py: no number -> random.randint(1, 5), counted in the image's mean and variance; "-?\\d+(\\.\\d+)?"
+    # keeps the sign; without an <answer> block the first number of the whole completion is read
+    import random
+
+    substitute = float(random.Random(7).randint(1, 5))
+    texts = [vq_answer("4"), "no number at all", vq_answer("-1.5"), "I rate it 2 out of 5"]
+    labels = [4.0, 4.0, 2.0, 2.0]
+    groups = ["A", "A", "B", "B"]
+    a, b = [4.0, substitute], [-1.5, 2.0]
+    mean_a, var_a = sum(a) / 2, (a[0] - a[1]) ** 2 / 2  # unbiased variance of two values
+    mean_b, var_b = sum(b) / 2, (b[0] - b[1]) ** 2 / 2
+    expected = [fidelity(p, mean_b, var_a, var_b, 1.0) for p in a] + [fidelity(p, mean_a, var_b, var_a, 0.0) for p in b]
+    assert visualquality_fidelity(texts, labels, groups, rng=random.Random(7)) == pytest.approx(expected, abs=1e-12)
+    # iqabench's stricter options: the number-less completion and the negative one earn 0 and leave the moments
+    strict = visualquality_fidelity(texts, labels, groups, unparsable="exclude", negative="fail")
+    assert strict[1] == 0.0 and strict[2] == 0.0
+    assert strict[0] == pytest.approx(fidelity(4.0, 2.0, 0.0, 0.0, 1.0), abs=1e-12)
 
 
 def test_unknown_reward_names_the_close_and_available_ones():

@@ -29,6 +29,10 @@ class TrainingSet:
     name: str
     root: Path
     records: Sequence[Record]
+    #: a resize the trainer applies to every image before its own preprocessing (the suite's ``preprocessing`` or
+    #: the model's ``inputs``): an object with ``shorter_side``, ``max_side``, ``active`` and a call on a PIL
+    #: image, or None. Trainers that cannot apply one say so (``applies_resize``).
+    resize: Any = None
 
     def image_paths(self) -> list[Path]:
         return [self.root / r.image for r in self.records]
@@ -44,6 +48,9 @@ class Trainer(ABC):
     #: whether :meth:`train` shares its work among the processes of an ``accelerate launch`` (as trainers built on
     #: the transformers/trl Trainer do); if not, only the main process trains and the others wait for it
     uses_all_processes: ClassVar[bool] = False
+    #: whether :meth:`train` applies :attr:`TrainingSet.resize`; a suite that resizes a training set for a trainer
+    #: that does not is refused before anything runs
+    applies_resize: ClassVar[bool] = False
 
     @abstractmethod
     def train(

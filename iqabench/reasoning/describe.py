@@ -30,6 +30,7 @@ from iqabench.run.layout import shard_name
 from iqabench.contracts.model import Model
 from iqabench.progress import bar as progress_bar
 from iqabench.scoring.engine import batch_seed, score_files
+from iqabench.scoring.loader import Resize
 from iqabench.reasoning.texts import ReasoningText, TextsWriter, read_texts
 
 
@@ -59,11 +60,12 @@ def describe(
     num_workers: int = 0,
     progress: bool = True,
     group: Processes | None = None,
+    resize: Resize | None = None,
 ) -> DescribeSummary:
     """Write one reasoning text per (image, seed) to ``out``, skipping pairs already there.
 
     ``group``: the processes of a launch that share the work (each calls this with the same arguments);
-    without it this process does all of it.
+    without it this process does all of it. ``resize``: applied to every image before the model's preprocessing.
     """
     if not model.generative:
         raise IQABenchError(
@@ -94,7 +96,7 @@ def describe(
                 torch.manual_seed(batch_seed(seed, place[todo[positions[start]].image]))
 
             for batch in score_files(model, [todo[i].path for i in positions], batch_size=batch_size,
-                                     num_workers=num_workers, before_batch=seed_batch):
+                                     num_workers=num_workers, resize=resize, before_batch=seed_batch):
                 rows = []
                 for position, score in batch:
                     image = todo[positions[position]]

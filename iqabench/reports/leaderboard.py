@@ -126,7 +126,7 @@ def _accuracy_table(results: Results) -> str:
             marks[(model.key, col)] = (pm, sm)
     ties = [tied_models(results, test_key) for _, _, test_key in columns]
     for model in models:
-        row = [model.label]
+        row = [model.label, model.weights.kind if model.weights else "—"]
         for col in range(len(columns)):
             plcc, srcc, note = grid[(model.key, col)]
             pm, sm = marks[(model.key, col)]
@@ -139,7 +139,42 @@ def _accuracy_table(results: Results) -> str:
                     cell += f" ({note})"
             row.append(cell)
         rows.append(row)
-    return tabulate(rows, headers=["Model"] + [c[1] for c in columns], tablefmt="github")
+    return tabulate(rows, headers=["Model", "Weights"] + [c[1] for c in columns], tablefmt="github")
+
+
+def _inputs_table(results: Results) -> str | None:
+    """How each model got each test set's images (dataset options, resize), with the sources the suite gives."""
+    pairs = {(p.model, p.test_set): p.input for p in results.results}
+    chosen = any(given is not None and (given.source or given.dataset_options or any(given.resize.values()))
+                 for given in pairs.values())
+    notes_of = {m.key: m.weights.note for m in results.models if m.weights is not None and m.weights.note}
+    if not chosen and not notes_of:
+        return None
+    sources: list[str] = []
+    rows = []
+    for model in results.models:
+        row = [model.label]
+        for test in results.test_sets:
+            given = pairs.get((model.key, test.key))
+            if given is None:
+                row.append("—")
+                continue
+            parts = [f"{key}={value}" for key, value in given.dataset_options.items()]
+            if given.resize.get("shorter_side"):
+                parts.append(f"shorter side {given.resize['shorter_side']}")
+            if given.resize.get("max_side"):
+                parts.append(f"max side {given.resize['max_side']}")
+            cell = ", ".join(parts) or "as distributed"
+            if given.source:
+                if given.source not in sources:
+                    sources.append(given.source)
+                cell += f" [{sources.index(given.source) + 1}]"
+            row.append(cell)
+        rows.append(row)
+    notes = [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
+    notes += [f"{m.label}: {notes_of[m.key]}" for m in results.models if m.key in notes_of]
+    table = tabulate(rows, headers=["Model"] + [t.label for t in results.test_sets], tablefmt="github")
+    return table + ("\n\n" + "\n".join(f"- {note}" for note in notes) if notes else "")
 
 
 def _efficiency_table(results: Results) -> str | None:
@@ -393,6 +428,11 @@ def render_leaderboard(results: Results | Mapping[str, Any], figures: Mapping[st
         parts.append(distortions)
     parts.extend(figures.get("accuracy", ()))
     parts.extend(figures.get("gallery", ()))
+    inputs = _inputs_table(results)
+    if inputs:
+        parts.append("## Inputs and weights\n\nEach model's images per test set (the dataset options and resize in "
+                     "force, before the model's own preprocessing), the source of each choice, and why a released "
+                     "checkpoint is not retrained.\n\n" + inputs)
     efficiency = _efficiency_table(results)
     if efficiency:
         parts.append("## Efficiency\n\n" + efficiency)

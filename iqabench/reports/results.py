@@ -36,6 +36,15 @@ def read_reference(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def weights_record(entry: Any) -> dict[str, Any]:
+    """Where a row's weights come from: trained here, a released checkpoint (with why), or no training at all."""
+    if entry.train:
+        return {"kind": "trained here", "note": None}
+    if entry.released:
+        return {"kind": "released checkpoint", "note": entry.released}
+    return {"kind": "not trained", "note": None}
+
+
 def pair_result(store: PredictionStore, failure: str | None, *, model: str, test_set: str, lower_better: bool,
                 fit: str, bootstrap: int, seed: int, labels: Path | None = None) -> PairResult:
     """The metrics of one (model, test set) pair from its prediction file, or why there are none.
@@ -103,6 +112,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
                                  labels=layout.test_labels(test.slug))
             if result.status == "failed":
                 result.traceback = str(layout.failure(model.slug, test.slug))
+            result.input = plan.test_for(model, test).input
             pairs.append(result)
     models = []
     for outcome in outcomes:
@@ -121,6 +131,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
                 "score_range": list(model.registered.cls.score_range),
                 "preprocessing": outcome.preprocessing or model.registered.cls.preprocessing,
                 "training": outcome.training,
+                "weights": weights_record(model.entry),
                 "efficiency": read_json(layout.efficiency(model.slug)) or None,
             }
         )

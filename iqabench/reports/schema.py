@@ -155,6 +155,22 @@ class EfficiencyRecord(_Open):
     input_resolution: str = ""
 
 
+class WeightsRecord(_Record):
+    """Where a row's weights come from: ``trained here``, ``released checkpoint`` (``note``: which, and why it is
+    not retrained) or ``not trained`` (handcrafted, zero-shot)."""
+
+    kind: Literal["trained here", "released checkpoint", "not trained"]
+    note: str | None = None
+
+
+class InputRecord(_Record):
+    """How a model got a test set's images: the dataset options and resize in force, and their source."""
+
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    resize: dict[str, int | None] = Field(default_factory=dict)
+    source: str | None = None
+
+
 class ModelRecord(_Record):
     """One row of the leaderboard: a suite entry and what became of it."""
 
@@ -170,6 +186,8 @@ class ModelRecord(_Record):
     score_range: tuple[float, float] | None = None
     preprocessing: str | None = None
     training: dict[str, Any] | None = None
+    #: not recorded before the weights column existed
+    weights: WeightsRecord | None = None
     efficiency: EfficiencyRecord | None = None
 
 
@@ -220,6 +238,8 @@ class PairResult(_Record):
     meta: dict[str, Any] | None = None
     #: per distortion type, where the test set records them (:mod:`iqabench.reports.groups`); empty otherwise
     groups: list[GroupResult] = Field(default_factory=list)
+    #: how the model got this test set's images (the suite's ``inputs``); not recorded in older files
+    input: InputRecord | None = None
 
     def metric(self, name: MetricName) -> float | None:
         """PLCC or SRCC as the leaderboard shows it: None when the pair failed or the metric is flagged."""

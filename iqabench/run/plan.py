@@ -69,6 +69,8 @@ class TestSet:
     records: list[Record]
     resize: Resize
     reading: ImageReading
+    #: how the images reach the model: the dataset options and resize in force and their source
+    input: dict[str, Any] = field(default_factory=dict)
 
     def paths(self) -> list[Path]:
         return [self.dataset.image_path(record) for record in self.records]
@@ -139,10 +141,22 @@ class RunPlan:
     progress: bool = True
     #: None when the run holds every pair of its suite
     selection: Selection | None = None
+    #: the training sets of models whose ``inputs`` change them, by model slug
+    model_training: dict[str, list[TrainingSet]] = field(default_factory=dict)
+    #: the test sets of models whose ``inputs`` change them, by (model slug, test set slug)
+    model_tests: dict[tuple[str, str], TestSet] = field(default_factory=dict)
 
     def holds(self, model: PlannedModel, test: TestSet) -> bool:
         """Whether this run scores ``model`` on ``test``."""
         return self.selection is None or (model.slug, test.slug) in self.selection.held
+
+    def training_for(self, model: PlannedModel) -> list[TrainingSet]:
+        """The training sets as ``model`` gets them (its suite ``inputs`` applied)."""
+        return self.model_training.get(model.slug, self.training)
+
+    def test_for(self, model: PlannedModel, test: TestSet) -> TestSet:
+        """The test set (column) ``test`` as ``model`` gets it: same records and column, its own images and resize."""
+        return self.model_tests.get((model.slug, test.slug), test)
 
 
 def suite_relative(suite_file: Path, value: str | None) -> str | None:
@@ -207,13 +221,13 @@ def plan_run(
         selection = Selection(models=only_models, tests=only_tests, pairs=pairs, held=held, suite_pairs=suite_pairs)
         models = [m for m in models if any(m.slug == pair[0] for pair in held)]
         selected = [t for t in selected if any(t.slug == pair[1] for pair in held)]
-    training, tests = _open_datasets(suite, suite_file, root, registry, selected)
+    training, tests, model_training, model_tests = _open_datasets(suite, suite_file, root, registry, selected, models)
     return RunPlan(
         suite=suite, suite_file=suite_file, suite_sha256=digest,
         layout=RunLayout(Path(out) if out is not None else Path("runs") / suite.name),
         device=process_device(resolve_device(device or suite.device)), data_root=root, models=models,
         training=training, tests=tests, reference_file=reference, registry=registry, force=force, progress=progress,
-        selection=selection,
+        selection=selection, model_training=model_training, model_tests=model_tests,
     )
 
 
@@ -305,21 +319,43 @@ def _select_tests(candidates: list[_Candidate], only: list[str] | None) -> list[
     return [c for c in candidates if any(name in (c.label, c.slug, c.ref.dataset) for name in only)]
 
 
+def _with_input(ref: DatasetRef, model_input: Any) -> DatasetRef:
+    """``ref`` as one model gets it: its ``inputs`` entry's dataset options over the suite's, and its resize."""
+    if model_input is None:
+        return ref
+    update: dict[str, Any] = {"options": {**ref.options, **model_input.options}}
+    if model_input.preprocessing is not None:
+        update["preprocessing"] = model_input.preprocessing
+    return ref.model_copy(update=update)
+
+
+def _input_record(ref: DatasetRef, spec: Any, model_input: Any) -> dict[str, Any]:
+    """What results say about how a model got a dataset's images (``inputs`` in results.json)."""
+    return {"dataset_options": dict(ref.options),
+            "resize": {"shorter_side": spec.shorter_side, "max_side": spec.max_side},
+            "source": model_input.source if model_input is not None else None}
+
+
 def _open_datasets(
-    suite: Suite, suite_file: Path, data_root: Path | None, registry: PluginRegistry, tests: list[_Candidate]
-) -> tuple[list[TrainingSet], list[TestSet]]:
-    """Read the label files of the training sets and of ``tests``; every missing dataset is named at once."""
+    suite: Suite, suite_file: Path, data_root: Path | None, registry: PluginRegistry, tests: list[_Candidate],
+    models: list[PlannedModel],
+) -> tuple[list[TrainingSet], list[TestSet], dict[str, list[TrainingSet]], dict[tuple[str, str], TestSet]]:
+    """Read the label files of the training sets and of ``tests``, as the suite gives them and as each model's
+    ``inputs`` change them; every missing dataset is named at once."""
     problems: list[str] = []
     train_refs = list(suite.train.datasets) if suite.train else []
-    for ref in train_refs:
+    variants = [(m, ref, _with_input(ref, m.entry.inputs.get(ref.dataset))) for m in models
+                for ref in train_refs + [t.ref for t in tests] if ref.dataset in m.entry.inputs]
+    for ref in train_refs + [v for *_, v in variants]:
         check_dataset_options(ref.dataset, ref.options, registry)
     datasets: dict[str, Dataset] = {}
-    for ref in train_refs:
-        datasets.setdefault(fingerprint(ref.model_dump()), create_dataset(
-            ref.dataset, root=suite_relative(suite_file, ref.root), data_root=data_root, registry=registry,
-            **ref.options))
     for test in tests:
         datasets.setdefault(fingerprint(test.ref.model_dump()), test.dataset)
+    for ref in train_refs + [v for *_, v in variants]:
+        key = fingerprint(ref.model_dump())
+        if key not in datasets:
+            datasets[key] = create_dataset(ref.dataset, root=suite_relative(suite_file, ref.root), data_root=data_root,
+                                           registry=registry, **ref.options)
     indexes: dict[str, DatasetIndex] = {}
     for key, dataset in datasets.items():
         try:
@@ -336,22 +372,47 @@ def _open_datasets(
         if command:
             lines += ["", "Download them (sources, sizes and terms: `iqabench data download --list`):", f"  {command}"]
         raise DataMissingError("\n".join(lines))
-    training = []
-    for ref in train_refs:
+
+    def training_set(ref: DatasetRef, model_input: Any = None) -> TrainingSet:
         key = fingerprint(ref.model_dump())
-        training.append(TrainingSet(name=ref.dataset, root=Path(datasets[key].root),
-                                    records=indexes[key].split(ref.split or "train")))
-    opened = []
-    for test in tests:
-        key = fingerprint(test.ref.model_dump())
+        spec = model_input.preprocessing if model_input is not None and model_input.preprocessing else ref.preprocessing
+        resize = Resize(shorter_side=spec.shorter_side, max_side=spec.max_side) if spec is not None else None
+        return TrainingSet(name=ref.dataset, root=Path(datasets[key].root),
+                           records=indexes[key].split(ref.split or "train"),
+                           resize=resize if resize is not None and resize.active else None)
+
+    def test_set(test: _Candidate, ref: DatasetRef, model_input: Any = None) -> TestSet:
+        key = fingerprint(ref.model_dump())
         index = indexes[key]
-        spec = test.ref.preprocessing or suite.preprocessing
-        opened.append(TestSet(
-            position=test.position, group=test.group, slug=test.slug, label=test.label, ref=test.ref,
+        spec = ref.preprocessing or suite.preprocessing
+        return TestSet(
+            position=test.position, group=test.group, slug=test.slug, label=test.label, ref=ref,
             dataset=datasets[key], index=index, split=test.split, records=index.split(test.split),
             resize=Resize(shorter_side=spec.shorter_side, max_side=spec.max_side),
             reading=ImageReading(exif_orientation=spec.exif_orientation, max_megapixels=spec.max_megapixels,
                                  jpeg_draft=spec.jpeg_draft,
                                  downscaled_to=spec.max_side),
-        ))
-    return training, opened
+            input=_input_record(ref, spec, model_input),
+        )
+
+    training = [training_set(ref) for ref in train_refs]
+    opened = [test_set(test, test.ref) for test in tests]
+    model_training: dict[str, list[TrainingSet]] = {}
+    model_tests: dict[tuple[str, str], TestSet] = {}
+    for model in models:
+        inputs = model.entry.inputs
+        if not inputs:
+            continue
+        model_training[model.slug] = [training_set(_with_input(ref, inputs.get(ref.dataset)), inputs.get(ref.dataset))
+                                      for ref in train_refs]
+        for test in tests:
+            if test.ref.dataset in inputs:
+                model_tests[(model.slug, test.slug)] = test_set(test, _with_input(test.ref, inputs[test.ref.dataset]),
+                                                                inputs[test.ref.dataset])
+    for model in models:
+        resized = any(t.resize is not None for t in model_training.get(model.slug, training))
+        if model.trainer and resized and not registry.trainer(model.trainer).applies_resize:
+            raise SuiteError(f"model {model.label!r}: its training images are to be resized (`inputs` or the "
+                             f"training set's `preprocessing`), but trainer {model.trainer!r} does not apply a "
+                             "resize; give the size through a dataset option instead, or remove the resize.")
+    return training, opened, model_training, model_tests

@@ -89,7 +89,7 @@ def evaluate(plan: RunPlan) -> dict[str, Any]:
             outcomes.append(outcome)
             if planned.entry.train and not _train(plan, outcome, group):
                 continue
-            held = [test for test in plan.tests if plan.holds(planned, test)]
+            held = [plan.test_for(planned, test) for test in plan.tests if plan.holds(planned, test)]
             for test in held:
                 score_pair(plan, outcome, test, group)
             if held:
@@ -125,7 +125,8 @@ def _train(plan: RunPlan, outcome: ModelOutcome, group: Processes) -> bool:
     planned = outcome.planned
     request = TrainingRequest(
         model=planned.entry.name, trainer=planned.trainer, model_options=planned.options,
-        trainer_options=planned.trainer_options, datasets=plan.training, seed=plan.suite.seed, device=plan.device,
+        trainer_options=planned.trainer_options, datasets=plan.training_for(planned), seed=plan.suite.seed,
+        device=plan.device,
     )
     result = failure = None
     try:

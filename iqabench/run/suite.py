@@ -72,6 +72,18 @@ class CrossDomainTest(_Strict):
     out_of_domain: list[DatasetRef] = Field(default_factory=list)
 
 
+class ModelInput(_Strict):
+    """How one model gets one dataset's images: the dataset plugin's options and a resize, and where that comes
+    from (the model's release script, the data its authors used). Applies to the dataset's training and test sets."""
+
+    #: dataset plugin options for this model, over the suite's (e.g. KonIQ ``resolution: 512x384``)
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: a resize for this model, instead of the suite's
+    preprocessing: Preprocessing | None = None
+    #: the source of this choice, shown in the leaderboard
+    source: str = Field(min_length=1)
+
+
 class ModelEntry(_Strict):
     """One row of the leaderboard: a registered model with its options."""
 
@@ -89,6 +101,10 @@ class ModelEntry(_Strict):
     dtype: str | None = None
     #: the model's row name in the reference table, to show measured minus reported
     reference: str | None = None
+    #: per dataset name, how this model gets that dataset's images (:class:`ModelInput`)
+    inputs: dict[str, ModelInput] = Field(default_factory=dict)
+    #: for a row that scores a released checkpoint instead of training it: which, and why it is not retrained
+    released: str | None = None
 
     @property
     def display(self) -> str:
@@ -163,6 +179,16 @@ class Suite(_Strict):
             raise ValueError(f"model labels must be unique; give `label:` to tell apart: {duplicates}")
         if any(m.train for m in self.models) and self.train is None:
             raise ValueError("a model has `train: true` but the suite has no `train:` datasets")
+        datasets = {ref.dataset for refs in self.test_groups().values() for ref in refs}
+        datasets |= {ref.dataset for ref in (self.train.datasets if self.train else [])}
+        for m in self.models:
+            if m.train and m.released:
+                raise ValueError(f"model {m.display!r} is trained here (`train: true`) and also says `released:`; "
+                                 "keep one")
+            unknown = sorted(set(m.inputs) - datasets)
+            if unknown:
+                raise ValueError(f"model {m.display!r}: `inputs` names {unknown}, which the suite neither trains "
+                                 f"nor tests on ({sorted(datasets)})")
         return self
 
     def test_groups(self) -> dict[str, list[DatasetRef]]:
@@ -218,5 +244,6 @@ def load_validated(path: str | Path, schema: type[BaseModel], known: list[str], 
 
 def load_suite(path: str | Path) -> tuple[Suite, str]:
     """Read and validate a suite file; return it with the SHA-256 of its bytes (for provenance)."""
-    known = field_names(Suite, ModelEntry, DatasetRef, TrainSpec, CrossDomainTest, EfficiencySpec, Preprocessing)
+    known = field_names(Suite, ModelEntry, ModelInput, DatasetRef, TrainSpec, CrossDomainTest, EfficiencySpec,
+                        Preprocessing)
     return load_validated(path, Suite, known, "suite")

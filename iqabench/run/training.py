@@ -194,7 +194,9 @@ class TrainingRequest:
             "trainer_options": self.trainer_options,
             "model": self.model,
             "model_options": self.model_options,
-            "datasets": [(t.name, len(t.records), records_digest(t.records)) for t in self.datasets],
+            "datasets": [(t.name, len(t.records), records_digest(t.records))
+                         + ((f"resize {t.resize.shorter_side} {t.resize.max_side}",) if t.resize is not None else ())
+                         for t in self.datasets],
             "seed": self.seed,
         }
 

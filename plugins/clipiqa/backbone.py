@@ -49,12 +49,14 @@ def brings_own_weights(model_name: str) -> bool:
     return model_name.startswith(("hf-hub:", "local-dir:"))
 
 
-def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu") -> nn.Module:
+def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu", precision: str = "fp32") -> nn.Module:
     """Build an open_clip model in eval mode with every parameter frozen.
 
     ``pretrained`` is an open_clip tag (``"openai"``), a path to a weights file
     (``.bin``, ``.pt``, ``.safetensors``), or ``None`` for random weights
-    (only meaningful for tests with tiny configurations).
+    (only meaningful for tests with tiny configurations). ``precision="fp16"`` is open_clip's half precision:
+    convolution, linear and attention weights and the projections in float16, layer norms computed in float32,
+    embeddings and batch norms in float32, as OpenAI's ``clip.build_model`` (``convert_weights``) leaves them.
     """
     import open_clip
 
@@ -87,6 +89,7 @@ def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu") -
             model_name,
             pretrained=pretrained,
             device=device,
+            precision=precision,
             # OpenAI's text transformers use QuickGELU; the tag says so, the bare config does not
             force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
         )

@@ -52,12 +52,13 @@ def check_tower_input(model: torch.nn.Module, model_name: str, resize: int | tup
 
 
 def frozen_clip_for(
-    model_name: str, pretrained: str | None, resize: int | tuple[int, int] | None, pos_embedding: bool, *, device: str
+    model_name: str, pretrained: str | None, resize: int | tuple[int, int] | None, pos_embedding: bool, *, device: str,
+    precision: str = "fp32",
 ) -> torch.nn.Module:
     """The frozen CLIP that scores (or trains a context) at ``resize``; ResNet pools made resolution-free."""
     from iqabench_plugins.clipiqa.backbone import is_resnet_tower, load_clip, make_resolution_free
 
-    clip = load_clip(model_name, pretrained, device=device)
+    clip = load_clip(model_name, pretrained, device=device, precision=precision)
     check_tower_input(clip, model_name, resize)
     if is_resnet_tower(clip):
         make_resolution_free(clip, pos_embedding)
@@ -312,7 +313,9 @@ def build_prompt_learner(
     n_ctx: int,
     *,
     generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
 ) -> PromptLearner:
+    """CLIP-IQA+'s prompt learner on ``clip``; ``dtype`` sets the context's (the release's is CLIP's float16)."""
     import open_clip
 
     from iqabench_plugins.clipiqa.backbone import TextTower
@@ -322,5 +325,7 @@ def build_prompt_learner(
     learner = PromptLearner(TextTower(clip), tokenizer, class_names, n_ctx, generator=generator)
     if len(learner.class_names) != 2:
         raise IQABenchError(f"class_names={list(class_names)}: CLIP-IQA+ needs exactly [positive, negative].")
+    if dtype is not None:
+        learner.context.data = learner.context.data.to(dtype)
     return learner.to(next(clip.parameters()).device)
 

@@ -9,6 +9,14 @@ mmcv's cosine-restart schedule with a 300,000-iteration period decaying to
 1e-7. The released checkpoint is iteration 80,000, so its schedule never got
 past the first 27% of the period. These are the defaults here (docs/fidelity.md).
 
+Precision follows the release where the device allows: its ``clip.build_model`` converts CLIP to float16
+(``convert_weights``) and its ``PromptLearner`` makes the context a float16 Parameter, which plain SGD updates in
+float16 (no float32 master copy, no loss scaling: IceClear/CLIP-IQA @061fd3c ``coopclipiqa.py`` lines 89-99,
+``mmedit/models/components/clip/model.py`` ``build_model``, ``restorers/clipiqa.py`` ``train_step``). With
+``precision="auto"`` (default) that is float16 on CUDA and float32 on the CPU (float16 arithmetic there is slow
+and not what the release ran); ``"float16"``/``"float32"`` force either. In float16 the image features, the
+caption features, the logits and their softmax are float16, as in the release; the loss is float32.
+
 Because CLIP is frozen (eval mode, batch-norm statistics included) an image's
 features do not depend on the context, so they are computed once per image
 and per flip before training; each step then only runs the text tower on the
@@ -47,6 +55,9 @@ from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, PromptLearner, co
 
 log = logging.getLogger(__name__)
 
+#: the precision of CLIP and of the context: the release's float16, or float32; "auto" picks by device
+PRECISIONS = ("auto", "float16", "float32")
+
 #: what the context is fitted to: the release's raw MOS / 100 (KonIQ's 0-100 scale),
 #: or iqabench's [1, 5] MOS mapped to [0, 1]
 TARGETS = ("raw/100", "rescaled")
@@ -77,6 +88,13 @@ def training_targets(datasets: Sequence[TrainingSet], target: str) -> list[float
             log.warning("coop: the raw labels of %s are all <= 5, so MOS / 100 targets are all <= 0.05; if this "
                         "dataset is not on a 0-100 scale, use target: rescaled", dataset.name)
     return [record.mos_raw / 100.0 for dataset in datasets for record in dataset.records]
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: the release's float16 on a CUDA device, float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "float16" if str(device).startswith("cuda") else "float32"
 
 
 def cosine_restart_factor(step: int, *, lr: float, min_lr: float, period: int) -> float:
@@ -111,6 +129,7 @@ class CoOpTrainer(Trainer):
         train_resize: ResizeOption = None,
         feature_batch_size: int = 8,
         num_workers: int = 2,
+        precision: str = "auto",
     ) -> None:
         """
         Args:
@@ -129,6 +148,8 @@ class CoOpTrainer(Trainer):
                 [height, width] trains faster at a lower resolution.
             feature_batch_size: images per forward pass when computing the frozen image features.
             num_workers: image-decoding processes.
+            precision: ``"auto"`` (float16 on CUDA as the release, float32 on the CPU), ``"float16"`` or
+                ``"float32"``.
         """
         if iterations < 1 or batch_size < 1 or lr_period < 1:
             raise IQABenchError(
@@ -136,6 +157,9 @@ class CoOpTrainer(Trainer):
             )
         if target not in TARGETS:
             raise IQABenchError(f"target {target!r} is not one of {', '.join(TARGETS)}.")
+        if precision not in PRECISIONS:
+            raise IQABenchError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+        self.precision = precision
         self.iterations = iterations
         self.batch_size = batch_size
         self.lr = lr
@@ -179,13 +203,16 @@ class CoOpTrainer(Trainer):
             raise IQABenchError("the coop trainer got no training images; check the suite's training datasets.")
         targets = training_targets(datasets, self.target)
 
-        clip = frozen_clip_for(model_name, pretrained, resize, pos_embedding, device=device)
+        half = resolve_precision(self.precision, device) == "float16"
+        clip = frozen_clip_for(model_name, pretrained, resize, pos_embedding, device=device,
+                               precision="fp16" if half else "fp32")
         transform = ClipImageTransform(mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, resize=resize)
         features = encode_training_images(
             clip, paths, transform, hflip=self.hflip, batch_size=self.feature_batch_size, num_workers=self.num_workers
         )
         generator = torch.Generator().manual_seed(seed)
-        learner = build_prompt_learner(clip, model_name, self.class_names, self.n_ctx, generator=generator)
+        learner = build_prompt_learner(clip, model_name, self.class_names, self.n_ctx, generator=generator,
+                                       dtype=torch.float16 if half else None)
         losses = fit_context(
             learner,
             features,
@@ -214,6 +241,7 @@ class CoOpTrainer(Trainer):
                 "pos_embedding": pos_embedding,
                 "train_resize": resize,
                 "target": self.target,
+                "precision": "float16" if half else "float32",
                 "provenance": {
                     "trainer": self.name,
                     "trainer_config": self.config(),
@@ -239,8 +267,12 @@ def encode_training_images(
     batch_size: int,
     num_workers: int,
 ) -> torch.Tensor:
-    """Normalised image features, shape (views, images, dim): view 0 as is, view 1 flipped."""
+    """Normalised image features, shape (views, images, dim): view 0 as is, view 1 flipped.
+
+    In CLIP's own precision: float16 features of a float16 CLIP (as the release normalises them), else float32.
+    """
     device = next(clip.parameters()).device
+    dtype = clip.visual.conv1.weight.dtype if hasattr(clip.visual, "conv1") else next(clip.parameters()).dtype
     views: list[list[torch.Tensor | None]] = [[None] * len(paths) for _ in range(2 if hflip else 1)]
     batches = iterate_batches(paths, transform, batch_size=batch_size, num_workers=num_workers)
     bar = progress.bar(total=-(-len(paths) // batch_size), desc="coop: image features", unit="batch")
@@ -253,9 +285,10 @@ def encode_training_images(
         for position, item in enumerate(batch):
             by_shape.setdefault(tuple(item.item.shape), []).append(position)
         for positions in by_shape.values():
-            images = torch.stack([batch[p].item for p in positions]).to(device)
+            images = torch.stack([batch[p].item for p in positions]).to(device, dtype)
             for view, flipped in zip(views, (images, images.flip(-1)), strict=False):
-                encoded = F.normalize(clip.encode_image(flipped).float(), dim=-1)
+                encoded = clip.encode_image(flipped)
+                encoded = encoded / encoded.norm(dim=-1, keepdim=True)
                 for p, feature in zip(positions, encoded, strict=True):
                     view[batch[p].index] = feature
     bar.close()
@@ -298,8 +331,10 @@ def fit_context(
         chosen, stream = stream[:batch_size], stream[batch_size:]
         view = torch.randint(views, (len(chosen),), generator=generator)
         batch = features[view.to(features.device), chosen.to(features.device)]
-        captions = F.normalize(learner().float(), dim=-1)
-        probability = (logit_scale * batch @ captions.T).softmax(dim=-1)[:, 0]
+        captions = learner().to(features.dtype)
+        captions = captions / captions.norm(dim=-1, keepdim=True)
+        # in the features' precision: float16 logits and softmax for a float16 CLIP, as the release computes them
+        probability = (logit_scale * batch @ captions.T).softmax(dim=-1)[:, 0].float()
         loss = F.mse_loss(probability, targets[chosen.to(targets.device)])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,4 +1,4 @@
-"""iqabench plugin: reasoning MLLM scorers (Q-Insight, RACT, VisualQuality-R1) and Q-Align.
+"""iqabench plugin: reasoning MLLM scorers (Q-Insight, RACT, VisualQuality-R1), SFT Qwen and Q-Align.
 
 The generative models share one Qwen2.5-VL loader and batched generator
 (:mod:`.generation`), the authors' prompts (:mod:`.prompts`) and tolerant but
@@ -13,6 +13,7 @@ from iqabench import hookimpl
 def iqabench_models():
     from iqabench_plugins.mllm.q_align import QAlign
     from iqabench_plugins.mllm.q_insight import QInsight, Ract
+    from iqabench_plugins.mllm.qwen_sft import QwenSFT
     from iqabench_plugins.mllm.visualquality import VisualQualityR1
 
-    return [QInsight, Ract, VisualQualityR1, QAlign]
+    return [QInsight, Ract, VisualQualityR1, QAlign, QwenSFT]

@@ -80,6 +80,19 @@ def expected_level_score(logits_5: torch.Tensor | Sequence[float]) -> float:
     return float(torch.softmax(logits, dim=0) @ weights)
 
 
+def remote_score_kwargs(score) -> dict[str, str]:
+    """one-align's ``score(images, task_="quality", input_="image")``; DeQA-Score's remote ``score(images)`` takes
+    no task: pass the keywords only to a ``score`` that has them."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(score).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    wanted = {"task_": "quality", "input_": "image"}
+    return {key: value for key, value in wanted.items() if key in parameters}
+
+
 def level_token_ids(tokenizer) -> tuple[list[int], str]:
     """The token id that starts each level word after "is", and which spelling was used."""
     for variant, prefix in (("leading-space", " "), ("bare", "")):
@@ -234,7 +247,7 @@ class QAlign(Model):
     def score_batch(self, items: Sequence[Image.Image]) -> list[Score]:
         if self.trust_remote_code:
             with torch.inference_mode():
-                values = self.model.score(list(items), task_="quality", input_="image")
+                values = self.model.score(list(items), **remote_score_kwargs(self.model.score))
             return [Score.ok(float(v)) for v in torch.as_tensor(values).flatten().tolist()]
         rows = self.backoff(lambda chunk: list(self.level_logits(chunk)), list(items))
         return [Score.ok(expected_level_score(row)) for row in rows]

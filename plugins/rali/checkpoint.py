@@ -205,6 +205,11 @@ def _weights_only_reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def pca_scale_kind(scale: torch.Tensor) -> str:
+    """``"ones (plain PCA)"`` when every PCA scale is 1, else ``"per-feature (standardised PCA)"``."""
+    return "ones (plain PCA)" if bool(torch.all(scale == 1)) else "per-feature (standardised PCA)"
+
+
 def _load_pca_pickle(path: Path, trust_pickle: bool) -> Any:
     if not trust_pickle:
         raise CheckpointError(
@@ -296,6 +301,9 @@ def read_official(folder: Path, *, trust_pickle: bool, with_text: bool = False,
             tensors[key] = defaults[key]
     if tensors["prototypes"] is None or tensors["proto_scores"] is None:
         raise CheckpointError(f"{folder}: neither ckpt.pt nor basis.npz holds the prototypes and their scores.")
+    # what the authors' PCA did, read from the values the official scorer uses (ckpt.pt overrides pca.pkl):
+    # all ones is a plain PCA (sklearn's PCA has no var_); per-feature values are standardised features
+    parts["pca_scale_kind"] = pca_scale_kind(torch.as_tensor(tensors["pca_scale"]))
     if math.isclose(float(tensors["logit_scale"]), 0.0):
         raise CheckpointError(f"{ckpt}: scorer.logit_scale is 0, so tau = 1/logit_scale is undefined.")
     try:

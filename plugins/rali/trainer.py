@@ -69,6 +69,10 @@ from iqabench import progress
 from iqabench.errors import IQABenchError
 from iqabench.scoring.loader import iterate_batches
 from iqabench.registry.options import accepted_options, check_options
+
+#: the PCA's per-feature scale: "none" (sklearn's PCA, scale 1: the paper's "PCA") or "std" (features divided by
+#: their standard deviation first: the official loader's branch for a pca.pkl that has ``var_``)
+PCA_SCALES = ("none", "std")
 from iqabench.reasoning.texts import ReasoningText, read_texts
 from iqabench.contracts.trainer import Trainer, TrainingSet
 
@@ -120,6 +124,7 @@ class RALITrainer(Trainer):
         align_epochs: int = 3,
         align_batch_size: int = 32,
         pca_dim: int = 512,
+        pca_scale: str = "none",
         num_buckets: int = 240,
         num_prototypes: int = 250,
         score_lr: float = 3e-2,
@@ -150,6 +155,9 @@ class RALITrainer(Trainer):
         self.projection_lr = projection_lr
         self.align_epochs = align_epochs
         self.align_batch_size = align_batch_size
+        if pca_scale not in PCA_SCALES:
+            raise IQABenchError(f"pca_scale {pca_scale!r} is not one of {', '.join(PCA_SCALES)}.")
+        self.pca_scale = pca_scale
         self.pca_dim = pca_dim
         self.num_buckets = num_buckets
         self.num_prototypes = num_prototypes
@@ -262,6 +270,11 @@ class RALITrainer(Trainer):
         else:  # the raw features, as in the official code's identity fallback
             mean, components = np.zeros(dim), np.eye(dim)
         scale = np.ones(dim)
+        if self.pca and self.pca_scale == "std":  # the official loader's var_ branch: standardised features
+            scale = np.sqrt(x.var(axis=0))
+            scale[scale < 1e-10] = 1.0
+            fitted = PCA(n_components=m, svd_solver="full", random_state=seed).fit(x / scale)
+            mean, components = fitted.mean_ * scale, fitted.components_
         projected = ((x - mean) / scale) @ components.T
         clusters = bucketed_kmeans(projected, labels, num_buckets=self.num_buckets if self.bucketed else 1,
                                    num_clusters=self.num_prototypes, seed=seed)
@@ -510,7 +523,9 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
         # every process draws the same texts for the whole batch, then keeps its share: every world-th image
         ids = [[text_id[rng.choice(pairs[path]) if seed_augmentation else pairs[path][0]] for path in batch]
                for batch in batches]
-        batches = [batch for batch in batches if len(batch) >= max(2, world)]  # negatives; an image per process
+        # a batch too small for negatives (or for an image per process) is dropped, with its texts
+        kept = [i for i, batch in enumerate(batches) if len(batch) >= max(2, world)]
+        batches, ids = [batches[i] for i in kept], [ids[i] for i in kept]
         shares = [list(range(rank, len(batch), world)) for batch in batches]
         mine = [batch[i] for batch, share in zip(batches, shares, strict=True) for i in share]
         loaded = (item for chunk in iterate_batches(mine, transform, batch_size=max(map(len, shares), default=1),

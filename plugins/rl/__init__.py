@@ -6,6 +6,8 @@
   ``q-insight`` model.
 * ``ract`` (:mod:`.ract`): the paper's Reasoning-Aligned Cross-domain Training;
   checkpoints load in the ``ract`` model.
+* ``sft`` (:mod:`.sft`): supervised fine-tuning on score answers (Table 2's
+  "SFT Qwen"); checkpoints load in the ``qwen-sft`` model.
 
 Rewards are a registry of their own (:mod:`.rewards`), open to plugins through
 the ``iqabench.scoring.rewards`` entry-point group. docs/training.md has the formulas,
@@ -20,5 +22,6 @@ from iqabench import hookimpl
 def iqabench_trainers():
     from iqabench_plugins.rl.grpo import GRPO
     from iqabench_plugins.rl.ract import RACT
+    from iqabench_plugins.rl.sft import ScoreSFT
 
-    return [GRPO, RACT]
+    return [GRPO, RACT, ScoreSFT]

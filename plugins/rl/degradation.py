@@ -20,8 +20,20 @@ Where degradation prompts come from:
   distortions named ``<reference>_<type>_<level>.<ext>`` as KADIS-700k's
   generation script writes them.
 
-Distortion types outside the four classes (contrast, saturation, ...) have no
-answer in the prompt's vocabulary and are left out; how many is reported.
+A meta JSON is read as the release reads it (bytedance/Q-Insight @08308fd,
+``qinsight_multi_task.py``, ``LazySupervisedDataset.__getitem__`` and
+``score_reward``): every entry is a prompt, and its ``distortion_class`` and
+``severity`` are the expected answers exactly as the JSON holds them. The
+reward compares the model's quoted strings with them by equality, so a JSON
+``null`` never equals the model's ``"null"`` (such an image earns nothing from
+this task, only the format reward), a class outside the four is kept and
+rewarded when the model names it, and a numeric severity never matches. How
+many entries are of each kind is reported, not changed.
+
+For datasets whose records carry a distortion and for folders of generated
+distortions (iqabench's own sources, not the release's), distortion types
+outside the four classes (contrast, saturation, ...) have no answer in the
+prompt's vocabulary and are left out; how many is reported.
 """
 
 from __future__ import annotations
@@ -70,12 +82,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 @dataclass(frozen=True)
 class DegradationSample:
-    """One degradation prompt: the image and the answer the reward expects."""
+    """One degradation prompt: the image and the answer the reward expects (JSON values: str, None, a number)."""
 
     path: Path
-    distortion_class: str
-    severity: str
+    distortion_class: Any
+    severity: Any
     image_id: str
+    #: the training set's input resize as ``[shorter_side, max_side]`` (the suite's per-model inputs), or None
+    resize: list[int | None] | None = None
 
 
 def answer_for(distortion: Mapping[str, Any] | None, classes: Mapping[str, str]) -> tuple[str, str] | None:
@@ -90,17 +104,25 @@ def answer_for(distortion: Mapping[str, Any] | None, classes: Mapping[str, str])
     return classes[kind], SEVERITIES[level - 1]
 
 
+def resize_pair(training_set: TrainingSet) -> list[int | None] | None:
+    """The training set's input resize (the suite's per-model inputs) as ``[shorter_side, max_side]``, or None."""
+    resize = getattr(training_set, "resize", None)
+    if resize is None or not getattr(resize, "active", False):
+        return None
+    return [resize.shorter_side, resize.max_side]
+
+
 def samples_from_records(training_set: TrainingSet, classes: Mapping[str, str]) -> tuple[list[DegradationSample], int]:
     """Degradation prompts from a dataset's records, and how many records had no answer in the vocabulary."""
     samples, left_out = [], 0
+    resize = resize_pair(training_set)
     for record in training_set.records:
         answer = answer_for(record.distortion, classes)
         if answer is None:
             left_out += 1
             continue
-        samples.append(
-            DegradationSample(training_set.root / record.image, *answer, image_id=f"{training_set.name}/{record.image}")
-        )
+        samples.append(DegradationSample(training_set.root / record.image, *answer,
+                                         image_id=f"{training_set.name}/{record.image}", resize=resize))
     return samples, left_out
 
 
@@ -124,8 +146,12 @@ def resolve_data_path(value: str, search: Sequence[Path]) -> Path:
     )
 
 
-def read_degradation_data(path: Path, classes: Mapping[str, str]) -> tuple[list[DegradationSample], int]:
-    """Degradation prompts from a meta JSON or a folder of generated distortions; also the count left out."""
+def read_degradation_data(path: Path, classes: Mapping[str, str]) -> tuple[list[DegradationSample], int | dict]:
+    """Degradation prompts from a meta JSON or a folder of generated distortions.
+
+    Also: for a folder, how many images were left out (a type outside the four classes); for a meta JSON, which
+    entries were kept although the reward can never match them (see :func:`_from_meta`).
+    """
     if path.is_dir():
         return _from_folder(path, classes)
     return _from_meta(path, classes)
@@ -149,14 +175,19 @@ def _from_folder(folder: Path, classes: Mapping[str, str]) -> tuple[list[Degrada
     return samples, left_out
 
 
-def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[DegradationSample], int]:
+def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[DegradationSample], dict[str, int]]:
     """Q-Insight's loader: ``image`` joined to an image root, ``distortion_class`` and ``severity`` as answers.
+
+    Every entry is kept with its answers exactly as the JSON holds them (see the module docstring); the second
+    value counts the entries whose answer the reward can never match (``null`` class or severity, a severity
+    that is not a string) and those whose class is outside the question's four. ``classes`` is not used: the
+    release maps nothing.
 
     The image root is the folder above ``metas/`` (``refA_sd_brief/`` in the
     released layout); an ``image`` not found there is looked for next to the JSON,
     then in the folders further up (Q-Insight's script joins it to the data root,
-    ``--image_root ./data/Data-DeQA-Score``, three levels above the JSON).
-    Severities may be the question's words or DepictQA's levels 1-5.
+    ``--image_root ./data/Data-DeQA-Score``, three levels above the JSON). An image found nowhere is an error
+    (the release silently draws another entry instead).
     """
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
@@ -166,14 +197,16 @@ def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[Degradation
         raise IQABenchError(f"degradation_data {path} must hold a JSON list of objects with image, distortion_class "
                             "and severity (Q-Insight's train_dist.json layout).")
     roots = [path.parent.parent, path.parent, *list(path.resolve().parents)[2:5]]
-    samples, left_out = [], 0
+    samples = []
+    kinds = {"unmatchable_answer": 0, "class_outside_the_four": 0}
     for position, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry:
             raise IQABenchError(f"entry {position} of {path} has no `image`: {str(entry)[:120]}")
-        answer = _meta_answer(entry.get("distortion_class"), entry.get("severity"), classes)
-        if answer is None:
-            left_out += 1
-            continue
+        distortion_class, severity = entry.get("distortion_class"), entry.get("severity")
+        if not isinstance(distortion_class, str) or not isinstance(severity, str):
+            kinds["unmatchable_answer"] += 1
+        elif distortion_class not in (*DISTORTION_CLASSES, NO_DISTORTION):
+            kinds["class_outside_the_four"] += 1
         image = Path(entry["image"])
         found = image if image.is_absolute() else next((r / image for r in roots if (r / image).is_file()), None)
         if found is None:
@@ -182,23 +215,10 @@ def _from_meta(path: Path, classes: Mapping[str, str]) -> tuple[list[Degradation
                 f"{', '.join(str(r) for r in roots)}; keep the release's layout (metas/train_dist.json next to "
                 "dist_imgs/, under the data root)."
             )
-        samples.append(DegradationSample(found, *answer, image_id=f"degradation/{entry['image']}"))
+        samples.append(DegradationSample(found, distortion_class, severity, image_id=f"degradation/{entry['image']}"))
     if not samples:
-        raise IQABenchError(f"{path} holds no entry with a distortion of the classes {', '.join(DISTORTION_CLASSES)}.")
-    return samples, left_out
-
-
-def _meta_answer(distortion_class: Any, severity: Any, classes: Mapping[str, str]) -> tuple[str, str] | None:
-    if distortion_class in (None, NO_DISTORTION) and severity in (None, NO_DISTORTION, 0):
-        return NO_DISTORTION, NO_DISTORTION
-    name = distortion_class if distortion_class in DISTORTION_CLASSES else classes.get(str(distortion_class))
-    if name is None:
-        return None
-    if severity in SEVERITIES:
-        return name, severity
-    if isinstance(severity, int) and 1 <= severity <= len(SEVERITIES):
-        return name, SEVERITIES[severity - 1]
-    return None
+        raise IQABenchError(f"{path} holds no entry.")
+    return samples, kinds
 
 
 def mix(

@@ -48,7 +48,8 @@ from iqabench_plugins.rl.checkpoints import (
     datasets_provenance,
     write_provenance,
 )
-from iqabench_plugins.rl.grpo import GRPO, check_training_sets, deepspeed_config_file
+from iqabench_plugins.rl.degradation import resize_pair
+from iqabench_plugins.rl.grpo import GRPO, check_training_sets, deepspeed_config_file, resized
 from iqabench_plugins.rl.hf_trainer import (
     accumulation_steps,
     common_args,
@@ -96,9 +97,11 @@ def sft_pairs(
     rows = []
     for dataset, texts in texts_by_dataset.items():
         for row in texts:
-            rows.append({"path": row["path"], "task": "describe", "target": row["text"]})
+            resize = {"resize": row["resize"]} if row.get("resize") else {}  # the input resize, when there is one
+            rows.append({"path": row["path"], "task": "describe", "target": row["text"], **resize})
             if dataset in score_datasets:
-                rows.append({"path": row["path"], "task": "score", "target": score_completion(row["text"], row["mos"])})
+                rows.append({"path": row["path"], "task": "score", "target": score_completion(row["text"], row["mos"]),
+                             **resize})
     return rows
 
 
@@ -115,7 +118,7 @@ def _load_sft_batch(batch: dict[str, list]) -> dict[str, list]:
     return {
         "prompt": [_conversation(task) for task in batch["task"]],
         "completion": [[{"role": "assistant", "content": target}] for target in batch["target"]],
-        "image": [load_image(path) for path in batch["path"]],
+        "image": [resized(load_image(path), resize) for path, resize in zip(batch["path"], batch["resize"])],
     }
 
 
@@ -125,6 +128,7 @@ class RACT(Trainer):
     name = "ract"
     model = "ract"
     uses_all_processes = True
+    applies_resize = True
 
     def __init__(
         self,
@@ -284,7 +288,7 @@ class RACT(Trainer):
             images = [ImageToDescribe(image=r.image, path=dataset.root / r.image, gt=r.mos) for r in records]
             name = "texts.jsonl" if group.index == 0 else f"texts-{group.index}.jsonl"
             describe(reasoner, images, self.describe_seeds, partial / name, dataset=dataset.name,
-                     batch_size=self.describe_batch_size, progress=False)
+                     batch_size=self.describe_batch_size, progress=False, resize=dataset.resize)
             return {"texts": str(partial)}
 
         result = cached_step(folder, settings, describe_share, replace_stale=False,
@@ -296,7 +300,9 @@ class RACT(Trainer):
                 reasoning = (extract_reasoning(text.text) or "").strip() if text.text else ""
                 if reasoning and text.gt is not None and (text.image, text.seed) not in seen:
                     seen.add((text.image, text.seed))
-                    rows.append({"path": str(dataset.root / text.image), "text": reasoning, "mos": text.gt})
+                    resize = resize_pair(dataset)
+                    rows.append({"path": str(dataset.root / text.image), "text": reasoning, "mos": text.gt,
+                                 **({"resize": resize} if resize else {})})
         if not rows:
             raise IQABenchError(
                 f"the single-domain model of {dataset.name!r} wrote no reasoning text ({texts_folder}/texts*.jsonl); "
@@ -353,7 +359,8 @@ class RACT(Trainer):
             for name, parameter in model.named_parameters():
                 parameter.requires_grad = ".visual." in f".{name}"
         processor = AutoProcessor.from_pretrained(base)
-        dataset = Dataset.from_dict({key: [row[key] for row in pairs] for key in ("path", "task", "target")})
+        columns = ("path", "task", "target", "resize")
+        dataset = Dataset.from_dict({key: [row.get(key) for row in pairs] for key in columns})
         args = SFTConfig(
             **common_args(
                 folder / "trainer", device=device, bf16=bf16, gradient_checkpointing=self.gradient_checkpointing,

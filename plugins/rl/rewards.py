@@ -29,6 +29,7 @@ the function), or a script can call :func:`register_reward`.
 from __future__ import annotations
 
 import math
+import random
 import re
 import statistics
 import warnings
@@ -37,7 +38,6 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from iqabench.errors import DuplicateNameError, UnknownNameError, did_you_mean
-from iqabench_plugins.mllm.parsing import parse_visualquality
 
 ENTRY_POINT_GROUP = "iqabench.scoring.rewards"
 RewardFunction = Callable[..., list[float]]
@@ -133,23 +133,66 @@ def visualquality_format(texts: Sequence[str], mos: Sequence[float], groups: Seq
     return [1.0 if _VISUALQUALITY_FORMAT.fullmatch(text) else 0.0 for text in texts]
 
 
+#: VisualQuality-R1's answer extraction (``grpo_jsonl.py``): the last answer block, else the whole completion,
+#: then its first number, sign included
+_VISUALQUALITY_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_VISUALQUALITY_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+#: what the release does with a completion that holds no number, and iqabench's stricter alternatives
+UNPARSABLE = ("random", "exclude")
+NEGATIVE = ("keep", "fail")
+
+
+def visualquality_prediction(text: str, *, negative: str = "keep") -> float | None:
+    """The number VisualQuality-R1's reward reads from a completion, or None when it holds none.
+
+    The release (``grpo_jsonl.py``, ``accuracy_reward`` and ``extract_first_number``) takes the last
+    ``<answer>...</answer>`` block, or the whole stripped completion when there is none, and its first match of
+    ``-?\\d+(\\.\\d+)?``: a negative number is kept. ``negative="fail"`` treats one as unparsable instead.
+    """
+    answers = _VISUALQUALITY_ANSWER.findall(text)
+    answer = answers[-1].strip() if answers else text.strip()
+    match = _VISUALQUALITY_NUMBER.search(answer)
+    if match is None:
+        return None
+    value = float(match.group())
+    return None if value < 0 and negative == "fail" else value
+
+
 def visualquality_fidelity(
-    texts: Sequence[str], mos: Sequence[float], groups: Sequence[str], *, epsilon: float = 1e-6
+    texts: Sequence[str],
+    mos: Sequence[float],
+    groups: Sequence[str],
+    *,
+    epsilon: float = 1e-6,
+    unparsable: str = "random",
+    negative: str = "keep",
+    rng: random.Random | None = None,
 ) -> list[float]:
     """VisualQuality-R1's Thurstone fidelity reward, averaged over the other images of the batch.
 
-    For completion j of image i with predicted score p_ij, and every other image z:
-    P = Φ((p_ij − μ_z) / sqrt(σ²_i + σ²_z + ε)), where μ and σ² are the mean and
-    unbiased variance of an image's predicted scores over its completions;
-    g = 1 if MOS_i > MOS_z, 0 if MOS_i < MOS_z, 0.5 if equal;
+    For completion j of image i with predicted score p_ij, and every other image z of the call:
+    P = Φ((p_ij − μ_z) / sqrt(σ²_i + σ²_z + ε)), where μ and σ² are the mean and unbiased variance of an image's
+    predicted scores over its completions; g = 1 if MOS_i > MOS_z, 0 if MOS_i < MOS_z, 0.5 if equal;
     reward = mean over z of sqrt(P·g + ε) + sqrt((1 − P)(1 − g) + ε).
 
-    Choices where the paper's code is silent: an unparsable completion earns 0
-    and is left out of its image's μ and σ²; an image with a single parsed
-    prediction has σ² = 0; images with no parsed prediction are not compared
-    against; a completion with no image to compare against earns 0.
+    The defaults are the release's (``grpo_jsonl.py``): a completion holding no number gets the substitute
+    ``random.randint(1, 5)`` as its prediction, which enters its image's μ and σ² like any other (this one random
+    value is allowed only here, inside a training reward that reproduces the release; no score a model reports is
+    ever made up); a negative number is kept. The deviations, as options: ``unparsable="exclude"`` gives such a
+    completion 0 and leaves it out of μ and σ² (an image with no parsed prediction is then not compared against);
+    ``negative="fail"`` treats a negative number as unparsable. ``rng`` draws the substitutes (the ``grpo``
+    trainer passes one seeded with the run's seed; the release draws from Python's global generator). Each call
+    is one comparison batch: the ``grpo`` trainer calls it once
+    per block of images (``reward_batch_images``) as the release calls it once per GPU batch.
     """
-    predictions = [parse_visualquality(text).score for text in texts]
+    if unparsable not in UNPARSABLE:
+        raise ValueError(f"unparsable={unparsable!r}: choose one of {', '.join(UNPARSABLE)}")
+    if negative not in NEGATIVE:
+        raise ValueError(f"negative={negative!r}: choose one of {', '.join(NEGATIVE)}")
+    draw = rng if rng is not None else _SUBSTITUTES
+    predictions = [visualquality_prediction(text, negative=negative) for text in texts]
+    if unparsable == "random":
+        predictions = [float(draw.randint(1, 5)) if p is None else p for p in predictions]
     by_group: dict[str, list[float]] = {}
     label_of: dict[str, float] = {}
     for prediction, label, group in zip(predictions, mos, groups, strict=True):
@@ -177,6 +220,10 @@ def visualquality_fidelity(
             )
         rewards.append(total / len(others))
     return rewards
+
+
+#: the substitutes' generator when the caller passes none
+_SUBSTITUTES = random.Random(0)
 
 
 def _normal_cdf(x: float) -> float:
