@@ -8,10 +8,10 @@ Run: ``HF_HUB_OFFLINE=1 python -m pytest benchmarks/bench_efficiency.py --benchm
 (CI: ``--benchmark-disable`` runs each once, as a smoke test).
 """
 
-import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 import pytest
 import torch
 
+import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 from iqabench.efficiency.bench import BenchModel, BenchSettings, make_jpegs, measure_model
 from iqabench.scoring.images import load_image
 from iqabench_plugins.mllm.q_insight import QInsight

@@ -19,15 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-import iqabench  # noqa: F401  (the torchvision shim waits for torchvision)
 import numpy as np
 import pytest
 
+import iqabench  # noqa: F401  (the torchvision shim waits for torchvision)
 from iqabench.efficiency.bench import make_jpegs
 from iqabench.efficiency.measure import cpu_count
+from iqabench.scoring.engine import score_files
 from iqabench.scoring.images import ImageReading, load_image
 from iqabench.scoring.loader import model_batches
-from iqabench.scoring.engine import score_files
 
 IMAGES = int(os.environ.get("IQABENCH_BENCH_IMAGES", "300"))
 #: NIQE's kernel in the suite row: auto (numba when installed), numba or numpy (the model the issue measured)
@@ -132,6 +132,8 @@ def test_niqe_inside_a_run_vs_outside(benchmark, jpegs, workers):
 def test_rali_preprocessing_per_core(benchmark, jpegs, draft):
     """Row 4: decode + resize + crop of a 1024x768 JPEG to RALI's uint8 336x336 input, one core, and the main
     process's share per image (receiving a stacked batch from a worker and normalising it, on the CPU here)."""
+    import torch
+
     from iqabench_plugins.rali.encoders import (
         OPENAI_CLIP_MEAN,
         OPENAI_CLIP_STD,
@@ -140,8 +142,6 @@ def test_rali_preprocessing_per_core(benchmark, jpegs, draft):
         normalise_pixels,
         stack_pixels,
     )
-
-    import torch
 
     transform = HFImageTransform(clip_image_processor_class()(
         size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},

@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import time
 
-import iqabench  # noqa: F401  (installs the torchvision shim first)
 import pytest
 import torch
 from PIL import Image
 
+import iqabench  # noqa: F401  (installs the torchvision shim first)
 from iqabench_plugins.mllm.q_insight import QInsight
 
 TINY_NEW_TOKENS = 16

@@ -11,11 +11,11 @@ import importlib.util
 import resource
 from pathlib import Path
 
-import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 import numpy as np
 import pytest
 from PIL import Image
 
+import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 from iqabench_plugins.brisque import BRISQUE
 from iqabench_plugins.niqe import NIQE
 

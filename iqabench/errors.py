@@ -27,6 +27,23 @@ class UnknownNameError(IQABenchError, KeyError):
         return str(self.args[0])
 
 
+class PluginError(IQABenchError):
+    """A plugin, or a class it registers, that does not follow the plugin contract."""
+
+
+class NotDifferentiableError(IQABenchError):
+    """A loss (or a reward with gradients) asked of a model whose scores have no gradient."""
+
+    def __init__(self, model: str, differentiable: list[str] | None = None) -> None:
+        names = (f" Differentiable models: {', '.join(differentiable)}." if differentiable
+                 else " `iqabench list models --json` marks the differentiable ones.")
+        super().__init__(
+            f"model {model!r} is not differentiable with these options (its scores do not come from a "
+            f"computation torch can differentiate), so it cannot be a loss.{names} It can still score images as a "
+            "metric or a reward: create_model(name) without as_loss."
+        )
+
+
 class DuplicateNameError(IQABenchError):
     """Two plugins registered the same name."""
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from iqabench import create_model
+from iqabench import ModelTraits, Scorer, create_model
 from iqabench.errors import IQABenchError
 from iqabench.scoring.pixels import pil_to_pixels
 from tests.differentiable import model_options, photo, random_images
@@ -69,9 +69,9 @@ def test_batches_and_decode_workers_are_used(brightness, tmp_path):
     for i, image in enumerate(images):
         image.save(tmp_path / f"{i}.png")
         paths.append(tmp_path / f"{i}.png")
-    brightness.calls = 0
+    brightness.model.calls = 0
     scores = brightness(images, batch_size=2)
-    assert brightness.calls == 3 and len(scores) == 5
+    assert brightness.model.calls == 3 and len(scores) == 5
     assert torch.equal(brightness(paths, batch_size=2, num_workers=1), brightness(paths))
 
 
@@ -87,6 +87,7 @@ def test_an_image_that_cannot_be_scored_is_nan_with_its_reason(brightness, tmp_p
     assert [s.failed for s in brightness.last_scores] == [False, True, True]
 
 
+@pytest.mark.slow
 def test_a_model_refusing_one_image_of_a_tensor_batch_fails_only_that_image(weights, tmp_path):  # noqa: F811
     """CLIP's ResNet needs 32 px per side: in a list of tensors the small one is NaN with the reason, the rest
     are scored by the tensor path (and equal to the PIL path, full resolution needs no resampling)."""
@@ -132,7 +133,7 @@ def test_to_reward_maps_scores_onto_0_1_higher_better():
         name = "one-to-five"
         score_range = (1.0, 5.0)
 
-    assert torch.allclose(OneToFive().to_reward(torch.tensor([1.0, 3.0, 5.0, 6.0])),
+    assert torch.allclose(Scorer(OneToFive()).to_reward(torch.tensor([1.0, 3.0, 5.0, 6.0])),
                           torch.tensor([0.0, 0.5, 1.0, 1.0]))
 
 
@@ -147,7 +148,7 @@ def test_a_model_declared_differentiable_needs_a_tensor_path(capsys):
 
     class Claims(Brightness):
         name = "claims"
-        differentiable = True
+        traits = ModelTraits(differentiable=True)
 
     registry = PluginRegistry(load_entry_points=False)
     registry.register(types.SimpleNamespace(iqabench_models=hookimpl(lambda: [Claims, Brightness])), name="claims")

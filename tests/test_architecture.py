@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import types
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ import yaml
 
 from iqabench import Model, Score, hookimpl
 from iqabench.errors import UnknownNameError
-from iqabench.registry.options import OptionValueError
 from iqabench.registry.discovery import PluginError, PluginRegistry, default_registry
+from iqabench.registry.options import OptionValueError
 from tests.helpers import Brightness, GradedSet, make_graded_root, registry_with
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ def test_option_values_are_checked_against_the_constructor_annotations():
         create_model("brightness", registry=registry_with(Brightness), offset=True)
     with pytest.raises(UnknownNameError, match="no option 'blok_size'.*block_size"):
         create_model("niqe", blok_size=96)
-    assert create_model("brightness", registry=registry_with(Brightness), offset=2).offset == 2.0
+    assert create_model("brightness", registry=registry_with(Brightness), offset=2).model.offset == 2.0
 
 
 def test_comma_separated_flags_fill_list_and_tuple_options():
@@ -112,7 +113,7 @@ class Squeezing(Brightness):
     def __init__(self, *, resize: int | None = None, device: str = "cpu", dtype: str = "float32") -> None:
         super().__init__(device=device, dtype=dtype)
         self.resize = resize
-        self.preprocessing = "full-resolution" if resize is None else "resize"
+        self.traits = replace(self.traits, preprocessing="full-resolution" if resize is None else "resize")
 
 
 def _run(tmp_path: Path, registry: PluginRegistry, **suite) -> dict:
@@ -194,6 +195,9 @@ def test_the_core_names_no_built_in_plugin():
         docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                       if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
                       and node.body and isinstance(node.body[0], ast.Expr)}
+        # keys of the core's own records ({"folder": ...}, source["folder"]) are not plugin names
+        docstrings |= {id(key) for node in ast.walk(tree) if isinstance(node, ast.Dict) for key in node.keys}
+        docstrings |= {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -241,3 +245,80 @@ def test_a_models_counts_are_recorded_per_test_set(tmp_path):
                  if i % 2 == parity]
         expected = sum(brightness(Image.open(root / name).convert("RGB")) > 128 for name in names)
         assert pair["meta"]["model_counts"] == {"bright": expected}
+
+
+def _core_import_graph() -> dict[str, set[str]]:
+    """Module -> the iqabench modules it imports, anywhere in its body (imports inside functions count: they
+    run too), except those under ``if TYPE_CHECKING:`` (annotations only)."""
+    modules = {}
+    for path in sorted((REPO / "iqabench").rglob("*.py")):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        annotations_only = {id(child) for node in ast.walk(tree) if isinstance(node, ast.If)
+                            and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
+                            for child in ast.walk(node)}
+        for node in ast.walk(tree):
+            if id(node) in annotations_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            graph[name].update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_cycle_detection_finds_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_among_core_modules():
+    assert _cycles(_core_import_graph()) == []
+
+
+def test_the_contracts_depend_on_nothing_but_errors():
+    """The base classes plugin authors subclass do not pull in the scoring engine, the registry or the runner."""
+    graph = _core_import_graph()
+    for module, targets in graph.items():
+        if module.startswith("iqabench.contracts"):
+            outside = {t for t in targets if not t.startswith("iqabench.contracts") and t != "iqabench.errors"}
+            assert outside == set(), f"{module} imports {sorted(outside)}"

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from iqabench.cli import main
 from iqabench.efficiency.bench import (
     BenchModel,
     BenchSettings,
@@ -19,7 +20,6 @@ from iqabench.efficiency.bench import (
     model_options,
     ratios,
 )
-from iqabench.cli import main
 from iqabench.errors import SuiteError
 from tests.helpers import save_tiny_clip
 
@@ -60,6 +60,7 @@ def tiny_suite(tmp_path: Path, tiny_clip: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_bench_command_on_tiny_models(tmp_path, tiny_clip, monkeypatch):
     # the run's folder is the working folder and the tiny CLIP lives under the home folder: neither may be recorded
     monkeypatch.chdir(tmp_path)
@@ -129,6 +130,7 @@ def test_released_qwen25vl_7b_parameters_match_the_hand_count():
         assert default_registry().model(name).released_parameters() == qwen25vl_7b_parameters() == 8_292_166_656
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_be_built_is_recorded_and_the_run_goes_on(tmp_path, tiny_clip):
     out, report_path = tmp_path / "e.md", tmp_path / "e.json"
     code = main(["bench", "--suite", str(tiny_suite(tmp_path, tiny_clip)), "--models", "rali,q-insight",
@@ -142,6 +144,7 @@ def test_a_model_that_cannot_be_built_is_recorded_and_the_run_goes_on(tmp_path, 
     assert "CheckpointError" in out.read_text()
 
 
+@pytest.mark.slow
 def test_isolated_measurement_reports_a_failure_from_its_own_process(tmp_path):
     spec = BenchModel(name="rali", options={"random_init": False})  # no checkpoint: RALI refuses to build
     settings = BenchSettings(batch_sizes=(1,), device="cpu", dtype="float32", images=1, warmup=0, repeats=1)
@@ -191,10 +194,10 @@ def test_what_a_model_contributes_to_the_study_is_declared_by_the_model_not_the_
     # the suite names no stages, token options or architectures: any registered model can be studied
     suite = yaml.safe_load((REPO / "suites" / "efficiency.yaml").read_text())
     assert all(set(model) <= {"name", "label", "options", "cpu_options", "images"} for model in suite["models"])
-    from iqabench.registry.factory import create_model
+    from iqabench.registry.factory import build_model
 
-    rali = create_model("rali", random_init=True, encoder="hf-clip", backbone=str(tiny_clip))
-    assert list(rali.timing_stages()) == ["encoder", "head"] and rali.random_weights
+    rali = build_model("rali", random_init=True, encoder="hf-clip", backbone=str(tiny_clip))
+    assert list(rali.timing_stages()) == ["encoder", "head"] and rali.traits.random_weights
 
 
 def test_ratios_divide_by_the_baseline_at_each_shared_batch_size():
@@ -202,8 +205,9 @@ def test_ratios_divide_by_the_baseline_at_each_shared_batch_size():
         return {"model": label, "label": label, "parameters": params, "released_parameters": released,
                 "real_size": None, "error": None, "rows": rows}
 
-    row = lambda b, ms, mib, e2e: {"batch_size": b, "ms_per_image": ms, "peak_memory_mib": mib,
-                                   "end_to_end_images_per_second": e2e, "error": None}
+    def row(b, ms, mib, e2e):
+        return {"batch_size": b, "ms_per_image": ms, "peak_memory_mib": mib, "end_to_end_images_per_second": e2e,
+                "error": None}
     base = record("base", 1000, [row(1, 50.0, 800.0, 10.0), row(4, 40.0, 1000.0, 20.0)])
     fast = record("fast", 40, [row(1, 2.0, 100.0, 400.0), row(8, 1.0, 90.0, 500.0)])
     (only,) = ratios([fast, base], "base")  # batch 8 has no baseline row, batch 4 no model row

@@ -139,7 +139,7 @@ def test_smallest_accepted_image_is_13_pixels(brisque):
 
 def test_model_contract(brisque):
     assert BRISQUE.lower_better is True
-    assert BRISQUE.preprocessing == "full-resolution"
+    assert BRISQUE.traits.preprocessing == "full-resolution"
     assert brisque.num_parameters() == 774 * 36 + 774 + 2 + 72
     assert pickle.loads(pickle.dumps(brisque.preprocessor())) is rgb2gray_uint8
     assert default_registry().model("brisque") is BRISQUE

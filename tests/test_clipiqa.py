@@ -24,9 +24,9 @@ from iqabench.cli import main
 from iqabench.errors import CheckpointError, IQABenchError
 from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, load_clip
 from iqabench_plugins.clipiqa.checkpoint import CONFIG_FILE, CONTEXT_FILE, load_context, save_context
+from iqabench_plugins.clipiqa.converter import ClipIQAPlusReleaseConverter
 from iqabench_plugins.clipiqa.models import ClipIQA, ClipIQAPlus, build_prompt_learner
 from iqabench_plugins.clipiqa.prompts import FIVE_PAIRS
-from iqabench_plugins.clipiqa.converter import ClipIQAPlusReleaseConverter
 from iqabench_plugins.clipiqa.trainer import CoOpTrainer, cosine_restart_factor, fit_context, training_targets
 
 TINY_RN = "iqa-test-tiny-rn"
@@ -98,6 +98,7 @@ def caption_features(clip: torch.nn.Module, pairs) -> torch.Tensor:
     return clip.encode_text(tokens).reshape(len(pairs), 2, -1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompts, pairs", [("good-bad", GOOD_BAD), ("five-pairs", FIVE_PAIRS)])
 def test_zero_shot_score_is_softmax_of_scaled_cosines(weights, prompts, pairs):
     # at the training resolution an interpolated embedding is the original one: open_clip's own forward applies
@@ -107,7 +108,7 @@ def test_zero_shot_score_is_softmax_of_scaled_cosines(weights, prompts, pairs):
     expected = [probability_by_hand(reference, im, caption_features(reference, pairs)) for im in images]
     scores = model.score(images)
     assert [s.value for s in scores] == pytest.approx(expected, abs=1e-5)
-    assert len(set(round(e, 6) for e in expected)) == 3  # the images are told apart
+    assert len({round(e, 6) for e in expected}) == 3  # the images are told apart
     assert all(0.0 <= s.value <= 1.0 for s in scores)
 
 
@@ -158,6 +159,7 @@ def cubic_resample_rows(rows: np.ndarray, size: int, a: float = -0.75) -> np.nda
     return out.astype(np.float32)
 
 
+@pytest.mark.slow
 def test_mixed_sizes_in_a_batch_score_as_alone_and_tiny_images_fail(weights):
     model = ClipIQA(model_name=TINY_RN, pretrained=weights[TINY_RN])
     images = [random_image(64, 64, 1), random_image(96, 128, 2), random_image(20, 40, 3), random_image(64, 64, 4)]
@@ -226,6 +228,7 @@ def test_learned_context_sits_around_the_class_phrase(weights):
         assert torch.allclose(learner(), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_prompt_learning_steps_change_only_the_context(weights):
     clip = load_clip(TINY_RN, weights[TINY_RN])
     learner = build_prompt_learner(clip, TINY_RN, CLASSES, 16, generator=torch.Generator().manual_seed(0))
@@ -274,6 +277,7 @@ def test_saved_context_reloads_and_scores_on_1_5(weights, tmp_path):
     assert model.num_parameters() == sum(p.numel() for p in clip.parameters()) + 16 * 32
 
 
+@pytest.mark.slow
 def test_coop_trainer_writes_a_loadable_checkpoint(weights, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
@@ -332,6 +336,7 @@ def test_cosine_restart_schedule_by_hand():
     assert factor(300000) == pytest.approx(0.002, rel=1e-12)  # restart
 
 
+@pytest.mark.slow
 def test_two_sgd_steps_follow_plain_gradient_descent_and_the_schedule(weights):
     """No momentum, no weight decay: each step moves the context by -lr(t) * gradient, lr(t) from the schedule."""
     clip = load_clip(TINY_RN, weights[TINY_RN])

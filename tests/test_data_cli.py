@@ -2,9 +2,10 @@
 
 import json
 
+from test_datasets import KONIQ_ROWS, expected_mos, make_csiq, make_koniq
+
 from iqabench.cli import main
 from iqabench.data.check import CHECK_COLUMNS, check_datasets
-from test_datasets import KONIQ_ROWS, expected_mos, make_csiq, make_koniq
 
 
 def test_show_json_lines(tmp_path, capsys, monkeypatch):

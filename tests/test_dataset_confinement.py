@@ -13,15 +13,15 @@ import types
 from pathlib import Path
 
 import pytest
+from test_datasets import write_image
 
 from iqabench import Dataset, hookimpl
 from iqabench.cli import main
-from iqabench.data.check import check_datasets
 from iqabench.contracts.dataset import DatasetIndex, ImageOutsideRootError, MissingImagesWarning, build_index
+from iqabench.data.check import check_datasets
 from iqabench.errors import IQABenchError
 from iqabench.registry.discovery import PluginRegistry
-from iqabench_plugins.datasets import DeqaMetaDataset, TID2013
-from test_datasets import write_image
+from iqabench_plugins.datasets import TID2013, DeqaMetaDataset
 
 
 def dataset_with_meta(tmp_path: Path, images: list[str]) -> tuple[Path, Path]:

@@ -187,6 +187,12 @@ import math  # noqa: E402
 import warnings  # noqa: E402
 
 import pytest  # noqa: E402
+
+from iqabench.contracts.dataset import MissingImagesWarning  # noqa: E402
+from iqabench.errors import DatasetNotFoundError, IQABenchError  # noqa: E402
+from iqabench.registry.discovery import default_registry  # noqa: E402
+from iqabench.registry.factory import create_dataset  # noqa: E402
+from iqabench.registry.options import check_options  # noqa: E402
 from iqabench_plugins.datasets import (  # noqa: E402
     CSIQ,
     PIPAL,
@@ -198,12 +204,6 @@ from iqabench_plugins.datasets import (  # noqa: E402
     KonIQ10k,
     LiveWild,
 )
-
-from iqabench.contracts.dataset import MissingImagesWarning  # noqa: E402
-from iqabench.errors import DatasetNotFoundError, IQABenchError  # noqa: E402
-from iqabench.registry.factory import create_dataset
-from iqabench.registry.options import check_options  # noqa: E402
-from iqabench.registry.discovery import default_registry  # noqa: E402
 
 
 def load_quietly(dataset):
@@ -340,7 +340,7 @@ def test_csiq_workbook_and_dmos_flip(tmp_path):
     index = load_quietly(CSIQ(make_csiq(tmp_path / "csiq")))
     dmos = [row[4] for row in CSIQ_ROWS]
     records = {r.image: r for r in index.records}
-    for image, kind, level, std, value, path in CSIQ_ROWS:
+    for image, _kind, _level, std, value, path in CSIQ_ROWS:
         record = records[path]
         assert record.mos_raw == value and record.std_raw == std and record.reference == str(image)
         assert record.mos == pytest.approx(1 + 4 * (max(dmos) - value) / (max(dmos) - min(dmos)))

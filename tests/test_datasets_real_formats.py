@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from iqabench.data.check import check_datasets
 from iqabench.contracts.dataset import DatasetWarning, MissingImagesWarning
+from iqabench.data.check import check_datasets
 from iqabench.errors import IQABenchError
-from iqabench_plugins.datasets import AGIQA3k, CSIQ, DeqaMetaDataset, KonIQ10k, TID2013
+from iqabench_plugins.datasets import CSIQ, TID2013, AGIQA3k, DeqaMetaDataset, KonIQ10k
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-formats"
 
@@ -172,7 +172,7 @@ def test_tid2013_mos_with_names(tmp_path):
     # i01_08_3.bmp: type 8 (Gaussian blur), level 3; 24 types x 5 levels x 25 references
     types = Counter(r.distortion["type"] for r in index.records)
     assert len(types) == 24 and set(types.values()) == {125}
-    assert Counter(r.distortion["level"] for r in index.records) == {level: 600 for level in range(1, 6)}
+    assert Counter(r.distortion["level"] for r in index.records) == dict.fromkeys(range(1, 6), 600)
     blur = next(r for r in index.records if r.image.lower().endswith("i01_08_3.bmp"))
     assert blur.distortion == {"type": "gaussian_blur", "level": 3}
     assert [r.distortion["level"] for r in index.records] == [int(name[-5]) for _, name in lines]

@@ -9,8 +9,8 @@ from PIL import Image
 from iqabench import hookimpl
 from iqabench.cli import main
 from iqabench.contracts.dataset import Dataset, build_index
-from iqabench.registry.discovery import default_registry
 from iqabench.reasoning.texts import read_texts
+from iqabench.registry.discovery import default_registry
 from iqabench_plugins.mllm.generation import TransformersGenerator
 
 TINY = ["-o", "checkpoint=tiny-random", "-o", "max_new_tokens=4"]

@@ -21,13 +21,17 @@ import pytest
 import yaml
 
 from iqabench.errors import IQABenchError
+from iqabench.registry.discovery import PluginRegistry
 from iqabench.run.layout import RunLayout
 from iqabench.run.merge import MergeError, merge_runs
 from iqabench.run.plan import parse_pairs
 from iqabench.run.predictions import Prediction, ShardJournal, journal_header
-from iqabench.registry.discovery import PluginRegistry
 from iqabench.run.runner import run_suite
 from tests.helpers import make_graded_root
+
+#: every test here starts other Python processes
+pytestmark = pytest.mark.slow
+
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = "iqabench_disttest_plugin"
@@ -40,7 +44,7 @@ PLUGIN_SOURCE = textwrap.dedent('''
 
     import torch
 
-    from iqabench import Score, Trainer, hookimpl
+    from iqabench import ModelTraits, Score, Trainer, hookimpl
     from tests.helpers import Brightness, GradedSet, Picky
 
     CALLS = []
@@ -66,7 +70,7 @@ PLUGIN_SOURCE = textwrap.dedent('''
         """A generative model whose texts and scores depend on torch's RNG, as a sampling MLLM's do."""
 
         name = "sampler"
-        generative = True
+        traits = ModelTraits(generative=True)
 
         def score_batch(self, items):
             draws = torch.rand(len(items)).tolist()

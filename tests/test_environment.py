@@ -18,8 +18,9 @@ def test_constraints_kept_the_pinned_cpu_torch():
 
 
 def test_torchvision_dependent_libraries_import_after_iqabench():
-    import iqabench  # noqa: F401  (installs the shim)
     import open_clip
     from transformers import CLIPModel
+
+    import iqabench  # noqa: F401  (installs the shim)
 
     assert callable(open_clip.create_model) and CLIPModel.__name__ == "CLIPModel"

@@ -7,6 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+#: every test here starts other Python processes
+pytestmark = pytest.mark.slow
+
 HEAVY = ("torch", "torchvision", "transformers", "open_clip", "sklearn", "scipy", "numba", "matplotlib", "pandas")
 
 

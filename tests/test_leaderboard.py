@@ -134,8 +134,7 @@ def test_ablation_suite_cases_find_their_table4_rows():
 
 
 def test_a_figure_that_cannot_be_drawn_is_reported_and_the_tables_are_written(run_dir, tmp_path, monkeypatch):
-    from iqabench.reports import figures
-    from iqabench.reports import leaderboard
+    from iqabench.reports import figures, leaderboard
 
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from iqabench.contracts.model import Model, ModelTraits, Score
+from iqabench.scoring.engine import score_files
 from iqabench.scoring.images import ImageReading, load_image
 from iqabench.scoring.loader import model_batches
-from iqabench.contracts.model import Model, Score
-from iqabench.scoring.engine import score_files
 from iqabench_plugins.niqe import NIQE
 
 
@@ -44,7 +44,7 @@ class WhereScored(Model):
 
 
 class WhereScoredInWorkers(WhereScored):
-    score_in_workers = True
+    traits = ModelTraits(score_in_workers=True)
 
 
 def _width(image: Image.Image) -> int:

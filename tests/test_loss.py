@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iqabench import create_model
+from iqabench import Scorer, create_model
 from iqabench.errors import IQABenchError
-from iqabench.registry.factory import differentiable_models
+from iqabench.registry.discovery import default_registry
 from iqabench.scoring.loss import QualityLoss
 from iqabench.scoring.pixels import to_pil_images
 from tests.differentiable import DIFFERENTIABLE, mid_grey_photo, model_options
@@ -31,9 +31,10 @@ def losses(weights, tmp_path_factory) -> dict[str, QualityLoss]:  # noqa: F811
 
 
 def test_the_registry_names_the_differentiable_models():
-    assert differentiable_models() == list(DIFFERENTIABLE)
+    assert default_registry().differentiable_models() == list(DIFFERENTIABLE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_gradients_agree_with_finite_differences(losses, name):
     """Directional derivatives: along the gradient, and along a direction half off it (a wrong or missing part
@@ -57,6 +58,7 @@ def test_gradients_agree_with_finite_differences(losses, name):
         assert finite == pytest.approx(analytic, abs=0.03 * norm), (name, finite, analytic, norm)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_an_optimiser_step_on_the_pixels_raises_the_score(losses, name):
     loss = losses[name]
@@ -68,28 +70,31 @@ def test_an_optimiser_step_on_the_pixels_raises_the_score(losses, name):
     after = loss(x)
     assert float(after) < float(before)
     # the metric (no gradient, its own tensor path) sees the raised score too
-    model = loss.model
+    model = Scorer(loss.model)
     assert float(model(x.detach().clamp(0, 1))) > float(model(mid_grey_photo()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_the_loss_is_one_minus_the_score_mapped_onto_0_1(losses, name):
     """By hand: (score - low) / (high - low) over the model's documented range; all four are higher-better."""
     loss, x = losses[name], torch.cat([mid_grey_photo(), mid_grey_photo().flip(-1)])
-    model = loss.model
+    model = Scorer(loss.model)
     low, high = model.score_range
     scores = model(x)
     expected = 1 - (scores - low) / (high - low)
     assert not model.lower_better
     assert torch.allclose(QualityLoss(model, reduction="none")(x).detach(), expected, atol=1e-5)
+    assert torch.allclose(model.as_loss("none")(x).detach(), expected, atol=1e-5)
     assert float(loss(x)) == pytest.approx(float(expected.mean()), abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_tensor_path_scores_match_the_pil_path(losses, name):
     """Same images as 8-bit PIL and as tensors: scores within 0.5% of the model's range (the preprocessing differs
     by at most about a grey level, tests/test_pixels.py)."""
-    model = losses[name].model
+    model = Scorer(losses[name].model)
     x = torch.cat([mid_grey_photo(96, 80), mid_grey_photo(96, 80).flip(-2)])
     x = (x * 255).round() / 255  # exactly representable in 8 bits: both paths start from the same pixels
     tensor_scores, pil_scores = model(x), model(to_pil_images(x))
@@ -105,6 +110,7 @@ def test_the_loss_holds_the_model_frozen_and_out_of_the_callers_modules(losses):
     assert not any(p.requires_grad for p in loss.model.image_encoder.parameters())
 
 
+@pytest.mark.slow
 def test_random_init_rali_is_a_loss_whose_gradient_reaches_the_pixels():
     """random_init on the offline pair: the mechanics work (finite gradient of the right shape); its random
     EfficientNet saturates, so its gradients are tiny: pretrained_encoder=true gives a real encoder's."""
@@ -140,5 +146,5 @@ def test_models_without_gradients_say_so_and_name_those_with(name, options):
 def test_bad_reductions_and_inputs_are_clear_errors(losses):
     with pytest.raises(IQABenchError, match="reduction 'avg'"):
         QualityLoss(losses["rali"].model, reduction="avg")
-    with pytest.raises(IQABenchError, match=r"\[B, 3, H, W\]"):
+    with pytest.raises(IQABenchError, match=r"channels-first.*x.permute\(0, 3, 1, 2\)"):
         losses["rali"](torch.rand(1, 64, 64, 3))

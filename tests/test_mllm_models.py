@@ -63,7 +63,7 @@ def test_registered_with_contract_attributes():
     ]:
         cls = registry.model(name)
         assert cls.trainer == trainer
-        assert cls.generative is generative
+        assert cls.traits.generative is generative
         assert cls.score_range == (1.0, 5.0)
 
 
@@ -182,6 +182,7 @@ def test_without_the_guards_this_transformers_takes_the_checkpoints_decoding(sam
     assert resolved.repetition_penalty == 4.0 and resolved.no_repeat_ngram_size == 1
 
 
+@pytest.mark.slow
 def test_greedy_stays_greedy_whatever_the_checkpoints_generation_config_says(sampling_checkpoint, monkeypatch):
     model = QInsight(checkpoint=str(sampling_checkpoint), max_new_tokens=8)
     net, resolved, calls = model.model, [], []
@@ -340,6 +341,7 @@ def test_hub_id_offline_says_how_to_pass_a_local_folder():
     assert "-o checkpoint=DIR/score_degradation" in message
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_says_so(q_insight, monkeypatch, caplog):
     q_insight.generator.backoff.limit = None
     generate = q_insight.model.generate
@@ -463,6 +465,7 @@ def test_random_init_builds_the_released_7b_architecture_on_the_meta_device():
     assert model.model.config.image_token_id == model.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
 
 
+@pytest.mark.slow
 def test_random_init_runs_the_whole_scorer_on_a_small_stand_in_architecture(monkeypatch):
     small = {**TINY_ARCHITECTURE, "text_config": {**TINY_ARCHITECTURE["text_config"], "vocab_size": 600}}
     monkeypatch.setattr("iqabench_plugins.mllm.generation.QWEN25_VL_7B_INSTRUCT", small)
@@ -517,6 +520,7 @@ def test_q_align_generic_route_matches_a_manual_forward():
     assert model.config()["level_token_variant"] == "bare"  # " excellent" etc. all start with the space byte
 
 
+@pytest.mark.slow
 def test_q_align_is_deterministic_and_batch_independent():
     model = QAlign(checkpoint="tiny-random")
     batch = images(4)

@@ -1,4 +1,4 @@
-"""Parsers of Q-Insight / RACT and VisualQuality-R1 completions on realistic outputs.
+r"""Parsers of Q-Insight / RACT and VisualQuality-R1 completions on realistic outputs.
 
 What the official parsers read is written out here with their own regular
 expressions (bytedance/Q-Insight ``qinsight_multi_task.py``: ``<answer>(.*?)</answer>``

@@ -57,7 +57,7 @@ def fake_vllm(monkeypatch):
 
 
 def vllm_model(name="q-insight", **options):
-    return create_model(name, checkpoint="tiny-random", backend="vllm", max_new_tokens=64, **options)
+    return create_model(name, checkpoint="tiny-random", backend="vllm", max_new_tokens=64, **options).model
 
 
 def test_engine_arguments_and_greedy_sampling_match_the_transformers_settings(fake_vllm):

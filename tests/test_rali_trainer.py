@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from PIL import Image
+
+from iqabench.contracts.dataset import Record
+from iqabench.contracts.trainer import TrainingSet
+from iqabench.reasoning.texts import ReasoningText, TextsWriter
 from iqabench_plugins.rali.encoders import HFClipEncoder
 from iqabench_plugins.rali.trainer import (
     RALITrainer,
@@ -20,11 +25,6 @@ from iqabench_plugins.rali.trainer import (
     resolve_gradient_checkpointing,
     resolve_precision,
 )
-from PIL import Image
-
-from iqabench.contracts.dataset import Record
-from iqabench.reasoning.texts import ReasoningText, TextsWriter
-from iqabench.contracts.trainer import TrainingSet
 
 TEXT_WINDOW = 64  # the tiny CLIP's max_position_embeddings
 
@@ -78,6 +78,7 @@ def test_precision_and_checkpointing_follow_the_device(monkeypatch):
     assert (trainer.precision, trainer.gradient_checkpointing) == ("auto", "auto")
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_recomputes_without_changing_gradients(clip_dir):
     """Checkpointing trades memory for recomputation: the gradients must be those of the plain backward pass."""
     from transformers.modeling_layers import GradientCheckpointingLayer
@@ -144,6 +145,7 @@ def _distributed_step(rank: int, world: int, port: int, out: str) -> None:
     torch.save(gradients(module), f"{out}/rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_two_processes_compute_the_gradient_of_the_whole_batch(tmp_path):
     """Uneven shares (3 and 2 images), features gathered with gradients, DDP averaging: one process's gradient."""
     mp.spawn(_distributed_step, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)

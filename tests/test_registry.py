@@ -63,6 +63,7 @@ def test_broken_third_party_plugin_warns_and_harness_keeps_working(tmp_path, mon
     assert "niqe" in registry.names("model")
 
 
+@pytest.mark.slow
 def test_example_package_loads_through_entry_points_and_runs_in_a_suite(tmp_path, monkeypatch):
     """The examples/ package, made importable with its own entry_points metadata, as pip would install it."""
     example = REPO / "examples" / "iqabench-sharpness"

@@ -18,12 +18,12 @@ import yaml
 from PIL import Image
 
 from iqabench import hookimpl
-from iqabench.errors import IQABenchError, ImageLoadError, SuiteError
-from iqabench.scoring.images import ImageReading, load_image
-from iqabench.run.layout import RunLayout, RunLockedError
-from iqabench.registry.options import OptionValueError
-from iqabench.run.runner import run_suite
 from iqabench.contracts.trainer import Trainer
+from iqabench.errors import ImageLoadError, IQABenchError, SuiteError
+from iqabench.registry.options import OptionValueError
+from iqabench.run.layout import RunLayout, RunLockedError
+from iqabench.run.runner import run_suite
+from iqabench.scoring.images import ImageReading, load_image
 from tests.helpers import Brightness, make_graded_root, registry_with
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +60,7 @@ def plcc(results: dict) -> float:
     return results["results"][0]["metrics"]["plcc"]["value"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["cut at a row boundary", "emptied", "cut mid-line", "a value edited"])
 def test_a_damaged_predictions_file_is_scored_again_not_trusted(tmp_path, damage, caplog):
     first = run(tmp_path)
@@ -100,6 +101,7 @@ def _hold_lock(folder: Path) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_is_refused_naming_the_holder(tmp_path):
     holder = _hold_lock(tmp_path / "out")
     try:
@@ -140,6 +142,7 @@ class Offsetting(Counting):
         self.weights = weights
 
 
+@pytest.mark.slow
 def test_a_copied_run_folder_resumes_without_training_or_scoring_again(tmp_path):
     registry = registry_with(Offsetting)
     registry.register(types.SimpleNamespace(iqabench_trainers=hookimpl(lambda: [Fitting])), name="fit")

@@ -47,6 +47,7 @@ def test_image_reward_is_the_score_on_0_1_and_nan_where_unscored():
         reward(images, prompts=["a", "b"])
 
 
+@pytest.mark.slow
 def test_image_reward_keeps_the_graph_for_a_differentiable_model(rali):
     reward = ImageReward(rali)
     pixels = torch.cat([mid_grey_photo(), mid_grey_photo().flip(-1)]).requires_grad_(True)
@@ -62,6 +63,7 @@ def test_image_reward_keeps_the_graph_for_a_differentiable_model(rali):
         ImageReward(create_model("niqe"), differentiable=True)
 
 
+@pytest.mark.slow
 def test_the_example_trains_a_generator_whose_reward_rises():
     spec = importlib.util.spec_from_file_location("reward_backprop", EXAMPLE)
     example = importlib.util.module_from_spec(spec)
@@ -70,6 +72,7 @@ def test_the_example_trains_a_generator_whose_reward_rises():
     assert len(history) == 4 and history[-1] > history[0]
 
 
+@pytest.mark.slow
 def test_a_grpo_reward_inside_trls_own_training_step(tmp_path):
     """A tiny causal LM writes 4 bytes per completion; each completion becomes an image whose contrast follows its
     bytes; NIQE scores it. trl must call the adapter with its keywords and log the rewards it returned."""

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from iqabench.contracts.dataset import Record
-from iqabench.errors import IQABenchError
 from iqabench.contracts.trainer import TrainingSet
+from iqabench.errors import IQABenchError
 from iqabench_plugins.datasets.kadid10k import KADID10k, parse_distortion
 from iqabench_plugins.rl.degradation import (
     DEFAULT_DISTORTION_CLASSES,

@@ -10,8 +10,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from iqabench.contracts.dataset import Record
-from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
 from iqabench.contracts.trainer import TrainingSet
+from iqabench.errors import CheckpointError, IQABenchError, UnknownNameError
 from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.grpo import GRPO
@@ -130,7 +130,7 @@ def test_two_multi_task_steps_change_parameters_and_seed_repeats(base, training_
     sampling = effective["rollout_sampling"]
     assert (sampling["do_sample"], sampling["temperature"], sampling["top_k"], sampling["top_p"]) == (True, 1.0, 50, 1.0)
     assert sampling["repetition_penalty"] == 1.0  # not Qwen2.5-VL's generation_config (1.05)
-    assert effective["reward_weights"] == {name: 1.0 for name in small_grpo().rewards}
+    assert effective["reward_weights"] == dict.fromkeys(small_grpo().rewards, 1.0)
 
 
 @pytest.mark.slow

@@ -1,6 +1,5 @@
 """The grpo trainer's release recipes: VisualQuality-R1's preset and batches, and prompt lengths on real image sizes."""
 
-import random
 from collections import Counter
 
 import pytest

@@ -10,10 +10,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from iqabench.contracts.dataset import Record
-from iqabench.errors import IQABenchError
-from iqabench.registry.discovery import default_registry
-from iqabench.reasoning.texts import ReasoningText, TextsWriter
 from iqabench.contracts.trainer import TrainingSet
+from iqabench.errors import IQABenchError
+from iqabench.reasoning.texts import ReasoningText, TextsWriter
+from iqabench.registry.discovery import default_registry
 from iqabench_plugins.rl import rewards
 from iqabench_plugins.rl.ract import RACT, score_completion, sft_pairs
 

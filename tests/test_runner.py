@@ -16,7 +16,7 @@ from iqabench.errors import SuiteError, UnknownNameError
 from iqabench.run.plan import DataMissingError
 from iqabench.run.runner import run_suite as run_suite_file
 from iqabench.run.suite import load_suite
-from tests.helpers import Broken, Brightness, Darkness, Picky, make_graded_root, registry_with
+from tests.helpers import Brightness, Broken, Darkness, Picky, make_graded_root, registry_with
 
 
 def write_suite(path: Path, **overrides) -> Path:
@@ -47,6 +47,7 @@ def cell(results, model, test="graded-test"):
     return next(p for p in results["results"] if p["model"] == model and p["test_set"] == test)
 
 
+@pytest.mark.slow
 def test_scores_match_independent_correlations(tmp_path):
     results, _ = run_suite(tmp_path, registry_with(Brightness, Darkness))
     rows = list((tmp_path / "out" / "predictions" / "brightness" / "graded-test.csv").read_text().splitlines())
@@ -64,6 +65,7 @@ def test_scores_match_independent_correlations(tmp_path):
     assert "| brightness" in board and "PLCC / SRCC" in board
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_scoring_and_gives_identical_numbers(tmp_path, monkeypatch):
     first, _ = run_suite(tmp_path, registry_with(Brightness, Darkness))
     calls = []
@@ -74,6 +76,7 @@ def test_rerun_resumes_without_scoring_and_gives_identical_numbers(tmp_path, mon
     assert (tmp_path / "out" / "leaderboard.md").exists()
 
 
+@pytest.mark.slow
 def test_force_redoes_and_changed_options_invalidate(tmp_path):
     run_suite(tmp_path, registry_with(Brightness, Darkness))
     results, _ = run_suite(
@@ -86,6 +89,7 @@ def test_force_redoes_and_changed_options_invalidate(tmp_path):
     assert first_pred > 10.0  # rescored with the offset, not reused
 
 
+@pytest.mark.slow
 def test_failing_model_is_recorded_and_others_go_on(tmp_path):
     results, _ = run_suite(
         tmp_path, registry_with(Brightness, Broken), models=[{"name": "broken"}, {"name": "brightness"}]

@@ -20,8 +20,8 @@ from PIL import Image
 from iqabench import hookimpl
 from iqabench.cli import main
 from iqabench.errors import IQABenchError
-from iqabench.scoring.image_files import find_images
 from iqabench.registry.discovery import default_registry
+from iqabench.scoring.image_files import find_images
 from tests.helpers import Brightness
 
 SCORED: list[int] = []  # batch sizes the model was given, across runs

@@ -7,9 +7,9 @@ import pytest
 from scipy import optimize, stats
 
 from iqabench.reports import significance as sig
-from iqabench.reports.significance import TIED
 from iqabench.reports.leaderboard import render_leaderboard
 from iqabench.reports.schema import read_results
+from iqabench.reports.significance import TIED
 from iqabench.run.predictions import Prediction, PredictionStore
 
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from iqabench.reasoning.describe import ImageToDescribe, describe
 from iqabench.errors import IQABenchError
-from iqabench.scoring.images import load_image
-from iqabench.registry.discovery import default_registry
+from iqabench.reasoning.describe import ImageToDescribe, describe
 from iqabench.reasoning.texts import read_texts
+from iqabench.registry.discovery import default_registry
+from iqabench.scoring.images import load_image
 from iqabench_plugins.synthetic import Describer, Synthetic
 from iqabench_plugins.synthetic import generate as generator
 from iqabench_plugins.synthetic.dataset import reference_split
@@ -60,7 +60,7 @@ def test_registered():
     registry = default_registry()
     assert registry.dataset("synthetic") is Synthetic
     assert registry.model("describer") is Describer
-    assert Describer.generative and Describer.score_range == (1.0, 5.0)
+    assert Describer.traits.generative and Describer.score_range == (1.0, 5.0)
 
 
 def test_count_pristine_plus_five_levels_and_grey_skips_saturation(generated):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iqabench.registry.options import check_options
 from iqabench.registry.discovery import default_registry
+from iqabench.registry.options import check_options
 from iqabench.run.suite import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"

@@ -100,8 +100,8 @@ def _command_line(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.efficiency.bench import model_options, run_bench
-    from iqabench.reports.bench_report import render_markdown
     from iqabench.registry.factory import check_model_options, resolve_device
+    from iqabench.reports.bench_report import render_markdown
 
     device = resolve_device(args.device)
     suite = _suite(args)

@@ -15,7 +15,6 @@ import json
 import warnings
 from dataclasses import asdict
 
-
 from iqabench.data.sources import ACCEPT_ENV, DEFAULT_SOURCE, SOURCES
 
 NAME = "data"
@@ -114,8 +113,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from iqabench.data.check import check_datasets, format_check_table
     from iqabench.contracts.dataset import resolve_data_root
+    from iqabench.data.check import check_datasets, format_check_table
 
     data_root = resolve_data_root(args.root, None)
     rows = check_datasets(data_root, args.names or None)

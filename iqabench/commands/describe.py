@@ -51,8 +51,8 @@ def parse_seeds(text: str) -> list[int]:
 def images_to_describe(args: argparse.Namespace):
     """``(images, dataset name)`` from the image arguments or from ``--dataset``."""
     from iqabench.contracts.dataset import resolve_data_root
-    from iqabench.reasoning.describe import ImageToDescribe
     from iqabench.errors import IQABenchError
+    from iqabench.reasoning.describe import ImageToDescribe
     from iqabench.registry.factory import create_dataset
 
     if bool(args.images) == bool(args.dataset):
@@ -60,8 +60,6 @@ def images_to_describe(args: argparse.Namespace):
     if args.images:
         return [ImageToDescribe(image=path, path=Path(path)) for path in args.images], None
     dataset = create_dataset(args.dataset, root=args.root, data_root=resolve_data_root(args.data_root, None))
-    if dataset.root is None:
-        raise dataset.missing_error("no dataset folder given")
     records = dataset.load().split(args.split)
     images = [ImageToDescribe(image=r.image, path=dataset.image_path(r), gt=r.mos) for r in records]
     return images, args.dataset
@@ -69,15 +67,15 @@ def images_to_describe(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.reasoning.describe import describe
-    from iqabench.run.distributed import process_device, processes, quiet_other_processes
-    from iqabench.registry.factory import create_model, resolve_device
+    from iqabench.registry.factory import build_model, resolve_device
     from iqabench.registry.options import parse_option_flags
+    from iqabench.run.distributed import process_device, processes, quiet_other_processes
 
     seeds = parse_seeds(args.seeds)
     images, dataset = images_to_describe(args)
     group = processes()
     quiet_other_processes()
-    model = create_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype,
+    model = build_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype,
                          **parse_option_flags(args.option))
     summary = describe(
         model,

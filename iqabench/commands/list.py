@@ -19,8 +19,10 @@ def _describe(entry) -> dict:
     info = entry.describe()
     cls = entry.cls
     if entry.kind == "model":
-        info.update(lower_better=cls.lower_better, score_range=list(cls.score_range), preprocessing=cls.preprocessing,
-                    generative=cls.generative, trainer=cls.trainer, differentiable=cls.differentiable)
+        traits = cls.traits
+        info.update(lower_better=cls.lower_better, score_range=list(cls.score_range),
+                    preprocessing=traits.preprocessing, generative=traits.generative, trainer=cls.trainer,
+                    differentiable=traits.differentiable)
     elif entry.kind == "dataset":
         info.update(title=cls.title, folder=cls.default_dir, official_count=cls.official_count)
     elif entry.kind == "trainer":

@@ -4,7 +4,7 @@ Folders are searched recursively and globs expanded (:mod:`iqabench.scoring.imag
 Scores are printed (tab-separated, or ``--json`` lines) or, with ``--output
 FILE.csv|FILE.jsonl``, written batch by batch to a file that a re-run of the
 same command resumes (:mod:`iqabench.scoring.score_output`). The model is built by
-:func:`iqabench.create_model` and images are scored by
+:func:`iqabench.registry.factory.build_model` (as ``iqabench.create_model`` does) and images are scored by
 :func:`iqabench.scoring.engine.score_files`, as in the Python API and ``iqabench run``.
 
 Under ``accelerate launch -m iqabench score`` the images are shared out among
@@ -46,14 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iqabench import progress
-    from iqabench.run.distributed import batches, process_device, processes, quiet_other_processes, share
     from iqabench.errors import IQABenchError
-    from iqabench.registry.factory import create_model, resolve_device
+    from iqabench.registry.factory import build_model, resolve_device
+    from iqabench.registry.options import parse_option_flags
+    from iqabench.run.distributed import batches, process_device, processes, quiet_other_processes, share
+    from iqabench.scoring.engine import score_files
     from iqabench.scoring.image_files import find_images
     from iqabench.scoring.loader import Resize
-    from iqabench.registry.options import parse_option_flags
     from iqabench.scoring.score_output import ScoresFile
-    from iqabench.scoring.engine import score_files
 
     if args.force and not args.output:
         raise IQABenchError("--force starts an --output file over; without --output there is nothing to force.")
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_other_processes()
     paths = find_images(args.images)
     options = parse_option_flags(args.option)
-    model = create_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype, **options)
+    model = build_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype, **options)
     output = None
     todo = list(range(len(paths)))
     if args.output:

@@ -83,10 +83,16 @@ def _train_suite(path: Path, args: argparse.Namespace) -> int:
 
 def _train_config(path: Path, data: dict[str, Any], args: argparse.Namespace) -> int:
     from iqabench.contracts.dataset import resolve_data_root
-    from iqabench.errors import IQABenchError
-    from iqabench.registry.factory import check_model_options, check_trainer_options, create_dataset, resolve_device, trainer_for
-    from iqabench.run.plan import suite_relative
     from iqabench.contracts.trainer import TrainingSet
+    from iqabench.errors import IQABenchError
+    from iqabench.registry.factory import (
+        check_model_options,
+        check_trainer_options,
+        create_dataset,
+        resolve_device,
+        trainer_for,
+    )
+    from iqabench.run.plan import suite_relative
     from iqabench.run.training import TrainingRequest, train_model
 
     _check_keys(data, CONFIG_KEYS, f"{path}")

@@ -15,6 +15,7 @@ the dataset option ``allow_outside_root``.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from iqabench.errors import DatasetNotFoundError, IQABenchError
+from iqabench.errors import DatasetNotFoundError, IQABenchError, did_you_mean
 
 Direction = Literal["higher_better", "lower_better"]
 DATA_ENV = "IQABENCH_DATA"
@@ -211,30 +212,83 @@ def confine_to_root(
     )
 
 
+#: the keys a row given to :func:`build_index` may have, and what each means (``docs/plugins.md`` lists them)
+ROW_KEYS: dict[str, str] = {
+    "image": "required: the image's path relative to the dataset root, forward or native slashes",
+    "mos_raw": "required: the score as published (MOS, DMOS, Elo...), a finite number",
+    "split": 'the split the image belongs to ("train", "val", "test"...); default "all"',
+    "reference": "the pristine image this one was made from (synthetic-distortion sets)",
+    "std_raw": "the standard deviation of the opinion scores, on the published scale",
+    "distortion": 'the known degradation: {"type": str | None, "level": int}',
+    "source": 'where the row came from ("labels.csv, line 12"), for error messages',
+}
+REQUIRED_ROW_KEYS = ("image", "mos_raw")
+
+
+def check_rows(dataset: str, rows: Sequence[dict[str, Any]], label_files: Sequence[str]) -> None:
+    """Refuse a row without ``image`` or ``mos_raw``, or with a score that is not a finite number, naming it."""
+    for position, row in enumerate(rows):
+        missing = [key for key in REQUIRED_ROW_KEYS if key not in row]
+        if missing:
+            hints = "".join(did_you_mean(key, [k for k in row if k not in ROW_KEYS], n=1) for key in missing)
+            raise IQABenchError(
+                f"dataset {dataset!r}: {_where(row, position, label_files)} has no {' and no '.join(missing)} key "
+                f"(its keys: {', '.join(map(str, row)) or 'none'}).{hints} A row has the keys {', '.join(ROW_KEYS)}."
+            )
+        try:
+            value = float(row["mos_raw"])
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not math.isfinite(value) or isinstance(row["mos_raw"], bool):
+            raise IQABenchError(
+                f"dataset {dataset!r}: {_where(row, position, label_files)} has the score {row['mos_raw']!r} for "
+                f"{row['image']!r}, not a finite number. Fix the label file, or leave the row out."
+            )
+
+
 def build_index(
     dataset: str,
     root: Path,
     rows: Sequence[dict[str, Any]],
     *,
-    label_files: list[str],
-    nominal_range: tuple[float, float] | None,
     direction: Direction,
-    split_source: str,
-    official_count: int | None,
+    label_files: Sequence[str] = (),
+    nominal_range: tuple[float, float] | None = None,
+    split_source: str | None = None,
+    official_count: int | None = None,
     notes: Sequence[str] = (),
     rescale_range: tuple[float, float] | None = None,
     allow_outside_root: bool = False,
 ) -> DatasetIndex:
-    """Rescale raw rows (``image``, ``mos_raw``, ``split`` and optional extras) into an index.
+    """The :class:`DatasetIndex` of raw rows: scores rescaled to [1, 5], paths confined to ``root``, provenance.
 
-    ``rescale_range`` overrides the observed min/max, for subsets that must keep
-    the whole dataset's scale (e.g. a DeQA test meta that is one split). An
-    optional ``source`` per row ("file, line 12") names the row in errors.
-    Every image must resolve under ``root`` unless ``allow_outside_root``
-    (the dataset option of the same name): see :func:`confine_to_root`.
+    ``dataset`` is the dataset's registry name and ``root`` its folder (``self.root``). Each row is a dict with
+    the keys of :data:`ROW_KEYS`: ``image`` and ``mos_raw`` required; ``split``, ``reference``, ``std_raw``,
+    ``distortion`` and ``source`` optional; other keys are ignored (a plugin may keep its own data there). A row
+    without a required key or with a score that is not a finite number is an error naming the row (by its
+    ``source`` when given).
+
+    Keywords, all recorded in the :class:`Provenance` that results carry:
+
+    * ``direction``: ``"higher_better"`` (MOS) or ``"lower_better"`` (DMOS: flipped so that 5 is best);
+    * ``label_files``: the files the rows were read from, relative to ``root`` (named in messages);
+    * ``nominal_range``: the scale as documented, e.g. ``(0, 100)``, for the record only;
+    * ``split_source``: where the splits come from ("official train/test lists", "random, seed 0"); default:
+      "the label files" when rows have a split, else "none: every record is in split 'all'";
+    * ``official_count``: the number of images of the official release; a different count adds a note;
+    * ``notes``: facts a reader of the results should know (kept in the provenance);
+    * ``rescale_range``: the (min, max) to rescale from instead of the observed ones, for a subset that must keep
+      the whole dataset's scale (e.g. a DeQA test meta that is one split);
+    * ``allow_outside_root``: the dataset option of that name: accept image paths that resolve outside
+      ``root`` (refused by default, see :func:`confine_to_root`).
     """
     if not rows:
         raise IQABenchError(f"dataset {dataset!r} at {root} has no records; check the label file(s) {label_files}.")
+    label_files = list(label_files)
+    check_rows(dataset, rows, label_files)
+    if split_source is None:
+        split_source = ("the label files" if any("split" in r for r in rows)
+                        else "none: every record is in split 'all'")
     notes = list(notes)
     outside = confine_to_root(dataset, root, rows, label_files, allow_outside_root)
     if outside:
@@ -287,6 +341,14 @@ class Dataset(ABC):
     ``root`` is the folder holding the dataset as distributed. When it is not
     given, it is ``<data root>/<default_dir>``, where the data root comes from
     ``--data-root``, else the suite's ``data_root``, else ``$IQABENCH_DATA``.
+    :attr:`root` is then always a :class:`~pathlib.Path`; reading it when no
+    folder is known at all raises :class:`DatasetNotFoundError` with what to
+    do, so a plugin never meets ``None``.
+
+    A dataset whose records carry no split (every record in ``"all"``) needs
+    nothing more: a test set of it uses every record. A dataset with splits is
+    tested on ``"test"`` unless the suite names a split (or the class sets
+    :attr:`default_test_split`).
 
     ``allow_outside_root`` lets the label or meta files name images outside
     ``root`` (``../``, absolute paths, links to another disk); by default
@@ -314,8 +376,9 @@ class Dataset(ABC):
     official_count: ClassVar[int | None] = None
     #: where ``iqabench data download`` gets it (an :class:`iqabench.data.sources.DatasetSource`); None: nowhere
     download: ClassVar[Any] = None
-    #: split a test set uses when a suite names none
-    default_test_split: ClassVar[str] = "test"
+    #: split a test set uses when a suite names none; None (the default): "test" where the records have one,
+    #: else "all" (see :meth:`test_split`)
+    default_test_split: ClassVar[str | None] = None
     #: whether label or meta files may name images outside ``root`` (the dataset option of the same name)
     allow_outside_root: bool = False
     _missing_cache: tuple[DatasetIndex, list[Record]] | None = None
@@ -323,17 +386,47 @@ class Dataset(ABC):
     def __init__(self, root: str | os.PathLike | None = None, *, allow_outside_root: bool = False) -> None:
         if not isinstance(allow_outside_root, bool):
             raise IQABenchError(f"allow_outside_root must be true or false, not {allow_outside_root!r}.")
-        #: the dataset's folder; None until :meth:`load` finds it under the data root
-        self.root = Path(root) if root is not None else None
+        if root is None:
+            data_root = resolve_data_root(None, None)
+            root = data_root / self.default_dir if data_root is not None else None
+        self._root = Path(os.path.expanduser(str(root))) if root is not None else None
         self.allow_outside_root = allow_outside_root
+        self._index: DatasetIndex | None = None
+
+    @property
+    def root(self) -> Path:
+        """The dataset's folder; a :class:`DatasetNotFoundError` saying how to give one when none is known."""
+        if self._root is None:
+            raise self.missing_error("no dataset folder given")
+        return self._root
+
+    @root.setter
+    def root(self, folder: str | os.PathLike) -> None:
+        self._root = Path(folder)
 
     @abstractmethod
     def load(self) -> DatasetIndex:
         """Parse the label files; raise :class:`DatasetNotFoundError` if they are missing."""
 
     def image_path(self, record: Record) -> Path:
-        assert self.root is not None
         return self.root / record.image
+
+    def index(self) -> DatasetIndex:
+        """:meth:`load`'s index, read once per instance (planning a run asks for it more than once)."""
+        if self._index is None:
+            self._index = self.load()
+        return self._index
+
+    def test_split(self) -> str:
+        """The split a test set uses when the suite names none.
+
+        :attr:`default_test_split` when the class sets one (then no label file is read); otherwise ``"test"``
+        when the records have that split and ``"all"`` when they do not, so a dataset without splits needs no
+        declaration.
+        """
+        if self.default_test_split is not None:
+            return self.default_test_split
+        return "test" if "test" in self.index().splits() else "all"
 
     def is_generated(self) -> bool:
         """Whether :meth:`load` would find its images without making them.
@@ -383,12 +476,13 @@ class Dataset(ABC):
     def missing_error(self, what: str) -> DatasetNotFoundError:
         """An error that tells a new user exactly what to put where."""
         files = "\n  ".join(self.expected_files) or "(see the plugin's documentation)"
+        where = self._root if self._root is not None else f"<data root>/{self.default_dir}"
         return DatasetNotFoundError(
-            f"{self.title} ({self.name}): {what}.\n"
-            f"Expected under {self.root}:\n  {files}\n"
-            f"The dataset is published at {self.homepage or 'its authors’ site'}. "
-            f"Point iqabench at the folder that holds `{self.default_dir}/` with --data-root DIR "
-            f"or the {DATA_ENV} environment variable (or the suite's data_root)."
+            f"{self.title} ({self.name}): {what}. Give its folder with --root DIR (a suite's `root:`, "
+            f"create_dataset(..., root=DIR)), or the folder that holds `{self.default_dir}/` with --data-root DIR, "
+            f"the suite's data_root or the {DATA_ENV} environment variable.\n"
+            f"Expected under {where}:\n  {files}\n"
+            f"The dataset is published at {self.homepage or 'its authors’ site'}."
         )
 
 

@@ -1,4 +1,4 @@
-"""The contract every IQA model plugin fulfils.
+"""The contract every IQA model plugin fulfils: metadata, declarations and scoring.
 
 A model turns decoded images into scores. Scoring is split in two so that the
 runner can do the expensive part of input preparation (decode, resize, crop)
@@ -11,17 +11,16 @@ in worker processes while the model keeps the device busy:
   RALI stacks uint8 pixels into one tensor that the loader pins);
 * :meth:`Model.score_batch` scores such a batch.
 
-:meth:`Model.score` chains them for callers that hold PIL images. A model
-whose scoring is plain CPU work sets ``score_in_workers`` and is then scored
-in the decode workers, on every core.
+:meth:`Model.score` chains them for callers that hold PIL images. What the
+harness may do with a model (score it in the decode workers, use it as a loss,
+ask it for texts...) is declared in one typed value, :class:`ModelTraits`.
 
-The Python API adds two ways in (see ``docs/api.md``): calling the model,
-``model(inputs)``, scores file paths, PIL images, numpy arrays or tensors
-and returns a tensor of scores (NaN where an image could not be scored, the
-reason in :attr:`Model.last_errors`); and :meth:`Model.score_pixels`, the
-tensor path of the models declared ``differentiable``, whose preprocessing
-runs in torch so that gradients reach the pixels (a loss, a reward to
-backpropagate).
+This class is what a plugin registers; it is not what users call.
+``create_model`` wraps the model in a :class:`iqabench.scoring.scorer.Scorer`,
+which owns the user API (``scorer(inputs)``, ``last_errors``, ``to_reward``,
+``as_loss``). The rules of this contract that can be checked without building
+the model are checked when the class is registered
+(:mod:`iqabench.contracts.rules`), the others when ``create_model`` builds it.
 
 A model that cannot score an image returns :meth:`Score.failure` for it. It
 never substitutes a default, random or mean value: failures are counted and
@@ -33,15 +32,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
-from iqabench.registry.options import constructor_params
+from iqabench.contracts.params import constructor_params
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
-
-    from iqabench.scoring.inputs import Inputs
 
 Preprocessing = Literal["full-resolution", "resize", "crop", "pad"]
 
@@ -67,6 +64,44 @@ class Score:
         return self.value is None
 
 
+@dataclass(frozen=True)
+class ModelTraits:
+    """What a model declares about itself, in one typed value (scikit-learn's estimator tags).
+
+    The class sets its declaration (``traits = ModelTraits(differentiable=True)``);
+    an instance whose options change one refines it in ``__init__``
+    (``self.traits = dataclasses.replace(self.traits, differentiable=False)``).
+    The core reads these fields and nothing else to decide how to run a model.
+    """
+
+    #: what the model does to an image before it sees it (results and the efficiency table show it)
+    preprocessing: Preprocessing = "full-resolution"
+    #: :meth:`Model.score_pixels` is differentiable with respect to the pixels: the model can then be a loss
+    #: (``create_model(name, as_loss=True)``) and scores tensors without a round trip through 8-bit images
+    differentiable: bool = False
+    #: ``score_batch`` is CPU work whose result depends only on its inputs (no device, no random numbers, no
+    #: counts kept in the model): the harness then scores in the decode worker processes, so every core is used
+    #: and the scores do not depend on the number of workers. The model is sent to the workers (inherited when
+    #: they fork, pickled when they spawn)
+    score_in_workers: bool = False
+    #: the model writes text (reasoning MLLMs): it can describe images (``iqabench describe``)
+    generative: bool = False
+    #: options that set how many tokens a generative model writes; an efficiency study fixes them all
+    new_tokens_options: tuple[str, ...] = ()
+    #: the weights are random (an architecture built for timing): its scores mean nothing
+    random_weights: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preprocessing not in get_args(Preprocessing):
+            raise ValueError(f"ModelTraits.preprocessing is one of {', '.join(get_args(Preprocessing))}, "
+                             f"not {self.preprocessing!r}")
+        for field in ("differentiable", "score_in_workers", "generative", "random_weights"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(f"ModelTraits.{field} is True or False, not {getattr(self, field)!r}")
+        if not (isinstance(self.new_tokens_options, tuple) and all(isinstance(o, str) for o in self.new_tokens_options)):
+            raise TypeError(f"ModelTraits.new_tokens_options is a tuple of option names, not {self.new_tokens_options!r}")
+
+
 def identity(image: Image.Image) -> Image.Image:
     return image
 
@@ -74,15 +109,15 @@ def identity(image: Image.Image) -> Image.Image:
 class Model(ABC):
     """Base class of IQA models.
 
-    Subclasses set the class attributes below and take their parameters as
-    explicit keyword arguments of ``__init__`` (with the paper's defaults), plus
+    Subclasses set the metadata below and take their parameters as explicit
+    keyword arguments of ``__init__`` (with the paper's defaults), plus
     ``device`` and ``dtype`` which every model accepts. Each parameter is stored
     unchanged under its own name (``self.block_size = block_size``), so that
     :meth:`config` can record it (scikit-learn's ``get_params`` convention).
+    The registry checks both rules when the class is registered.
 
     Everything the harness needs to know about a model is declared here with a
-    default, as scikit-learn declares estimator tags: the core reads these
-    attributes and methods and nothing else.
+    default: the core reads these attributes and methods and nothing else.
     """
 
     #: registry name, e.g. ``"niqe"``
@@ -91,23 +126,10 @@ class Model(ABC):
     lower_better: ClassVar[bool] = False
     #: the range of the model's own scores, as documented by its authors
     score_range: ClassVar[tuple[float, float]]
-    #: what the model does to an image before it sees it; an instance may refine it from its options
-    preprocessing: Preprocessing = "full-resolution"
     #: name of the trainer that writes checkpoints this model loads, if any
     trainer: ClassVar[str | None] = None
-    #: True for models that write text (reasoning MLLMs): they can describe images
-    generative: ClassVar[bool] = False
-    #: options that set how many tokens a generative model writes; an efficiency study fixes them all
-    new_tokens_options: ClassVar[tuple[str, ...]] = ()
-    #: True when :meth:`score_pixels` is differentiable with respect to the pixels: the model can then be a
-    #: loss (``create_model(name, as_loss=True)``) and scores tensors without a round trip through 8-bit
-    #: images. An instance may refine it from its options (Q-Align's remote-code route is not differentiable).
-    differentiable: bool = False
-    #: True when ``score_batch`` is CPU work whose result depends only on its inputs (no device, no random
-    #: numbers, no counts kept in the model): the harness then scores in the decode worker processes, whole
-    #: batches of the single-process run, so every core is used and the scores do not depend on the number
-    #: of workers. The model is sent to the workers (inherited when they fork, pickled when they spawn).
-    score_in_workers: ClassVar[bool] = False
+    #: the model's declarations; an instance may refine them from its options (see :class:`ModelTraits`)
+    traits: ModelTraits = ModelTraits()
 
     def __init__(self, *, device: str = "cpu", dtype: str = "float32") -> None:
         self.device = device
@@ -147,50 +169,14 @@ class Model(ABC):
         """Scores ``[B]`` of float pixels ``[B, 3, H, W]`` in [0, 1] on the model's device: the tensor path.
 
         Preprocessing (resize, crop, normalisation) runs in torch, matching the
-        PIL path within a tolerance the model documents, so a model declared
-        :attr:`differentiable` passes gradients back to ``pixels``. It runs
-        under whatever grad mode the caller chose. Models without a tensor path
-        do not override it; the API then scores 8-bit PIL images of the batch.
+        PIL path within a tolerance the model documents, so a model whose traits
+        say ``differentiable`` passes gradients back to ``pixels``. It runs
+        under whatever grad mode the caller chose; the pixels were checked by
+        the caller (:func:`iqabench.scoring.pixels.as_pixel_batch`). Models
+        without a tensor path do not override it; the API then scores 8-bit PIL
+        images of the batch.
         """
         raise NotImplementedError(f"model {self.name!r} has no tensor path (it is not differentiable)")
-
-    def __call__(self, inputs: Inputs, *, batch_size: int = 8, num_workers: int = 0) -> torch.Tensor:
-        """Scores of what a user holds, as a float tensor: NaN for an image that could not be scored.
-
-        ``inputs``: image file paths (one, or a list), PIL images, numpy arrays
-        (``HxWx3``, ``NxHxWx3``; uint8, or float in [0, 1]) or tensors
-        (``[B, 3, H, W]`` / ``[3, H, W]``; float in [0, 1], or uint8). Tensors
-        and float arrays go through :meth:`score_pixels` where the model has it
-        (the result is on the input tensor's device); everything else is scored
-        as 8-bit RGB images through :meth:`preprocessor` and
-        :meth:`score_batch`, files decoded by ``num_workers`` worker processes.
-        No gradient is kept: for that use ``create_model(name, as_loss=True)``.
-        The reasons for NaN are in :attr:`last_errors`, the full outcomes
-        (texts of reasoning models included) in :attr:`last_scores`.
-        """
-        from iqabench.scoring.inputs import score_inputs, scores_to_tensor
-
-        scores, device = score_inputs(self, inputs, batch_size=batch_size, num_workers=num_workers)
-        self.last_scores = scores
-        return scores_to_tensor(scores, device)
-
-    @property
-    def last_errors(self) -> list[str | None]:
-        """Per image of the previous ``model(inputs)`` call: why it has no score, or ``None`` when it has one."""
-        return [score.error for score in getattr(self, "last_scores", [])]
-
-    def to_reward(self, scores: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
-        """Scores mapped to "higher is better" on [0, 1]: min-max over :attr:`score_range`, flipped if lower is better.
-
-        ``clamp=True`` (a reward) clips scores outside the range to 0 or 1;
-        ``clamp=False`` (a loss) keeps the linear map beyond it, so gradients
-        are not cut off. NaN stays NaN. The map is differentiable.
-        """
-        low, high = (float(v) for v in self.score_range)
-        reward = (scores - low) / (high - low)
-        if self.lower_better:
-            reward = 1.0 - reward
-        return reward.clamp(0.0, 1.0) if clamp else reward
 
     def num_parameters(self) -> int:
         """Number of parameters (learned or fitted) the model carries."""
@@ -204,11 +190,6 @@ class Model(ABC):
         (a tiny stand-in on CPU is not). ``None`` when there is no single release.
         """
         return None
-
-    @property
-    def random_weights(self) -> bool:
-        """True when the weights are random (an architecture built for timing): scores then mean nothing."""
-        return False
 
     @property
     def generated_tokens(self) -> int | None:
@@ -233,7 +214,7 @@ class Model(ABC):
 
     def input_resolution(self) -> str:
         """What resolution the model actually sees, for the efficiency table."""
-        return "full" if self.preprocessing == "full-resolution" else "model-defined"
+        return "full" if self.traits.preprocessing == "full-resolution" else "model-defined"
 
     def config(self) -> dict[str, Any]:
         """The settings that determine this model's scores, recorded with every result.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from iqabench.contracts.dataset import Record
-from iqabench.registry.options import constructor_params
+from iqabench.contracts.params import constructor_params
 
 
 @dataclass(frozen=True)

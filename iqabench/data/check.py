@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from iqabench.contracts.dataset import dataset_root
-from iqabench.errors import IQABenchError
+from iqabench.errors import DatasetNotFoundError, IQABenchError
 from iqabench.registry.discovery import PluginRegistry, default_registry
 
 #: the columns of :func:`check_datasets`' rows, in table order
@@ -50,7 +50,9 @@ def check_datasets(
         row["official"] = cls.official_count or ""
         try:
             dataset = cls(root=root)
-            if dataset.root is None:  # it needs a data root; a dataset that makes its own images has a default
+            try:
+                dataset.root  # noqa: B018  (it needs a data root; a dataset that makes its own images has a default)
+            except DatasetNotFoundError:
                 row["problem"] = "no data root: pass --root or set IQABENCH_DATA"
                 rows.append(row)
                 continue

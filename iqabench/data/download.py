@@ -37,7 +37,14 @@ from typing import Any
 from iqabench.data import hub
 from iqabench.data.archive import single_top_folder, unpack
 from iqabench.data.sources import (
-    ACCEPT_ENV, DEFAULT_SOURCE, SOURCES, DatasetSource, HubFile, HubMetas, downloadable, resolve_names,
+    ACCEPT_ENV,
+    DEFAULT_SOURCE,
+    SOURCES,
+    DatasetSource,
+    HubFile,
+    HubMetas,
+    downloadable,
+    resolve_names,
 )
 from iqabench.errors import DownloadError, IQABenchError, SourceChangedError, UnknownNameError, did_you_mean
 from iqabench.files import atomic_write_json, read_json

@@ -3,7 +3,7 @@
 ``iqabench bench`` measures every model of an efficiency suite on the same
 generated JPEGs, at several batch sizes, and divides each by a baseline model
 (Q-Insight in ``suites/efficiency.yaml``). Models are built with
-:func:`iqabench.registry.factory.create_model` and measured with
+:func:`iqabench.registry.factory.build_model` and measured with
 :mod:`iqabench.efficiency.measure`, exactly as suites build and measure them; what a
 model contributes beyond its scores (random weights, generated tokens, its
 forward pass as stages, the parameter count of its release) it declares on
@@ -166,7 +166,7 @@ def model_options(entry: BenchModel, settings: BenchSettings, registry: Any = No
     options = dict(entry.options)
     if not settings.device.startswith("cuda"):
         options.update(entry.cpu_options)
-    for name in (registry or default_registry()).model(entry.name).new_tokens_options:
+    for name in (registry or default_registry()).model(entry.name).traits.new_tokens_options:
         options[name] = settings.new_tokens
     return options
 
@@ -202,7 +202,7 @@ def measure_model(entry: BenchModel, settings: BenchSettings, paths: Sequence[Pa
     """Everything measured for one model: per batch size rows, each possibly a recorded failure."""
     import psutil
 
-    from iqabench.registry.factory import create_model
+    from iqabench.registry.factory import build_model
     from iqabench.scoring.loader import iterate_batches
 
     record: dict[str, Any] = {"model": entry.name, "label": entry.display, "rows": [], "error": None}
@@ -212,12 +212,12 @@ def measure_model(entry: BenchModel, settings: BenchSettings, paths: Sequence[Pa
         dtype = options.pop("dtype", settings.dtype)
         record["options"] = {**options, "dtype": dtype}
         start = time.perf_counter()
-        model = create_model(entry.name, device=settings.device, dtype=dtype, **options)
+        model = build_model(entry.name, device=settings.device, dtype=dtype, **options)
         record["load_seconds"] = time.perf_counter() - start
         record.update(
             parameters=int(model.num_parameters()),
             released_parameters=type(model).released_parameters(),
-            random_weights=model.random_weights,
+            random_weights=model.traits.random_weights,
             input_resolution=model.input_resolution(),
             dtype=str(model.config().get("dtype", dtype)),
             config=model.config(),

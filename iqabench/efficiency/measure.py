@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,8 +30,8 @@ from typing import Any
 
 import psutil
 
-from iqabench.lazy import lazy_module
 from iqabench.contracts.model import Model
+from iqabench.lazy import lazy_module
 
 # torch is imported by the models that use it; a CPU model's run (NIQE) never loads it
 torch = lazy_module("torch")

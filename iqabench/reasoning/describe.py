@@ -24,14 +24,15 @@ from pathlib import Path
 
 import torch
 
-from iqabench.run.distributed import Processes, batches, share
-from iqabench.errors import IQABenchError
-from iqabench.run.layout import shard_name
 from iqabench.contracts.model import Model
+from iqabench.errors import IQABenchError
 from iqabench.progress import bar as progress_bar
+from iqabench.reasoning.texts import ReasoningText, TextsWriter, read_texts
+from iqabench.run.distributed import Processes, batches, share
+from iqabench.run.layout import shard_name
 from iqabench.scoring.engine import batch_seed, score_files
 from iqabench.scoring.loader import Resize
-from iqabench.reasoning.texts import ReasoningText, TextsWriter, read_texts
+from iqabench.scoring.scorer import Scorer, plugin_model
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class DescribeSummary:
 
 
 def describe(
-    model: Model,
+    model: Model | Scorer,
     images: Sequence[ImageToDescribe],
     seeds: Sequence[int],
     out: str | Path,
@@ -67,7 +68,8 @@ def describe(
     ``group``: the processes of a launch that share the work (each calls this with the same arguments);
     without it this process does all of it. ``resize``: applied to every image before the model's preprocessing.
     """
-    if not model.generative:
+    model = plugin_model(model)
+    if not model.traits.generative:
         raise IQABenchError(
             f"model {model.name!r} writes no text, so it cannot describe images; use a reasoning model such as "
             "q-insight (`iqabench list models` marks them)."

@@ -13,6 +13,7 @@ in :attr:`PluginRegistry.load_failures` for ``iqabench list``.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -21,15 +22,12 @@ from typing import Any
 import pluggy
 
 from iqabench.contracts import hookspecs
-from iqabench.errors import DuplicateNameError, IQABenchError, UnknownNameError, did_you_mean
+from iqabench.contracts.rules import class_problems
+from iqabench.errors import DuplicateNameError, PluginError, UnknownNameError, did_you_mean
 
 ENTRY_POINT_GROUP = "iqabench"
 KINDS = ("model", "dataset", "trainer", "converter")
 HOOKS = tuple(name for name in dir(hookspecs) if name.startswith("iqabench_"))
-
-
-class PluginError(IQABenchError):
-    """A plugin that does not follow the plugin contract."""
 
 
 @dataclass(frozen=True)
@@ -54,38 +52,6 @@ class Entry:
                 "class": f"{self.cls.__module__}.{self.cls.__qualname__}"}
 
 
-def _base_classes() -> dict[str, type]:
-    from iqabench.contracts.converter import Converter
-    from iqabench.contracts.dataset import Dataset
-    from iqabench.contracts.model import Model
-    from iqabench.contracts.trainer import Trainer
-
-    return {"model": Model, "dataset": Dataset, "trainer": Trainer, "converter": Converter}
-
-
-def contract_problem(kind: str, cls: Any) -> str | None:
-    """Why ``cls`` cannot be registered as a ``kind``, or ``None`` if it can."""
-    base = _base_classes()[kind]
-    if not isinstance(cls, type) or not issubclass(cls, base):
-        return f"{cls!r} is not a subclass of iqabench.{base.__name__}"
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name.strip():
-        return f"{cls.__qualname__} has no `name` (a non-empty string class attribute)"
-    if kind == "model":
-        score_range = getattr(cls, "score_range", None)
-        if not (isinstance(score_range, tuple) and len(score_range) == 2):
-            return f"model {name!r} ({cls.__qualname__}) has no `score_range` (a (low, high) tuple)"
-        if cls.differentiable and cls.score_pixels is base.score_pixels:
-            return f"model {name!r} ({cls.__qualname__}) declares `differentiable` but has no `score_pixels`"
-    if kind == "dataset":
-        for attribute in ("title", "default_dir"):
-            if not isinstance(getattr(cls, attribute, None), str):
-                return f"dataset {name!r} ({cls.__qualname__}) has no `{attribute}` (a string class attribute)"
-    if kind == "trainer" and not isinstance(getattr(cls, "model", None), str):
-        return f"trainer {name!r} ({cls.__qualname__}) has no `model` (the name of the model it trains)"
-    return None
-
-
 class PluginRegistry:
     """Names of models, datasets, trainers and converters, each mapped to its class.
 
@@ -104,7 +70,8 @@ class PluginRegistry:
             self._load_entry_points()
 
     def _fail(self, plugin: str, message: str) -> None:
-        self.load_failures[plugin] = message
+        earlier = self.load_failures.get(plugin)
+        self.load_failures[plugin] = message if earlier is None or message in earlier else f"{earlier}; {message}"
         warnings.warn(f"iqabench plugin {plugin!r} is skipped: {message}", RuntimeWarning, stacklevel=3)
 
     def _load_entry_points(self) -> None:
@@ -124,8 +91,25 @@ class PluginRegistry:
                 self._fail(entry_point.name, str(exc))
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin module or object; a hook name iqabench does not have is an error naming it."""
+        """Register a plugin module or object.
+
+        A hook name iqabench does not have is an error naming it, and so is a function named like a hook
+        (``iqabench_...``) without ``@hookimpl``, which pluggy would ignore without a word (pytest reports the
+        functions with its prefix the same way).
+        """
         label = name or getattr(plugin, "__name__", None) or repr(plugin)
+        undecorated = [
+            attribute for attribute in dir(plugin)
+            if attribute.startswith("iqabench_") and inspect.isroutine(getattr(plugin, attribute, None))
+            and self.plugin_manager.parse_hookimpl_opts(plugin, attribute) is None
+        ]
+        if undecorated:
+            hints = "".join(did_you_mean(hook, HOOKS, n=1) for hook in undecorated if hook not in HOOKS)
+            raise PluginError(
+                f"plugin {label!r} defines {', '.join(f'{f}()' for f in undecorated)} without @hookimpl, so iqabench "
+                f"would never call it. Decorate it: `from iqabench.api import hookimpl`, then `@hookimpl` above the "
+                f"function.{hints} The hooks are: {', '.join(HOOKS)}."
+            )
         unknown = [
             attribute for attribute in dir(plugin)
             if attribute not in HOOKS and self.plugin_manager.parse_hookimpl_opts(plugin, attribute) is not None
@@ -156,9 +140,9 @@ class PluginRegistry:
                 continue
             distribution, version = self._distributions.get(plugin_name, (None, None))
             for cls in classes:
-                problem = contract_problem(kind, cls)
-                if problem:
-                    self._fail(plugin_name, problem)
+                problems = class_problems(kind, cls)
+                if problems:
+                    self._fail(plugin_name, "; ".join(problems))
                     continue
                 if cls.name in entries:
                     other = entries[cls.name].plugin
@@ -188,6 +172,10 @@ class PluginRegistry:
             f"unknown {kind} {name!r}.{hint} Available {kind}s: {', '.join(available) or '(none)'}. "
             f"`iqabench list {kind}s` shows them."
         )
+
+    def differentiable_models(self) -> list[str]:
+        """Names of the registered models whose class declares them differentiable (a tensor path with gradients)."""
+        return [entry.name for entry in self.entries("model") if entry.cls.traits.differentiable]
 
     def model(self, name: str) -> type:
         return self.get("model", name).cls

@@ -5,6 +5,11 @@ here, so a name is looked up, its options are checked (names and types) and a
 device is resolved the same way everywhere, with the same messages. Like
 pyiqa's ``create_metric`` or open_clip's ``create_model_and_transforms``: one
 call gives a usable object.
+
+:func:`build_model` gives the registered plugin object (what the runner, the
+commands and the efficiency study drive); :func:`create_model`, the Python API,
+wraps it in the :class:`~iqabench.scoring.scorer.Scorer` users call, or in a
+:class:`~iqabench.scoring.loss.QualityLoss`.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from iqabench.contracts.dataset import Dataset, dataset_root
-from iqabench.errors import IQABenchError
 from iqabench.contracts.model import Model
-from iqabench.registry.options import check_options
-from iqabench.registry.discovery import PluginRegistry, default_registry
+from iqabench.contracts.rules import model_problems
 from iqabench.contracts.trainer import Trainer
+from iqabench.errors import IQABenchError, NotDifferentiableError, PluginError
+from iqabench.registry.discovery import PluginRegistry, default_registry
+from iqabench.registry.options import check_options
 
 if TYPE_CHECKING:
     from iqabench.scoring.loss import QualityLoss
+    from iqabench.scoring.scorer import Scorer
 
 #: the dtypes a model may be asked for; ``auto`` is the model's preferred precision on its device (bfloat16 on
 #: a GPU for the MLLMs). A model may refuse one it cannot run (float16 on CPU).
@@ -57,9 +64,34 @@ def check_model_options(name: str, options: dict[str, Any], registry: PluginRegi
     return check_options(cls, options, f"model {name!r}", MODEL_ARGUMENTS)
 
 
+def build_model(
+    name: str,
+    *,
+    device: str = "cpu",
+    dtype: str | None = None,
+    registry: PluginRegistry | None = None,
+    **options: Any,
+) -> Model:
+    """The registered model ``name`` built with checked ``options``: the plugin object itself.
+
+    The runner, the commands and the efficiency study drive it through its contract (``preprocessor``,
+    ``score_batch``...). What only a built model can show (an option not stored under its name, a preprocessor
+    that cannot be pickled for the decode workers) is checked here, before any image is scored.
+    """
+    registry = registry or default_registry()
+    options = check_model_options(name, options, registry)
+    if dtype is not None:
+        options["dtype"] = check_dtype(dtype)
+    model = registry.model(name)(**options, device=resolve_device(device))
+    problems = model_problems(model)
+    if problems:
+        raise PluginError("; ".join(problems))
+    return model
+
+
 @overload
 def create_model(name: str, *, device: str = ..., dtype: str | None = ..., as_loss: Literal[False] = ...,
-                 registry: PluginRegistry | None = ..., **options: Any) -> Model: ...
+                 registry: PluginRegistry | None = ..., **options: Any) -> Scorer: ...
 
 
 @overload
@@ -75,49 +107,32 @@ def create_model(
     as_loss: bool = False,
     registry: PluginRegistry | None = None,
     **options: Any,
-) -> Model | QualityLoss:
+) -> Scorer | QualityLoss:
     """A ready-to-score model: ``create_model("niqe")``, ``create_model("rali", checkpoint="runs/x/rali")``.
 
     ``options`` are the model's keyword options (``iqabench list models`` and its
     docs name them); a misspelled or mistyped one is an error naming the valid ones.
-    ``dtype=None`` keeps the model's own default. The model scores files, images
-    and tensors when called (:meth:`Model.__call__`).
+    ``dtype=None`` keeps the model's own default. The result is a
+    :class:`~iqabench.scoring.scorer.Scorer`: call it on files, images, arrays or
+    tensors; ``scorer.model`` is the plugin object.
 
     ``as_loss=True`` returns the model wrapped as a :class:`iqabench.scoring.loss.QualityLoss`
     (an ``nn.Module`` whose output backpropagates to the input pixels); a model
     that is not differentiable is an error naming those that are.
     """
     registry = registry or default_registry()
-    options = check_model_options(name, options, registry)
-    cls = registry.model(name)
-    if as_loss and not cls.differentiable:
-        raise not_differentiable(cls, differentiable_models(registry))
-    if dtype is not None:
-        options["dtype"] = check_dtype(dtype)
-    model = cls(**options, device=resolve_device(device))
+    if as_loss and not registry.model(name).traits.differentiable:
+        raise NotDifferentiableError(name, registry.differentiable_models())
+    model = build_model(name, device=device, dtype=dtype, registry=registry, **options)
     if not as_loss:
-        return model
-    if not model.differentiable:
-        raise not_differentiable(model, differentiable_models(registry))
+        from iqabench.scoring.scorer import Scorer
+
+        return Scorer(model)
+    if not model.traits.differentiable:
+        raise NotDifferentiableError(name, registry.differentiable_models())
     from iqabench.scoring.loss import QualityLoss
 
     return QualityLoss(model)
-
-
-def differentiable_models(registry: PluginRegistry | None = None) -> list[str]:
-    """Names of the registered models declared differentiable (their tensor path has gradients)."""
-    registry = registry or default_registry()
-    return [entry.name for entry in registry.entries("model") if entry.cls.differentiable]
-
-
-def not_differentiable(model: Model | type[Model], differentiable: list[str] | None = None) -> IQABenchError:
-    """The error for a loss asked of a model whose scores have no gradient, naming the models that have one."""
-    names = f" Differentiable models: {', '.join(differentiable)}." if differentiable else ""
-    return IQABenchError(
-        f"model {model.name!r} is not differentiable with these options (its scores do not come from a "
-        f"computation torch can differentiate), so it cannot be a loss.{names} It can still score images as a "
-        "metric or a reward: create_model(name) without as_loss."
-    )
 
 
 def check_trainer_options(name: str, options: dict[str, Any], registry: PluginRegistry | None = None) -> dict[str, Any]:

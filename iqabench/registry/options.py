@@ -6,9 +6,8 @@ against that signature before any work starts: a misspelled option is an error
 naming the valid ones, and a value of the wrong type (``block_size: "abc"``) is
 an error naming the expected type, not a ``TypeError`` an hour into a run.
 
-Because every plugin stores each ``__init__`` parameter under the same name,
-:func:`constructor_params` can read a configured object's settings back from
-its signature (scikit-learn's ``get_params``); that is what results record.
+The signature itself is read by :mod:`iqabench.contracts.params`, which also
+reads a configured object's settings back (``constructor_params``).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from iqabench.contracts.params import accepted_options, init_signatures
 from iqabench.errors import IQABenchError, UnknownNameError, did_you_mean
 
 
@@ -28,38 +28,11 @@ class OptionValueError(IQABenchError):
     """An option whose value does not have the type its constructor declares."""
 
 
-def _init_signatures(cls: type) -> list[tuple[type, inspect.Signature]]:
-    """The ``__init__`` signatures whose keywords ``cls`` accepts, most specific first.
-
-    A subclass whose ``__init__`` changes a few defaults and passes ``**options`` on
-    accepts its own keywords plus those of the next ``__init__`` up the hierarchy.
-    """
-    found = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass is object:
-            continue
-        signature = inspect.signature(klass.__init__)
-        found.append((klass, signature))
-        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-            break
-    return found
-
-
-def accepted_options(cls: type) -> dict[str, Any]:
-    """Map each keyword ``cls.__init__`` accepts to its default (``inspect.Parameter.empty`` if required)."""
-    accepted: dict[str, Any] = {}
-    for _, signature in _init_signatures(cls):
-        for param in signature.parameters.values():
-            if param.name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
-                accepted.setdefault(param.name, param.default)
-    return accepted
-
-
 @functools.cache
 def _annotations(cls: type) -> dict[str, Any]:
     """Resolved type hints of the accepted keywords; unresolvable ones are left out (not checked)."""
     hints: dict[str, Any] = {}
-    for klass, _ in _init_signatures(cls):
+    for klass, _ in init_signatures(cls):
         try:
             resolved = typing.get_type_hints(klass.__init__)
         except Exception:  # a hint naming a type that is not importable here: leave it unchecked
@@ -129,26 +102,6 @@ def check_options(cls: type, options: dict[str, Any], what: str, reserved: Itera
                 f"got {value!r} ({type(value).__name__})."
             ) from None
     return checked
-
-
-def constructor_params(obj: object, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """The configured value of every ``__init__`` keyword of ``obj`` (scikit-learn's ``get_params``).
-
-    Plugins store each parameter unchanged under its own name; one that does not
-    is a bug in the plugin, reported here by name rather than recorded wrongly.
-    """
-    params = {}
-    for name in accepted_options(type(obj)):
-        if name in exclude:
-            continue
-        try:
-            params[name] = getattr(obj, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(obj).__name__} takes the option {name!r} but does not store it as `self.{name}`; "
-                "plugins keep every __init__ parameter under its own name so results can record it."
-            ) from None
-    return params
 
 
 def parse_option_flags(flags: Iterable[str]) -> dict[str, Any]:

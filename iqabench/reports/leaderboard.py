@@ -511,7 +511,8 @@ def _predictions_blocks(results: Results, run_dir: Path) -> list[str]:
         name = f"{FIGURES}/predictions-{model.key}.png"
         predictions = figs.read_predictions(run_dir, model.key, test_keys)
         if predictions:
-            _, error = _draw(name, lambda: figs.predictions_figure(results, model.key, predictions, run_dir / name))
+            path = run_dir / name
+            _, error = _draw(name, lambda: figs.predictions_figure(results, model.key, predictions, path))  # noqa: B023
             if error:
                 lines.append(error)
                 continue

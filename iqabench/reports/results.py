@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import portable, run_provenance
 from iqabench.reports import metrics
-from iqabench.reports.leaderboard import write_leaderboard
 from iqabench.reports.groups import group_results, read_test_labels, write_test_labels
+from iqabench.reports.leaderboard import write_leaderboard
 from iqabench.reports.schema import LaunchRecord, PairResult, Results
 from iqabench.reports.significance import significance_record
 from iqabench.run.predictions import PredictionStore
@@ -129,7 +129,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
                 "reference": model.entry.reference,
                 "lower_better": model.registered.cls.lower_better,
                 "score_range": list(model.registered.cls.score_range),
-                "preprocessing": outcome.preprocessing or model.registered.cls.preprocessing,
+                "preprocessing": outcome.preprocessing or model.registered.cls.traits.preprocessing,
                 "training": outcome.training,
                 "weights": weights_record(model.entry),
                 "efficiency": read_json(layout.efficiency(model.slug)) or None,

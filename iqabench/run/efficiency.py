@@ -14,14 +14,14 @@ import os
 import sys
 from contextlib import contextmanager
 
+from iqabench.contracts.model import Model
 from iqabench.efficiency import measure as efficiency
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
-from iqabench.contracts.model import Model
+from iqabench.provenance import fingerprint
 from iqabench.run.outcome import ModelOutcome
 from iqabench.run.pair_scoring import pair_fingerprint
 from iqabench.run.plan import RunPlan, TestSet
-from iqabench.provenance import fingerprint
 
 log = logging.getLogger("iqabench.run.runner")
 

@@ -26,8 +26,8 @@ from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import command_line, portable
 from iqabench.reports.results import pair_result
-from iqabench.reports.significance import significance_record
 from iqabench.reports.schema import ModelRecord, PairResult, Results, ResultsError, TestSetRecord, read_results
+from iqabench.reports.significance import significance_record
 from iqabench.run.layout import RunLayout
 
 Run = tuple[Path, Results]

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from iqabench.registry.factory import create_model
 from iqabench.contracts.model import Model
+from iqabench.registry.factory import build_model
 
 if TYPE_CHECKING:
     from iqabench.run.plan import PlannedModel, RunPlan
@@ -38,10 +38,10 @@ class ModelOutcome:
         """The model, built on first use with the run's device and the planned dtype and options."""
         if self.model is None:
             log.info("%s: loading model %s", self.planned.label, self.planned.entry.name)
-            self.model = create_model(self.planned.entry.name, device=plan.device, dtype=self.planned.dtype,
-                                      registry=plan.registry, **self.options)
+            self.model = build_model(self.planned.entry.name, device=plan.device, dtype=self.planned.dtype,
+                                     registry=plan.registry, **self.options)
             self.config = self.model.config()
-            self.preprocessing = self.model.preprocessing
+            self.preprocessing = self.model.traits.preprocessing
         return self.model
 
     def release(self) -> None:

@@ -20,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from iqabench import progress
-
 from iqabench.efficiency import measure as efficiency
-from iqabench.run.distributed import Processes, batches, share
 from iqabench.errors import IQABenchError
+from iqabench.provenance import fingerprint
+from iqabench.run.distributed import Processes, batches, share
 from iqabench.run.layout import shard_name
 from iqabench.run.outcome import ModelOutcome
 from iqabench.run.plan import RunPlan, TestSet
 from iqabench.run.predictions import Prediction, journal_header
-from iqabench.provenance import fingerprint
-from iqabench.scoring.engine import batch_seed, score_files
 from iqabench.run.training import relative_paths
+from iqabench.scoring.engine import batch_seed, score_files
 
 log = logging.getLogger("iqabench.run.runner")
 

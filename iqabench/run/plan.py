@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iqabench.contracts.dataset import Dataset, DatasetIndex, Record, resolve_data_root
+from iqabench.contracts.trainer import TrainingSet
 from iqabench.data.check import check_datasets, format_check_table
 from iqabench.data.sources import download_command
-from iqabench.contracts.dataset import Dataset, DatasetIndex, Record, resolve_data_root
-from iqabench.run.distributed import process_device, share
 from iqabench.errors import DatasetNotFoundError, IQABenchError, SuiteError
+from iqabench.provenance import fingerprint
+from iqabench.registry.discovery import Entry, PluginRegistry, default_registry
 from iqabench.registry.factory import (
     check_dataset_options,
     check_dtype,
@@ -37,13 +39,11 @@ from iqabench.registry.factory import (
     resolve_device,
     trainer_for,
 )
-from iqabench.scoring.images import ImageReading
+from iqabench.run.distributed import process_device, share
 from iqabench.run.layout import RunLayout, slug
-from iqabench.scoring.loader import Resize
-from iqabench.provenance import fingerprint
-from iqabench.registry.discovery import Entry, PluginRegistry, default_registry
 from iqabench.run.suite import DatasetRef, ModelEntry, Suite, load_suite
-from iqabench.contracts.trainer import TrainingSet
+from iqabench.scoring.images import ImageReading
+from iqabench.scoring.loader import Resize
 
 log = logging.getLogger("iqabench.run.plan")
 
@@ -298,7 +298,10 @@ def _test_candidates(suite: Suite, suite_file: Path, data_root: Path | None,
                 instances[key] = create_dataset(ref.dataset, root=suite_relative(suite_file, ref.root),
                                                 data_root=data_root, registry=registry, **ref.options)
             dataset = instances[key]
-            split = ref.split or dataset.default_test_split
+            try:
+                split = ref.split or dataset.test_split()
+            except DatasetNotFoundError:  # reported with every other missing dataset when the datasets are opened
+                split = "test"
             label = ref.label or dataset.title
             candidates.append(_Candidate(len(candidates), group, ref, dataset, split, label,
                                          slug(f"{ref.label or ref.dataset}-{split}")))
@@ -359,7 +362,7 @@ def _open_datasets(
     indexes: dict[str, DatasetIndex] = {}
     for key, dataset in datasets.items():
         try:
-            indexes[key] = dataset.load()
+            indexes[key] = dataset.index()
         except DatasetNotFoundError as exc:
             problems.append(str(exc))
     if problems:

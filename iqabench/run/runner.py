@@ -26,14 +26,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from iqabench.run.distributed import Processes, describe_process, processes
 from iqabench.errors import IQABenchError
+from iqabench.provenance import command_line
+from iqabench.reports.results import build_results
+from iqabench.run.distributed import Processes, describe_process, processes
+from iqabench.run.efficiency import measure_model
 from iqabench.run.outcome import ModelOutcome
 from iqabench.run.pair_scoring import score_pair
 from iqabench.run.plan import RunPlan, plan_run
-from iqabench.provenance import command_line
-from iqabench.reports.results import build_results
-from iqabench.run.efficiency import measure_model
 from iqabench.run.training import TrainingRequest, train_model
 
 log = logging.getLogger("iqabench.run.runner")
@@ -93,7 +93,7 @@ def evaluate(plan: RunPlan) -> dict[str, Any]:
             for test in held:
                 score_pair(plan, outcome, test, group)
             if held:
-                group.main_only(lambda: measure_model(plan, outcome, held[0], group.count))
+                group.main_only(lambda: measure_model(plan, outcome, held[0], group.count))  # noqa: B023 (called at once)
             outcome.release()
         return group.main_only(
             lambda: build_results(plan, outcomes, elapsed=time.perf_counter() - started, launch=launch))

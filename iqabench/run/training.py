@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iqabench.run.distributed import processes
+from iqabench.contracts.trainer import TrainingSet
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import fingerprint
-from iqabench.contracts.trainer import TrainingSet
+from iqabench.run.distributed import processes
 
 log = logging.getLogger("iqabench.run.training")
 

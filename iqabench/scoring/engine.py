@@ -3,7 +3,8 @@
 The loop of every command that scores files (``run``, ``score``,
 ``describe``, the Python API): images are decoded and prepared in
 :func:`iqabench.scoring.loader.model_batches` worker processes (and scored there when
-the model allows it), scored batch by batch, and every image gets a :class:`~iqabench.contracts.model.Score`: a value, or a
+the model allows it), scored batch by batch (:mod:`iqabench.scoring.batch_scoring`), and every image gets a
+:class:`~iqabench.contracts.model.Score`: a value, or a
 failure with its reason (an unreadable file, a batch that raised, a model
 that refused the image). Nothing is dropped and nothing is made up.
 """
@@ -13,37 +14,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
+from iqabench.contracts.model import Model, Score
 from iqabench.errors import IQABenchError
+from iqabench.scoring.batch_scoring import score_collated
 from iqabench.scoring.images import ImageReading
 from iqabench.scoring.loader import Resize, model_batches
-from iqabench.contracts.model import Model, Score
 
 log = logging.getLogger("iqabench.scoring.engine")
-
-
-def score_safely(model: Model, items: Sequence[Any]) -> list[Score]:
-    """Score prepared inputs (joined by the model's collator); if the batch raises, image by image."""
-    if not items:
-        return []
-    return score_collated(model, model.collator()(list(items)), len(items))
-
-
-def score_collated(model: Model, inputs: Any, count: int) -> list[Score]:
-    """Score ``count`` collated inputs; if the batch raises, score its images one by one so one bad image
-    fails alone (``list(inputs)`` gives them back, see :meth:`Model.collator`)."""
-    try:
-        scores = model.score_batch(inputs)
-        if len(scores) != count:
-            raise IQABenchError(f"model {model.name!r} returned {len(scores)} scores for {count} images")
-        return scores
-    except Exception as exc:
-        if count == 1:
-            return [Score.failure(f"{type(exc).__name__}: {exc}")]
-        log.warning("%s: a batch failed (%s); scoring its images one by one", model.name, exc)
-        collate = model.collator()
-        return [score_collated(model, collate([item]), 1)[0] for item in list(inputs)]
 
 
 def score_files(

@@ -10,7 +10,8 @@ Every image is returned as 8-bit RGB, as a viewer would show it:
   scaled (not clipped) to 8 bits; 32-bit integer images are read as 8-bit
   values when they fit, else as 16-bit ones; float images must hold values in
   [0, 1] (the float convention of PIL, scikit-image and torchvision): any other
-  range is ambiguous and refused with the range found, never clipped;
+  range is ambiguous and refused with the range found, never clipped, and NaN
+  or infinite pixels are refused;
 * alpha: images with transparency are composited on white;
 * animation: only the first frame of an animated GIF, PNG or WebP is scored;
 * size: an image above ``max_megapixels`` is refused before it is decoded,
@@ -89,6 +90,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
+        if mode == "F" and not np.isfinite(array).all():
+            raise ValueError(
+                f"float image with {int((~np.isfinite(array)).sum())} NaN or infinite pixel values: iqabench does "
+                "not score them (no number can stand for them)"
+            )
         low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
         if mode.startswith("I;16"):
             peak = 65535.0

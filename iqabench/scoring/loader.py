@@ -5,7 +5,7 @@ Every batch is built whole by one worker (:class:`Batch`): each file is decoded
 through the model's preprocessor, and the batch's prepared inputs are joined by
 the model's collator (RALI stacks uint8 pixels into one tensor, which the
 loader pins so the copy to the GPU is asynchronous). A model that declares
-``score_in_workers`` is scored there too, so a CPU model uses every core and
+``traits.score_in_workers`` is scored there too, so a CPU model uses every core and
 the main process only writes results. Batches come back in input order, so
 results do not depend on the number of workers. An image that cannot be read
 is recorded with its reason instead of stopping the run.
@@ -28,6 +28,7 @@ from typing import Any
 
 from PIL import Image
 
+from iqabench.scoring.batch_scoring import score_collated
 from iqabench.scoring.images import ImageReading, load_image
 
 
@@ -159,8 +160,6 @@ class _ModelBatches:
         if prepared:
             result.inputs = self.collate(prepared)
             if self.scorer is not None:
-                from iqabench.scoring.engine import score_collated
-
                 result.scores, result.inputs = score_collated(self.scorer, result.inputs, len(prepared)), None
         return result
 
@@ -289,12 +288,12 @@ def model_batches(
 
     In the workers: decoding (at a reduced JPEG scale down to ``model.decode_size()`` where the reading
     allows ``jpeg_draft``), the model's preprocessor and collator, and the model's scores when it declares
-    ``score_in_workers`` and there are workers. Tensor batches are pinned when the model is on CUDA.
+    ``traits.score_in_workers`` and there are workers. Tensor batches are pinned when the model is on CUDA.
     """
     reading = reading or _default_reading(resize)
     draft_size = model.decode_size() if reading.jpeg_draft else None
     read = _Reader(model.preprocessor(), resize, reading, draft_size)
-    scorer = model if model.score_in_workers and num_workers > 0 else None
+    scorer = model if model.traits.score_in_workers and num_workers > 0 else None
     batches = _ModelBatches(paths, max(1, batch_size), read, model.collator(), scorer)
     yield from _iterate(batches, num_workers, pin_memory=str(model.device).startswith("cuda"))
 

@@ -36,41 +36,78 @@ if TYPE_CHECKING:
 RANGE_SLACK = 1e-4
 
 
-def as_pixel_batch(pixels: torch.Tensor, *, check_range: bool = True) -> torch.Tensor:
-    """``[B, 3, H, W]`` float pixels in [0, 1] from a float or uint8 tensor of that shape (or ``[3, H, W]``).
+def as_pixel_batch(pixels: torch.Tensor, *, check_range: bool = True, what: str = "image tensor") -> torch.Tensor:
+    """``[B, 3, H, W]`` float pixels in [0, 1] from any tensor form of the input contract, or a one-line error.
 
-    uint8 values are read as ``value / 255``. Float values outside [0, 1] are
-    refused with the range found rather than clipped (a [-1, 1] or [0, 255]
-    batch would otherwise be scored as a different image).
+    The forms: ``[H, W]`` (one grey image), ``[C, H, W]`` (one image) and ``[B, C, H, W]`` (a batch),
+    channels-first, ``C`` 1 (grey, replicated to RGB as files are) or 3. uint8 values are read as
+    ``value / 255``; float values must be finite and, with ``check_range``, within [0, 1]: NaN, infinities and
+    other ranges are refused with what was found rather than clipped (a [-1, 1] or [0, 255] batch would
+    otherwise be scored as a different image). Other dtypes are refused. Gradients flow through every step.
     """
     import torch
 
     if not isinstance(pixels, torch.Tensor):
         raise IQABenchError(f"expected a torch tensor of pixels, got {type(pixels).__name__}.")
-    if pixels.dim() == 3:
-        pixels = pixels.unsqueeze(0)
-    if pixels.dim() != 4 or pixels.shape[1] != 3:
+    shape = list(pixels.shape)
+    if pixels.dim() == 2:
+        pixels = pixels[None, None]
+    elif pixels.dim() == 3:
+        pixels = pixels[None]
+    elif pixels.dim() != 4:
+        hint = " A video or a stack of batches: flatten it with x.flatten(0, -4)." if pixels.dim() > 4 else ""
         raise IQABenchError(
-            f"image tensors are [B, 3, H, W] (or [3, H, W]) RGB, got shape {list(pixels.shape)}; a channels-last "
-            "batch is x.permute(0, 3, 1, 2), a grey one x.expand(-1, 3, -1, -1)."
+            f"image tensors are [H, W], [C, H, W] or [B, C, H, W] (C = 1 or 3); got {pixels.dim()} dimensions "
+            f"{shape}.{hint}"
+        )
+    if pixels.shape[1] not in (1, 3):
+        if pixels.shape[-1] in (1, 3, 4):
+            hint = (" It looks channels-last: x.permute(2, 0, 1)" if len(shape) == 3 else
+                    " It looks channels-last: x.permute(0, 3, 1, 2)")
+            hint += ", then drop alpha with [..., :3, :, :]." if pixels.shape[-1] == 4 else "."
+        elif pixels.shape[1] == 4:
+            hint = " RGBA: drop or composite the alpha channel (x[:, :3])."
+        else:
+            hint = ""
+        raise IQABenchError(
+            f"image tensors are channels-first with 1 or 3 channels ([C, H, W] or [B, C, H, W]); got shape "
+            f"{shape}.{hint}"
         )
     if pixels.dtype == torch.uint8:
-        return pixels.float() / 255.0
-    if not pixels.is_floating_point():
+        pixels = pixels.float() / 255.0
+    elif not pixels.is_floating_point():
         raise IQABenchError(f"image tensors are float in [0, 1] or uint8, got {pixels.dtype}.")
-    if check_range and pixels.numel():
-        low, high = (float(v) for v in torch.aminmax(pixels.detach()))
-        if low < -RANGE_SLACK or high > 1 + RANGE_SLACK or low != low or high != high:
-            hint = ""
-            if low < -RANGE_SLACK and high <= 1 + RANGE_SLACK:
-                hint = " (a [-1, 1] batch is (x + 1) / 2)"
-            elif low >= -RANGE_SLACK and 1 + RANGE_SLACK < high <= 255:
-                hint = " (a [0, 255] batch is x / 255)"
-            raise IQABenchError(
-                f"image tensor values lie in [{low:g}, {high:g}]; iqabench reads float images as [0, 1]{hint}. "
-                "Scale them, or clamp them with x.clamp(0, 1)."
-            )
+    elif pixels.numel():
+        _check_values(pixels.detach(), check_range, what)
+    if pixels.shape[1] == 1:
+        pixels = pixels.expand(-1, 3, -1, -1).contiguous()
     return pixels
+
+
+def _check_values(pixels: torch.Tensor, check_range: bool, what: str) -> None:
+    """Refuse NaN and infinite pixels always, and values outside [0, 1] when ``check_range``."""
+    import torch
+
+    low, high = (float(v) for v in torch.aminmax(pixels))
+    if low != low or high != high:  # NaN propagates through min and max
+        count = int(torch.isnan(pixels).sum())
+        raise IQABenchError(
+            f"{what} holds {count} NaN pixel value{'s' if count > 1 else ''}; iqabench does not score NaN "
+            "pixels (no number can stand for them). Find where they came from, or replace them: "
+            "torch.nan_to_num(x, nan=0.0)."
+        )
+    if abs(low) == float("inf") or abs(high) == float("inf"):
+        raise IQABenchError(f"{what} values lie in [{low:g}, {high:g}]: infinite pixels cannot be scored.")
+    if check_range and (low < -RANGE_SLACK or high > 1 + RANGE_SLACK):
+        hint = ""
+        if low < -RANGE_SLACK and high <= 1 + RANGE_SLACK:
+            hint = " (a [-1, 1] batch is (x + 1) / 2)"
+        elif low >= -RANGE_SLACK and 1 + RANGE_SLACK < high <= 255:
+            hint = " (a [0, 255] batch is x / 255)"
+        raise IQABenchError(
+            f"{what} values lie in [{low:g}, {high:g}]; iqabench reads float images as [0, 1]{hint}. "
+            "Scale them, or clamp them with x.clamp(0, 1)."
+        )
 
 
 def resize_bicubic(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

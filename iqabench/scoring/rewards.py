@@ -1,11 +1,14 @@
 """IQA models as rewards for reinforcement learning of generators.
 
 Rewards are the model's scores mapped to "higher is better" on [0, 1]
-(:meth:`iqabench.contracts.model.Model.to_reward`: min-max over the model's score range,
+(:func:`iqabench.scoring.scale.to_reward`: min-max over the model's score range,
 flipped when lower is better, clipped to [0, 1]), so that any model can
 replace any other without retuning a reward scale. An image that cannot be
 scored gets no reward (NaN, or ``None`` for trl), never a stand-in value; the
-reasons for the latest batch are in the model's ``last_errors``.
+reasons for the latest batch are in the scorer's ``last_errors``.
+
+Both adapters take what ``iqabench.create_model`` returns (a plugin's
+``Model`` is wrapped the same way).
 
 Two calling conventions:
 
@@ -30,8 +33,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from iqabench.errors import IQABenchError
 from iqabench.contracts.model import Model
+from iqabench.errors import IQABenchError, NotDifferentiableError
+from iqabench.scoring.scorer import Scorer, plugin_model
 
 if TYPE_CHECKING:
     import torch
@@ -59,14 +63,12 @@ class ImageReward:
     prototype scores).
     """
 
-    def __init__(self, model: Model, *, batch_size: int = 16, differentiable: bool | None = None) -> None:
+    def __init__(self, model: Scorer | Model, *, batch_size: int = 16, differentiable: bool | None = None) -> None:
         if batch_size < 1:
             raise IQABenchError(f"batch size must be a positive integer, got {batch_size}.")
-        if differentiable and not model.differentiable:
-            from iqabench.registry.factory import differentiable_models, not_differentiable
-
-            raise not_differentiable(model, differentiable_models())
-        self.model = model
+        self.model = model if isinstance(model, Scorer) else Scorer(plugin_model(model))
+        if differentiable and not self.model.differentiable:
+            raise NotDifferentiableError(self.model.name)
         self.batch_size = batch_size
         self.differentiable = differentiable
 
@@ -78,9 +80,9 @@ class ImageReward:
         if self._keeps_graph(images):
             from iqabench.scoring.pixels import as_pixel_batch
 
+            model = self.model.model
             pixels = as_pixel_batch(images, check_range=False)
-            scores = torch.cat([self.model.score_pixels(chunk.to(self.model.device))
-                                for chunk in pixels.split(self.batch_size)])
+            scores = torch.cat([model.score_pixels(chunk.to(model.device)) for chunk in pixels.split(self.batch_size)])
             return self.model.to_reward(scores, clamp=False).to(pixels.device)
         return self.model.to_reward(self.model(images, batch_size=self.batch_size))
 
@@ -110,14 +112,14 @@ class GRPOReward:
     column in trl's logs.
     """
 
-    def __init__(self, model: Model, images: Callable[..., Sequence[Any]], *, batch_size: int = 16,
+    def __init__(self, model: Scorer | Model, images: Callable[..., Sequence[Any]], *, batch_size: int = 16,
                  name: str | None = None) -> None:
         if batch_size < 1:
             raise IQABenchError(f"batch size must be a positive integer, got {batch_size}.")
-        self.model = model
+        self.model = model if isinstance(model, Scorer) else Scorer(plugin_model(model))
         self.images = images
         self.batch_size = batch_size
-        self.__name__ = name or f"iqa_{model.name}"
+        self.__name__ = name or f"iqa_{self.model.name}"
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         made = list(self.images(prompts=prompts, completions=completions, **kwargs))

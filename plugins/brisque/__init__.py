@@ -1,6 +1,6 @@
 """iqabench plugin ``brisque``: BRISQUE features (own code) with LIVE's released SVR."""
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 __all__ = ["BRISQUE"]
 

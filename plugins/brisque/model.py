@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from iqabench.contracts.model import Model, Score
+from iqabench.api import Model, ModelTraits, Score
 from iqabench_plugins.brisque.svr import RbfSvr
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
 
@@ -49,9 +49,8 @@ class BRISQUE(Model):
     # The regressor was trained on LIVE DMOS, roughly 0 (pristine) to 100; being a regression it
     # can leave that range slightly (its own support vectors predict about -9 to 106).
     score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
-    preprocessing = "full-resolution"
     #: plain CPU work on its inputs: scored in the decode workers, on every core
-    score_in_workers = True
+    traits = ModelTraits(preprocessing="full-resolution", score_in_workers=True)
 
     def __init__(self, *, svr: str | None = None, kernel: str = "auto", device: str = "cpu",
                  dtype: str = "float32") -> None:

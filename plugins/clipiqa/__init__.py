@@ -5,7 +5,7 @@ Every module is imported when its hook is called, and torch and open_clip only w
 so listing plugins stays fast.
 """
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 
 @hookimpl

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqabench.errors import IQABenchError
+from iqabench.api import IQABenchError
 
 #: the normalisation CLIP was trained with (OpenAI CLIP mean and std)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

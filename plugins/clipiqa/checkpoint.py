@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from iqabench.errors import CheckpointError
+from iqabench.api import CheckpointError
 
 CONTEXT_FILE = "context.safetensors"
 CONFIG_FILE = "clipiqa_plus.json"

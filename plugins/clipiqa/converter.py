@@ -25,8 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from iqabench.contracts.converter import Converter
-from iqabench.errors import CheckpointError
+from iqabench.api import CheckpointError, Converter
 from iqabench_plugins.clipiqa.checkpoint import save_context
 from iqabench_plugins.clipiqa.prompts import COOP_CLASS_NAMES, coop_prompt
 

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from typing import TYPE_CHECKING
-
-from iqabench.errors import IQABenchError
-from iqabench.lazy import inference_mode, lazy_module
-from iqabench.contracts.model import Model, Score
+from iqabench.api import IQABenchError, Model, ModelTraits, Score, inference_mode, lazy_module
 from iqabench_plugins.clipiqa.preprocess import ClipImageTransform, ResizeOption, check_resize, describe_resize
 
 if TYPE_CHECKING:
@@ -73,7 +70,7 @@ class ClipPairScorer(Model):
     """
 
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    differentiable = True
+    traits = ModelTraits(differentiable=True)
 
     def setup_clip(
         self, model_name: str, pretrained: str | None, resize: ResizeOption, pos_embedding: bool
@@ -86,7 +83,7 @@ class ClipPairScorer(Model):
         self.pos_embedding = bool(pos_embedding)
         self.clip = frozen_clip_for(model_name, pretrained, self.resize, self.pos_embedding, device=self.device)
         self.clip.to(torch_dtype(self.dtype))
-        self.preprocessing = "full-resolution" if self.resize is None else "resize"  # type: ignore[misc]
+        self.traits = replace(self.traits, preprocessing="full-resolution" if self.resize is None else "resize")
         self.logit_scale = float(self.clip.logit_scale.exp())
 
     def set_caption_features(self, features: torch.Tensor) -> None:

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from iqabench.errors import IQABenchError
-from iqabench.scoring.pixels import normalize, resize_bicubic
+from iqabench.api import IQABenchError, normalize, resize_bicubic
 
 if TYPE_CHECKING:
     import torch

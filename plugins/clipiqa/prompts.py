@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from iqabench.errors import IQABenchError
+from iqabench.api import IQABenchError
 from iqabench_plugins.clipiqa.backbone import TextTower
 
 #: CLIP-IQA's single pair (IceClear/CLIP-IQA, ``CLIPIQAFixed``)

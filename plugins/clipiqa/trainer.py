@@ -43,10 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import iqabench
-from iqabench import progress
-from iqabench.errors import IQABenchError
-from iqabench.scoring.loader import iterate_batches
-from iqabench.contracts.trainer import Trainer, TrainingSet
+from iqabench.api import IQABenchError, Trainer, TrainingSet, iterate_batches, progress_bar
 from iqabench_plugins.clipiqa.backbone import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, brings_own_weights
 from iqabench_plugins.clipiqa.checkpoint import save_context
 from iqabench_plugins.clipiqa.models import build_prompt_learner, frozen_clip_for
@@ -275,7 +272,7 @@ def encode_training_images(
     dtype = clip.visual.conv1.weight.dtype if hasattr(clip.visual, "conv1") else next(clip.parameters()).dtype
     views: list[list[torch.Tensor | None]] = [[None] * len(paths) for _ in range(2 if hflip else 1)]
     batches = iterate_batches(paths, transform, batch_size=batch_size, num_workers=num_workers)
-    bar = progress.bar(total=-(-len(paths) // batch_size), desc="coop: image features", unit="batch")
+    bar = progress_bar(total=-(-len(paths) // batch_size), desc="coop: image features", unit="batch")
     for batch in batches:
         bar.update(1)
         for item in batch:
@@ -323,7 +320,7 @@ def fit_context(
     views, count, _ = features.shape
     stream = torch.randperm(count, generator=generator)
     losses = []
-    bar = progress.bar(total=iterations, desc="coop: prompt context", unit="step")
+    bar = progress_bar(total=iterations, desc="coop: prompt context", unit="step")
     for _ in range(iterations):
         bar.update(1)
         while len(stream) < batch_size:

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import IQABenchError
-
-from iqabench_plugins.datasets.files import list_subfolders
+from iqabench.api import IQABenchError
 from iqabench_plugins.datasets.downloads import DOWNLOADS
+from iqabench_plugins.datasets.files import list_subfolders
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import read_csv_rows, to_float
 

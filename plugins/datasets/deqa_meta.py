@@ -19,9 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench.contracts.dataset import Dataset, DatasetIndex, Direction, build_index, list_files, resolve_data_root
-from iqabench.errors import DatasetNotFoundError, IQABenchError
-
+from iqabench.api import (
+    Dataset,
+    DatasetIndex,
+    DatasetNotFoundError,
+    Direction,
+    IQABenchError,
+    build_index,
+    list_files,
+    resolve_data_root,
+)
 from iqabench_plugins.datasets.files import ImageFinder
 
 SPLIT_PREFIXES = ("train", "val", "test")
@@ -84,7 +91,9 @@ def read_meta(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         with open(path, encoding="utf-8") as handle:
             content = json.load(handle, parse_float=decimal.Decimal)  # keeps the digits as written
     except json.JSONDecodeError as exc:
-        raise IQABenchError(f"{path} is not valid JSON ({exc}); expected a DeQA-Score meta file (a list of records).")
+        raise IQABenchError(
+            f"{path} is not valid JSON ({exc}); expected a DeQA-Score meta file (a list of records)."
+        ) from None
     if isinstance(content, dict) and isinstance(content.get("files"), list):
         content = content["files"]
     if not isinstance(content, list):

@@ -19,7 +19,7 @@ import posixpath
 from collections.abc import Iterable
 from pathlib import Path
 
-from iqabench.contracts.dataset import list_files
+from iqabench.api import list_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

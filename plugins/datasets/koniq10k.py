@@ -15,9 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from iqabench.contracts.dataset import DatasetIndex
-from iqabench.errors import IQABenchError
-
+from iqabench.api import DatasetIndex, IQABenchError
 from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import first_existing, read_csv_rows, to_float

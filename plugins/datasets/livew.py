@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from iqabench.errors import IQABenchError
-
+from iqabench.api import IQABenchError
 from iqabench_plugins.datasets.downloads import DOWNLOADS
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 

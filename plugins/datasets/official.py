@@ -27,9 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from iqabench.contracts.dataset import Dataset, DatasetIndex, Direction, build_index, resolve_data_root
-from iqabench.errors import DatasetNotFoundError, IQABenchError
-
+from iqabench.api import (
+    Dataset,
+    DatasetIndex,
+    Direction,
+    IQABenchError,
+    build_index,
+)
 from iqabench_plugins.datasets.deqa_meta import META_SUBDIR, compare_with_deqa_norm, find_meta_files, rows_from_metas
 from iqabench_plugins.datasets.files import ImageFinder
 from iqabench_plugins.datasets.splits import split_by_reference
@@ -155,18 +159,7 @@ class OfficialDataset(Dataset):
     # -- the shared pipeline ------------------------------------------------------------------
     def locate_root(self) -> Path:
         """The dataset folder, descending into an archive's extra top folder when needed."""
-        if self.root is None:
-            data_root = resolve_data_root(None, None)
-            if data_root is None:
-                files = "\n  ".join(self.expected_files)
-                raise DatasetNotFoundError(
-                    f"{self.title} ({self.name}): no dataset folder given. Pass --root DIR (the folder holding "
-                    f"these files), or set --data-root / the IQABENCH_DATA environment variable to the folder "
-                    f"holding `{self.default_dir}/`.\nExpected files:\n  {files}\n"
-                    f"The dataset is published at {self.homepage}."
-                )
-            self.root = data_root / self.default_dir
-        if not self.root.is_dir():
+        if not self.root.is_dir():  # reading root raises, saying how to give one, when there is none
             raise self.missing_error(f"the folder {self.root} does not exist")
         if not self._marked(self.root):
             for nested in self.nested_dirs:

@@ -21,10 +21,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import IQABenchError
-
-from iqabench_plugins.datasets.files import list_files
+from iqabench.api import IQABenchError
 from iqabench_plugins.datasets.downloads import DOWNLOADS
+from iqabench_plugins.datasets.files import list_files
 from iqabench_plugins.datasets.official import Label, Labels, OfficialDataset
 from iqabench_plugins.datasets.tabular import to_float
 

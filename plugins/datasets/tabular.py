@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import IQABenchError
+from iqabench.api import IQABenchError
 
 
 def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:

@@ -6,7 +6,7 @@ strict parsers (:mod:`.parsing`). ``-o checkpoint=tiny-random`` builds a tiny
 random Qwen2.5-VL in code (:mod:`.tiny`) for offline smoke tests.
 """
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 
 @hookimpl

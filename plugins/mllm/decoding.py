@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from iqabench.errors import IQABenchError, did_you_mean
+from iqabench.api import IQABenchError, did_you_mean
 
 #: the fields that decide which tokens ``generate`` emits, each with its "off" value (transformers' global
 #: default); every one is set explicitly and recorded

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from iqabench.lazy import inference_mode, lazy_module
+from PIL import Image
+
+from iqabench.api import CheckpointError, IQABenchError, inference_mode, launched_processes, lazy_module
 from iqabench_plugins.mllm.decoding import (
     Decoding,
     check_effective,
@@ -52,10 +54,6 @@ from iqabench_plugins.mllm.tiny import (
     build_random_qwen25vl,
     build_tiny_qwen25vl,
 )
-from PIL import Image
-
-from iqabench.run.distributed import launched_processes
-from iqabench.errors import CheckpointError, IQABenchError
 
 torch = lazy_module("torch")  # imported on first use: listing models loads no torch
 

@@ -1,4 +1,4 @@
-"""Reading a score out of what a reasoning model wrote, or saying why there is none.
+r"""Reading a score out of what a reasoning model wrote, or saying why there is none.
 
 Real completions are messier than the format the model was trained on: tags
 repeated, a closing tag missing, the JSON key unquoted, "3.5/5", a sentence

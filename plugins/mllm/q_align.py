@@ -26,14 +26,22 @@ ids are recorded in ``config()``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
 
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.lazy import inference_mode, lazy_module
-from iqabench.contracts.model import Model, Score
-from iqabench.scoring.pixels import normalize, resize_bicubic
+from iqabench.api import (
+    CheckpointError,
+    IQABenchError,
+    Model,
+    ModelTraits,
+    Score,
+    inference_mode,
+    lazy_module,
+    normalize,
+    resize_bicubic,
+)
 from iqabench_plugins.mllm.generation import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
@@ -110,10 +118,8 @@ class QAlign(Model):
 
     name = "q-align"
     score_range = (1.0, 5.0)
-    preprocessing = "resize"
-    generative = False
-    #: the level-token route; the remote-code route (one-align's own ``model.score``) is not
-    differentiable = True
+    #: differentiable: the level-token route; the remote-code route (one-align's own ``model.score``) is not
+    traits = ModelTraits(preprocessing="resize", differentiable=True)
 
     def __init__(
         self,
@@ -141,7 +147,7 @@ class QAlign(Model):
             self.model = self._load_remote_code()
             self.processor = None
             self.level_ids, self.level_variant = [], "remote code"
-            self.differentiable = False
+            self.traits = replace(self.traits, differentiable=False)
             return
         if checkpoint == ONE_ALIGN:
             raise CheckpointError(

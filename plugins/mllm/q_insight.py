@@ -14,11 +14,12 @@ the 2026 repo vendors 320*28*28 = 250,880).
 
 from __future__ import annotations
 
+from PIL import Image
+
 from iqabench_plugins.mllm.generation import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from iqabench_plugins.mllm.parsing import ParsedAnswer, parse_q_insight
 from iqabench_plugins.mllm.prompts import q_insight_messages
 from iqabench_plugins.mllm.scorer import ReasoningScorer
-from PIL import Image
 
 
 class QInsight(ReasoningScorer):

@@ -8,10 +8,11 @@ without publishing its prompt or answer format. Here: one user turn, the image t
 
 from __future__ import annotations
 
+from PIL import Image
+
 from iqabench_plugins.mllm.parsing import ParsedAnswer, parse_q_insight
 from iqabench_plugins.mllm.prompts import Q_INSIGHT_SCORE_QUESTION
 from iqabench_plugins.mllm.q_insight import QInsight
-from PIL import Image
 
 
 def sft_score_messages(image: Image.Image) -> list[dict]:

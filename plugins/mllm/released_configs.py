@@ -58,6 +58,6 @@ def released_parameters() -> int:
     """Parameters of Qwen2.5-VL-7B-Instruct, counted from :data:`QWEN25_VL_7B_INSTRUCT` on the meta device."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from iqabench.efficiency.measure import parameters_on_meta
+    from iqabench.api import parameters_on_meta
 
     return parameters_on_meta(lambda: Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(**QWEN25_VL_7B_INSTRUCT)))

@@ -32,9 +32,13 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from statistics import fmean
 from typing import Any, ClassVar
 
+from PIL import Image
+
+from iqabench.api import IQABenchError, Model, ModelTraits, Score
 from iqabench_plugins.mllm.decoding import resolve_decoding
 from iqabench_plugins.mllm.generation import (
     CheckpointSource,
@@ -47,10 +51,6 @@ from iqabench_plugins.mllm.generation import (
 )
 from iqabench_plugins.mllm.parsing import ParsedAnswer
 from iqabench_plugins.mllm.released_configs import released_parameters
-from PIL import Image
-
-from iqabench.errors import IQABenchError
-from iqabench.contracts.model import Model, Score
 
 BACKENDS = ("transformers", "vllm")
 
@@ -58,9 +58,9 @@ BACKENDS = ("transformers", "vllm")
 class ReasoningScorer(Model):
     """A Qwen2.5-VL-family model that reasons in text and writes a rating."""
 
-    generative = True
     score_range = (1.0, 5.0)
-    preprocessing = "resize"
+    #: an efficiency study fixes the generated length by setting both new-token options
+    traits = ModelTraits(preprocessing="resize", generative=True, new_tokens_options=("max_new_tokens", "min_new_tokens"))
     #: hub id used when ``checkpoint`` is not given (None: the option is required)
     default_checkpoint: ClassVar[str | None] = None
     #: subfolder of the default hub checkpoint that holds the weights
@@ -69,17 +69,11 @@ class ReasoningScorer(Model):
     chat_template_kwargs: ClassVar[dict[str, Any]] = {}
     #: the decoding preset of the model's release: sampling values (and max_new_tokens) when a preset leaves them open
     release_decoding: ClassVar[str]
-    #: an efficiency study fixes the generated length by setting both
-    new_tokens_options = ("max_new_tokens", "min_new_tokens")
 
     @classmethod
     def released_parameters(cls) -> int:
         """Qwen2.5-VL-7B, the architecture of every release these scorers load."""
         return released_parameters()
-
-    @property
-    def random_weights(self) -> bool:
-        return self.source.random_weights
 
     @property
     def generated_tokens(self) -> int:
@@ -164,6 +158,7 @@ class ReasoningScorer(Model):
         self.torch_dtype = resolve_dtype(dtype, device)
         folder = self.default_subfolder if subfolder is None and checkpoint == self.default_checkpoint else subfolder
         self.source = CheckpointSource.resolve(checkpoint, folder, random_init=random_init)
+        self.traits = replace(self.traits, random_weights=self.source.random_weights)
         if backend == "vllm":
             self.model = None
             self.processor = load_processor(self.source, min_pixels=min_pixels, max_pixels=max_pixels)

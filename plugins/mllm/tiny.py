@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from iqabench.lazy import lazy_module
+from iqabench.api import lazy_module
 
 torch = lazy_module("torch")  # imported on first use: listing models loads no torch
 

@@ -14,11 +14,12 @@ pixel budget 3136..12,845,056 (the stock qwen-vl-utils cap its scripts use).
 
 from __future__ import annotations
 
+from PIL import Image
+
 from iqabench_plugins.mllm.generation import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from iqabench_plugins.mllm.parsing import ParsedAnswer, parse_visualquality
 from iqabench_plugins.mllm.prompts import visualquality_messages
 from iqabench_plugins.mllm.scorer import ReasoningScorer
-from PIL import Image
 
 
 class VisualQualityR1(ReasoningScorer):

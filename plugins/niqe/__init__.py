@@ -5,7 +5,7 @@ the ``brisque`` plugin reuses (:mod:`.matlab`, :mod:`.nss`). Modules are
 imported when used, so listing plugins loads no SciPy.
 """
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 __all__ = ["NIQE"]
 

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from iqabench.contracts.model import Model, Score
+from iqabench.api import Model, ModelTraits, Score
 from iqabench_plugins.niqe.matlab import rgb2gray_uint8
 
 # SciPy (the statistics in .features and .nss, the .mat reader) is imported when a model is built.
@@ -98,9 +98,8 @@ class NIQE(Model):
     # NIQE is a distance, so >= 0; it has no upper bound. Natural photographs score about 2-20
     # (LIVE's examples: 2.66-17.87), so (0, 100) is the nominal range used for display.
     score_range: ClassVar[tuple[float, float]] = (0.0, 100.0)
-    preprocessing = "full-resolution"
     #: plain CPU work on its inputs: scored in the decode workers, on every core
-    score_in_workers = True
+    traits = ModelTraits(preprocessing="full-resolution", score_in_workers=True)
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """iqabench plugin: RALI (Reasoning-Aligned Lightweight IQA), its trainer and the official-release converter."""
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 
 @hookimpl

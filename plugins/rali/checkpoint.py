@@ -39,6 +39,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+
+from iqabench.api import CheckpointError
 from iqabench_plugins.rali.encoders import (
     HFClipEncoder,
     ImageTextEncoder,
@@ -46,9 +49,6 @@ from iqabench_plugins.rali.encoders import (
     load_saved_encoder,
 )
 from iqabench_plugins.rali.head import HEAD_TENSORS, PrototypeHead
-from safetensors.torch import load_file, save_file
-
-from iqabench.errors import CheckpointError
 
 FORMAT = "iqabench-rali"
 FORMAT_VERSION = 1

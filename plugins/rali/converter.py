@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from iqabench.api import Converter
 from iqabench_plugins.rali.checkpoint import read_official, save_checkpoint
-
-from iqabench.contracts.converter import Converter
 
 
 class RALIOfficialConverter(Converter):

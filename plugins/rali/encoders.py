@@ -47,9 +47,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.scoring.pixels import crop as crop_pixels
-from iqabench.scoring.pixels import normalize, resize_bicubic
+from iqabench.api import CheckpointError, IQABenchError, normalize, resize_bicubic
+from iqabench.api import crop as crop_pixels
 
 #: the paper's backbone (section 5.1) and the released checkpoint's
 DEFAULT_HF_BACKBONE = "openai/clip-vit-large-patch14-336"
@@ -703,7 +702,7 @@ def released_vision_parameters() -> int:
     """CLIP ViT-L/14-336's vision tower plus projection, counted from :data:`VIT_L14_336_CONFIG` on the meta device."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from iqabench.efficiency.measure import parameters_on_meta
+    from iqabench.api import parameters_on_meta
 
     config = CLIPVisionConfig(**VIT_L14_336_CONFIG["vision_config"], projection_dim=VIT_L14_336_CONFIG["projection_dim"])
     return parameters_on_meta(lambda: CLIPVisionModelWithProjection(config))

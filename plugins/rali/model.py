@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.lazy import inference_mode
-from iqabench.contracts.model import Model, Score
+from iqabench.api import CheckpointError, IQABenchError, Model, ModelTraits, Score, inference_mode
 
 if TYPE_CHECKING:
     import torch
+
     from iqabench_plugins.rali.head import PrototypeHead
 
 # torch and the encoders are imported when a model is built, so listing models stays fast.
@@ -53,9 +51,8 @@ class RALI(Model):
 
     name = "rali"
     score_range = (1.0, 5.0)
-    preprocessing = "crop"
     trainer = "rali"
-    differentiable = True
+    traits = ModelTraits(preprocessing="crop", differentiable=True)
 
     def __init__(
         self,
@@ -76,6 +73,7 @@ class RALI(Model):
         dtype: str = "float32",
     ) -> None:
         import torch
+
         from iqabench_plugins.rali.checkpoint import load_checkpoint, resolve_folder
         from iqabench_plugins.rali.encoders import build_encoder, random_encoder
 
@@ -89,6 +87,8 @@ class RALI(Model):
         self.trust_pickle = trust_pickle
         self.partial_checkpoint = partial_checkpoint
         self.random_init = random_init
+        # random weights (built for timing) only when no checkpoint brings trained ones
+        self.traits = replace(self.traits, random_weights=random_init and checkpoint is None)
         self.pretrained_encoder = pretrained_encoder
         self.encoder = encoder
         self.backbone = backbone
@@ -159,6 +159,7 @@ class RALI(Model):
     @inference_mode
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         import torch
+
         from iqabench_plugins.rali.encoders import normalise_pixels
 
         if pixels.dtype == torch.uint8:  # from the decode workers: normalised here, on the device
@@ -199,10 +200,6 @@ class RALI(Model):
 
         return released_vision_parameters()
 
-    @property
-    def random_weights(self) -> bool:
-        return self.random_init and self.checkpoint is None
-
     def timing_stages(self) -> dict[str, Callable[[Any], Any]]:
         """One encoder forward, then the fused PCA + prototype head: where RALI's time goes."""
         return {"encoder": self.features, "head": self.fused}
@@ -226,6 +223,7 @@ class RALI(Model):
 
 def _random_head(feature_dim: int, pca_dim: int, num_prototypes: int) -> PrototypeHead:
     import torch
+
     from iqabench_plugins.rali.head import PrototypeHead
 
     generator = torch.Generator().manual_seed(0)

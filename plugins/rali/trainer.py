@@ -55,6 +55,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
+from iqabench.api import (
+    IQABenchError,
+    ReasoningText,
+    Trainer,
+    TrainingSet,
+    accepted_options,
+    check_options,
+    iterate_batches,
+    progress_bar,
+    read_texts,
+)
 from iqabench_plugins.rali.bucketed_kmeans import bucketed_kmeans
 from iqabench_plugins.rali.checkpoint import save_checkpoint
 from iqabench_plugins.rali.encoders import (
@@ -63,18 +76,10 @@ from iqabench_plugins.rali.encoders import (
     build_encoder,
 )
 from iqabench_plugins.rali.head import PrototypeHead
-from torch.nn import functional as F
-
-from iqabench import progress
-from iqabench.errors import IQABenchError
-from iqabench.scoring.loader import iterate_batches
-from iqabench.registry.options import accepted_options, check_options
 
 #: the PCA's per-feature scale: "none" (sklearn's PCA, scale 1: the paper's "PCA") or "std" (features divided by
 #: their standard deviation first: the official loader's branch for a pca.pkl that has ``var_``)
 PCA_SCALES = ("none", "std")
-from iqabench.reasoning.texts import ReasoningText, read_texts
-from iqabench.contracts.trainer import Trainer, TrainingSet
 
 log = logging.getLogger(__name__)
 
@@ -289,10 +294,9 @@ class RALITrainer(Trainer):
     def _texts_file(self, datasets: Sequence[TrainingSet], out_dir: Path, device: str) -> Path:
         if self.texts is not None:
             return Path(self.texts)
-        from iqabench.reasoning.describe import ImageToDescribe, describe
-        from iqabench.registry.discovery import default_registry
-
         from accelerate import PartialState
+
+        from iqabench.api import ImageToDescribe, default_registry, describe
 
         state = PartialState()
         path = out_dir / TEXTS_CACHE
@@ -514,7 +518,7 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
     transform = encoder.image_transform()
     encoder.train()
     per_epoch = len(range(0, len(paths), batch_size))
-    bar = progress.bar(total=epochs * per_epoch, desc="rali: contrastive alignment", unit="batch",
+    bar = progress_bar(total=epochs * per_epoch, desc="rali: contrastive alignment", unit="batch",
                        enabled=rank == 0)
     for _ in range(epochs):
         order = paths[:]
@@ -557,7 +561,7 @@ def encode_images(encoder: ImageTextEncoder, paths: Sequence[Path], *, batch_siz
     """Features of the readable images and their indices."""
     encoder.eval()
     chunks, kept = [], []
-    bar = progress.bar(total=len(paths), desc="rali: image features", unit="img")
+    bar = progress_bar(total=len(paths), desc="rali: image features", unit="img")
     for batch in iterate_batches(paths, encoder.image_transform(), batch_size=batch_size, num_workers=num_workers):
         ready = [item for item in batch if item.error is None]
         if ready:
@@ -579,7 +583,7 @@ def define_scores(head: PrototypeHead, features: torch.Tensor, labels: torch.Ten
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    bar = progress.bar(total=epochs, desc="rali: score definition", unit="epoch")
+    bar = progress_bar(total=epochs, desc="rali: score definition", unit="epoch")
     for _ in range(epochs):
         for batch in torch.randperm(len(features), generator=generator).to(features.device).split(batch_size):
             loss = F.mse_loss(head(features[batch]), labels[batch])

@@ -15,7 +15,7 @@ defaults and the multi-GPU launch command; docs/fidelity.md compares every
 setting with the paper and the releases.
 """
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 
 @hookimpl

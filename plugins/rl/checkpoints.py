@@ -15,10 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import CheckpointError
-from iqabench.run.predictions import atomic_write_text
-from iqabench.provenance import package_versions
-from iqabench.contracts.trainer import TrainingSet
+from iqabench.api import CheckpointError, TrainingSet, atomic_write_text, package_versions
 
 #: the base model of Q-Insight, VisualQuality-R1 and RACT (paper, section 5.1)
 DEFAULT_BASE_CHECKPOINT = "Qwen/Qwen2.5-VL-7B-Instruct"

@@ -46,8 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iqabench.errors import IQABenchError
-from iqabench.contracts.trainer import TrainingSet
+from iqabench.api import IQABenchError, TrainingSet
 from iqabench_plugins.datasets.kadid10k import parse_distortion
 
 #: Q-Insight's degradation question (bytedance/Q-Insight, ``qinsight_multi_task.py`` and ``demo_dist.py``), verbatim

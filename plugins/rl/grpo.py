@@ -43,13 +43,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from iqabench.api import CheckpointError, IQABenchError, Trainer, TrainingSet, launched_processes, load_image
+from iqabench_plugins.mllm.generation import qwen_vl_size
 from iqabench_plugins.mllm.prompts import (
     Q_INSIGHT_SCORE_QUESTION,
     Q_INSIGHT_SYSTEM_PROMPT,
     VISUALQUALITY_QUESTION,
     VISUALQUALITY_THINKING_SUFFIX,
 )
-from iqabench_plugins.mllm.generation import qwen_vl_size
 from iqabench_plugins.mllm.tiny import TINY_CHECKPOINT, save_tiny_qwen25vl
 from iqabench_plugins.rl.checkpoints import (
     DEFAULT_BASE_CHECKPOINT,
@@ -77,12 +80,6 @@ from iqabench_plugins.rl.hf_trainer import (
     with_iqabench_schedule_and_resume,
 )
 from iqabench_plugins.rl.rewards import RewardFunction, get_reward, reward_tasks
-
-from iqabench.run.distributed import launched_processes
-from iqabench.errors import CheckpointError, IQABenchError
-from iqabench.scoring.images import load_image
-from PIL import Image
-from iqabench.contracts.trainer import Trainer, TrainingSet
 
 log = logging.getLogger(__name__)
 

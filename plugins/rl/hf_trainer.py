@@ -22,8 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from iqabench.run.distributed import launched_processes
-from iqabench.errors import IQABenchError
+from iqabench.api import IQABenchError, launched_processes
 
 
 def on_cpu(device: str) -> bool:

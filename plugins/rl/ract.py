@@ -38,6 +38,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from iqabench.api import (
+    ImageToDescribe,
+    IQABenchError,
+    Trainer,
+    TrainingSet,
+    cached_step,
+    create_model,
+    describe,
+    launched_processes,
+    load_image,
+    processes,
+    read_texts,
+)
 from iqabench_plugins.mllm.parsing import extract_reasoning
 from iqabench_plugins.mllm.prompts import (
     Q_INSIGHT_SCORE_QUESTION,
@@ -58,15 +71,6 @@ from iqabench_plugins.rl.hf_trainer import (
     use_bf16,
     with_iqabench_schedule_and_resume,
 )
-
-from iqabench.reasoning.describe import ImageToDescribe, describe
-from iqabench.run.distributed import launched_processes, processes
-from iqabench.errors import IQABenchError
-from iqabench.registry.factory import create_model
-from iqabench.scoring.images import load_image
-from iqabench.reasoning.texts import read_texts
-from iqabench.contracts.trainer import Trainer, TrainingSet
-from iqabench.run.training import cached_step
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from iqabench.errors import DuplicateNameError, UnknownNameError, did_you_mean
+from iqabench.api import DuplicateNameError, UnknownNameError, did_you_mean
 
 ENTRY_POINT_GROUP = "iqabench.scoring.rewards"
 RewardFunction = Callable[..., list[float]]

@@ -16,8 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench_plugins.mllm.qwen_sft import sft_score_answer
+from iqabench.contracts.trainer import Trainer, TrainingSet
+from iqabench.run.distributed import launched_processes
+from iqabench.scoring.images import load_image
 from iqabench_plugins.mllm.prompts import Q_INSIGHT_SCORE_QUESTION
+from iqabench_plugins.mllm.qwen_sft import sft_score_answer
 from iqabench_plugins.rl.checkpoints import check_qwen_vl_checkpoint, datasets_provenance, write_provenance
 from iqabench_plugins.rl.degradation import resize_pair
 from iqabench_plugins.rl.grpo import check_training_sets, deepspeed_config_file, resized, resolve_base_checkpoint
@@ -29,10 +32,6 @@ from iqabench_plugins.rl.hf_trainer import (
     use_bf16,
     with_iqabench_schedule_and_resume,
 )
-
-from iqabench.contracts.trainer import Trainer, TrainingSet
-from iqabench.run.distributed import launched_processes
-from iqabench.scoring.images import load_image
 
 log = logging.getLogger(__name__)
 

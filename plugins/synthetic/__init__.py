@@ -5,7 +5,7 @@ distortions at five levels (:mod:`.dataset`); the describer writes text about
 those distortions so RALI can be trained offline (:mod:`.describer`).
 """
 
-from iqabench import hookimpl
+from iqabench.api import hookimpl
 
 __all__ = ["Describer", "Synthetic"]
 

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iqabench.contracts.dataset import Dataset, DatasetIndex, build_index
-from iqabench.errors import IQABenchError
+from iqabench.api import Dataset, DatasetIndex, IQABenchError, build_index
 from iqabench_plugins.synthetic.distortions import DISTORTIONS, JPEG2000_AVAILABLE
 from iqabench_plugins.synthetic.generate import (
     DEFAULT_SIZE,

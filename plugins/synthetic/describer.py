@@ -18,11 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from iqabench.contracts.model import Model, Score
+from iqabench.api import Model, ModelTraits, Score
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,8 +40,7 @@ class Describer(Model):
 
     name = "describer"
     score_range = (1.0, 5.0)
-    preprocessing = "full-resolution"
-    generative = True
+    traits = ModelTraits(preprocessing="full-resolution", generative=True)
 
     def __init__(self, *, root: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32") -> None:
         """``root``: the synthetic dataset's root (default: where the ``synthetic`` dataset puts it).

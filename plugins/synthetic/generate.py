@@ -30,8 +30,7 @@ import PIL
 import scipy
 from PIL import Image
 
-from iqabench.contracts.dataset import DATA_ENV
-from iqabench.errors import IQABenchError
+from iqabench.api import DATA_ENV, IQABenchError
 from iqabench_plugins.synthetic.distortions import DISTORTIONS
 from iqabench_plugins.synthetic.references import REFERENCES, load_reference
 
