@@ -48,7 +48,8 @@ def build(checkpointing: bool, with_text: bool):
     from iqabench_plugins.rali.trainer import alignment_optimizer, enable_gradient_checkpointing
 
     clip = CLIPModel(CLIPConfig(**VIT_L14_336_CONFIG))
-    text_bytes = sum(p.numel() * p.element_size() for p in (*clip.text_model.parameters(), *clip.text_projection.parameters()))
+    text_bytes = sum(p.numel() * p.element_size() for p in (*clip.text_model.parameters(),
+                                                            *clip.text_projection.parameters()))
     encoder = HFClipEncoder(clip, _Processor(None, None), DEFAULT_HF_BACKBONE, with_text=with_text)
     del clip
     if checkpointing:
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|")
         for m in measurements:
             at = m["at_peak_mib"]
-            parts = " / ".join(f"{at.get(k, 0.0):,.0f}" for k in ("Parameter", "Gradient", "Optstate", "Activation", "Temp"))
+            parts = " / ".join(f"{at.get(k, 0.0):,.0f}" for k in ("Parameter", "Gradient", "Optstate", "Activation",
+                                                                  "Temp"))
             print(f"| {m['precision']} | {'yes' if m['gradient_checkpointing'] else 'no'} | {m['batch']} | "
                   f"{m['peak_mib']:,.0f} | {parts} (+ {m['text_tower_mib']:,.0f} frozen text tower) |")
     else:

@@ -40,7 +40,8 @@ def git_commit(directory: Path | None = None) -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True,
+            timeout=5
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

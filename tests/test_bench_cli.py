@@ -73,7 +73,8 @@ def test_bench_command_on_tiny_models(tmp_path, tiny_clip, monkeypatch):
     assert code == 0
     report = json.loads(report_path.read_text())
     assert report["provenance"]["command"] == (
-        "iqabench bench --suite efficiency.yaml --batch-sizes 1,2 --new-tokens 3 --device cpu --dtype float32 --images 2 --warmup 0 --repeats 1"
+        "iqabench bench --suite efficiency.yaml --batch-sizes 1,2 --new-tokens 3 --device cpu --dtype float32 "
+        "--images 2 --warmup 0 --repeats 1"
         " --num-workers 0 --out efficiency.md --json efficiency.json --no-isolate")
     assert report["models"][0]["options"]["backbone"] == f"~/{tiny_clip.name}"
     for text in (out.read_text(), report_path.read_text()):
@@ -176,8 +177,10 @@ def test_cpu_section_applies_on_cpu_only_and_the_command_line_wins():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("models: [{name: rali}]\nbatchsizes: [1]\n", "field `batchsizes` is not a efficiency suite field. Did you mean 'batch_sizes'?"),
-        ("models: [{name: rali, option: {}}]\n", "field `models.0.option` is not a efficiency suite field. Did you mean 'options'?"),
+        ("models: [{name: rali}]\nbatchsizes: [1]\n",
+         "field `batchsizes` is not a efficiency suite field. Did you mean 'batch_sizes'?"),
+        ("models: [{name: rali, option: {}}]\n",
+         "field `models.0.option` is not a efficiency suite field. Did you mean 'options'?"),
         ("cpu: {tokens: 3}\nmodels: [{name: rali}]\n", "field `cpu.tokens` is not a efficiency suite field"),
         ("models: []\n", "field `models`: List should have at least 1 item"),
         ("batch_sizes: [0]\nmodels: [{name: rali}]\n", "batch sizes must be positive integers"),

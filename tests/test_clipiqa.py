@@ -317,7 +317,8 @@ def test_trainer_refuses_random_clip_and_bad_checkpoints(tmp_path):
 
 
 def test_coop_defaults_are_the_release():
-    """IceClear/CLIP-IQA configs/clipiqa/clipiqa_coop_koniq.py: optimizers, lr_config, data, and the released iteration."""
+    """IceClear/CLIP-IQA configs/clipiqa/clipiqa_coop_koniq.py: optimizers, lr_config, data, and the released
+    iteration."""
     trainer = CoOpTrainer()
     assert trainer.iterations == 80000  # iter_80000.pth
     assert trainer.batch_size == 128  # samples_per_gpu=64 on 2 GPUs
@@ -424,7 +425,8 @@ def test_converter_refuses_what_is_not_the_release(tmp_path):
     torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="prompt_learner.ctx"):
         ClipIQAPlusReleaseConverter().convert(tmp_path / "other.pth", tmp_path / "b")
-    torch.save({"state_dict": {"ctx": torch.zeros(16, 512), "token_suffix": torch.zeros(2, 50, 512)}}, tmp_path / "x.pth")
+    torch.save({"state_dict": {"ctx": torch.zeros(16, 512), "token_suffix": torch.zeros(2, 50, 512)}},
+               tmp_path / "x.pth")
     with pytest.raises(CheckpointError, match="token_suffix"):
         ClipIQAPlusReleaseConverter().convert(tmp_path / "x.pth", tmp_path / "c")
     (tmp_path / "pickled.pth").write_bytes(pickle.dumps(Weird(), protocol=2))

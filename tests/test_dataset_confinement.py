@@ -68,12 +68,14 @@ def test_symbolic_links_are_followed(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     write_image(tmp_path / "elsewhere" / "y.png")
     os.symlink(tmp_path / "elsewhere", root / "linked")
-    (root / "meta.json").write_text(json.dumps([{"image": "linked/y.png", "gt_score": 1.0}, {"image": "inside.png", "gt_score": 2.0}]))
+    (root / "meta.json").write_text(json.dumps([{"image": "linked/y.png", "gt_score": 1.0},
+                                                {"image": "inside.png", "gt_score": 2.0}]))
     with pytest.raises(ImageOutsideRootError, match="linked/y.png"):
         DeqaMetaDataset(root, meta="meta.json").load()
     # links that stay inside the root are fine
     os.symlink(root / "images" / "x.png", root / "alias.png")
-    (root / "meta.json").write_text(json.dumps([{"image": "alias.png", "gt_score": 1.0}, {"image": "inside.png", "gt_score": 2.0}]))
+    (root / "meta.json").write_text(json.dumps([{"image": "alias.png", "gt_score": 1.0},
+                                                {"image": "inside.png", "gt_score": 2.0}]))
     assert [r.image for r in DeqaMetaDataset(root, meta="meta.json").load().records] == ["alias.png", "inside.png"]
 
 
@@ -125,7 +127,8 @@ def test_a_third_party_plugin_is_confined_without_doing_anything(tmp_path):
     root = tmp_path / "third"
     write_image(root / "a.png")
     (root / "labels.txt").write_text("a.png ../../etc/hostname")
-    with pytest.raises(ImageOutsideRootError, match=r"record 1 of labels\.txt names the image '\.\./\.\./etc/hostname'"):
+    with pytest.raises(ImageOutsideRootError,
+                       match=r"record 1 of labels\.txt names the image '\.\./\.\./etc/hostname'"):
         ThirdParty(root).load()
     # the base class answers data check's questions for it
     (root / "labels.txt").write_text("a.png b.png")

@@ -49,7 +49,8 @@ KONIQ_ROWS = [  # image_name, MOS (0-100), SD, set
 
 def make_koniq(root: Path, images: bool = True) -> Path:
     header = ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "set"]
-    write_csv(root / "koniq10k_distributions_sets.csv", header, [[n, 1, 2, 3, 4, 5, 15, m, s, t] for n, m, s, t in KONIQ_ROWS])
+    write_csv(root / "koniq10k_distributions_sets.csv", header,
+              [[n, 1, 2, 3, 4, 5, 15, m, s, t] for n, m, s, t in KONIQ_ROWS])
     if images:
         for name, *_ in KONIQ_ROWS:
             write_image(root / "1024x768" / name)
@@ -99,7 +100,8 @@ def make_kadid(root: Path, references: int = 10) -> Path:
     rows = []
     for ref in range(1, references + 1):
         for dist in (1, 2):
-            rows.append([f"I{ref:02d}_{dist:02d}_01.png", f"I{ref:02d}.png", round(1.0 + ref * 0.3 + dist * 0.1, 3), 0.25])
+            rows.append([f"I{ref:02d}_{dist:02d}_01.png", f"I{ref:02d}.png", round(1.0 + ref * 0.3 + dist * 0.1, 3),
+                         0.25])
     write_csv(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
     for row in rows:
         write_image(root / "images" / row[0])
@@ -164,7 +166,8 @@ def make_pipal(root: Path) -> Path:
     return root
 
 
-AGIQA_ROWS = [("AttnGAN_normal_000.jpg", 0.0, 0.5, 1.2), ("midjourney_lowstep_001.jpg", 4.49, 0.3, 3.9), ("sd1.5_high_002.jpg", 2.7, 0.4, 0.02)]
+AGIQA_ROWS = [("AttnGAN_normal_000.jpg", 0.0, 0.5, 1.2), ("midjourney_lowstep_001.jpg", 4.49, 0.3, 3.9),
+              ("sd1.5_high_002.jpg", 2.7, 0.4, 0.02)]
 
 
 def make_agiqa(root: Path) -> Path:
@@ -386,7 +389,8 @@ def test_agiqa_quality_and_alignment(tmp_path):
 
 
 def deqa_koniq_records():
-    train = [{"id": f"{n}->{m}", "image": n, "gt_score": m, "gt_score_norm": None, "std": s} for n, m, s, _ in KONIQ_ROWS[:3]]
+    train = [{"id": f"{n}->{m}", "image": n, "gt_score": m, "gt_score_norm": None, "std": s} for n, m, s,
+             _ in KONIQ_ROWS[:3]]
     test = [{"id": f"{n}->{m}", "image": n, "gt_score": m, "std": s} for n, m, s, _ in KONIQ_ROWS[4:]]
     return train, test
 
@@ -423,7 +427,8 @@ def test_deqa_metas_with_the_official_release_use_the_whole_dataset_range(tmp_pa
     for record in index.records:
         assert record.mos == pytest.approx(expected_mos(record.mos_raw, official))
     notes = " ".join(index.provenance.notes)
-    assert "equals the official label (to the meta's printed precision) for 4 of 4" in notes and "agrees with the metas' gt_score_norm on 3" in notes
+    assert "equals the official label (to the meta's printed precision) for 4 of 4" in notes
+    assert "agrees with the metas' gt_score_norm on 3" in notes
     official_split = load_quietly(KonIQ10k(root, split_source="official"))
     assert official_split.provenance.splits == {"train": 3, "val": 1, "test": 2}
 
@@ -540,7 +545,8 @@ def test_csiq_meta_direction_is_checked_against_the_official_labels(tmp_path):
     write_meta(root / "metas" / "test_csiq_866.json", csiq_meta_records(flip=False))
     index = load_quietly(CSIQ(root))
     assert index.provenance.split_source == "deqa"
-    assert any(n.startswith("direction of the metas checked: Spearman correlation +1.000") for n in index.provenance.notes)
+    notes = index.provenance.notes
+    assert any(n.startswith("direction of the metas checked: Spearman correlation +1.000") for n in notes)
     write_meta(root / "metas" / "test_csiq_866.json", csiq_meta_records(flip=True))
     with pytest.raises(IQABenchError, match=r"Spearman correlation -1\.000 over the 6 images.*higher is better"):
         CSIQ(root).load()
@@ -567,7 +573,8 @@ def test_meta_values_that_differ_from_the_official_labels_are_a_warning(tmp_path
     with pytest.warns(DatasetWarning) as caught:
         index = KonIQ10k(root).load()
     warned = [str(w.message) for w in caught if w.category is DatasetWarning]
-    assert any("differs from the official label for 1 of 2" in m and "5000.jpg: meta 75, official 70" in m for m in warned)
+    assert any("differs from the official label for 1 of 2" in m and "5000.jpg: meta 75, official 70" in m
+               for m in warned)
     assert any("1 of 3 meta records name images that are not in the official labels of KonIQ (99.jpg)" in m
                for m in warned)
     assert index.provenance.warnings == warned

@@ -63,7 +63,8 @@ def koniq_rows() -> list[dict[str, str]]:
 
 
 def csiq_labels() -> list[tuple[str, float]]:
-    return [(name, float(value)) for name, value in (line.split() for line in (REAL / "csiq" / "csiq_label.txt").open())]
+    lines = (REAL / "csiq" / "csiq_label.txt").open()
+    return [(name, float(value)) for name, value in (line.split() for line in lines)]
 
 
 def qalign(name: str) -> list[dict]:
@@ -104,7 +105,8 @@ def test_koniq_with_only_the_512x384_folder(tmp_path):
         index = load_complete(KonIQ10k(root))
     assert {r.image.split("/")[0] for r in index.records} == {"512x384"} and len(index.records) == 10073
     explicit = load_complete(KonIQ10k(root, resolution="512x384"))  # chosen on purpose: no warning
-    assert not explicit.provenance.warnings and "images read from 512x384/ (resolution=512x384)" in explicit.provenance.notes
+    assert not explicit.provenance.warnings
+    assert "images read from 512x384/ (resolution=512x384)" in explicit.provenance.notes
 
 
 def test_agiqa_data_csv_quality_and_alignment(tmp_path):
@@ -121,7 +123,8 @@ def test_agiqa_data_csv_quality_and_alignment(tmp_path):
         assert (index.provenance.rescale_min, index.provenance.rescale_max) == (min(values), max(values))
         assert [r.image for r in index.records] == [f"AGIQA-3K/{row['name']}" for row in rows]
         assert [r.mos for r in index.records] == pytest.approx(list(map(min_max(values), values)), abs=1e-12)
-    assert (min(float(r["mos_quality"]) for r in rows), round(max(float(r["mos_quality"]) for r in rows), 2)) == (0.0, 4.49)
+    assert (min(float(r["mos_quality"]) for r in rows),
+            round(max(float(r["mos_quality"]) for r in rows), 2)) == (0.0, 4.49)
 
 
 @pytest.mark.parametrize("layout", ["flat dst_imgs_all", "official dst_imgs/<type>"])

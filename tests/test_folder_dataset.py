@@ -72,7 +72,8 @@ def test_options_name_other_columns_and_the_documented_scale(tmp_path):
     assert [r.mos for r in index.records] == pytest.approx([2.0, 3.0, 4.0])  # 1 + 4 * v / 100
     assert [r.split for r in index.records] == ["a", "b", "b"]
     assert index.provenance.nominal_range == (0, 100)
-    with pytest.raises(IQABenchError, match=r"no column 'fold2' \(option split_column\); its columns: fold, pic, value"):
+    with pytest.raises(IQABenchError,
+                       match=r"no column 'fold2' \(option split_column\); its columns: fold, pic, value"):
         load(tmp_path, image_column="pic", score_column="value", split_column="fold2")
 
 

@@ -13,7 +13,8 @@ def pair(model, test, plcc, srcc, flag=None):
 
 def results(pairs):
     return {
-        "suite": {"name": "t", "protocol": "single_domain", "correlation": "logistic4", "bootstrap": 0, "file": "t.yaml",
+        "suite": {"name": "t", "protocol": "single_domain", "correlation": "logistic4", "bootstrap": 0,
+                  "file": "t.yaml",
                   "sha256": "0" * 64, "seed": 0, "device": "cpu", "dtype": "float32", "batch_size": 1},
         "provenance": {"versions": {}, "command": "iqabench run t.yaml", "created": "now", "platform": "linux",
                        "python": "3.11"},

@@ -21,7 +21,8 @@ def photos(tmp_path_factory):
     paths = []
     for index in range(11):
         rng = np.random.default_rng(index)
-        noisy = np.clip(np.asarray(source, dtype=np.float64) + rng.normal(0, 2 + index, (source.height, source.width, 3)),
+        noisy = np.clip(np.asarray(source, dtype=np.float64) + rng.normal(0, 2 + index,
+                                                                          (source.height, source.width, 3)),
                         0, 255).astype(np.uint8)
         path = folder / f"photo{index:02d}.jpg"
         Image.fromarray(noisy).save(path, quality=90)

@@ -226,7 +226,8 @@ def test_a_sampling_preset_samples_with_its_own_values_not_the_checkpoints(sampl
     model = QInsight(checkpoint=str(sampling_checkpoint), decoding="q-insight-demo", max_new_tokens=4)
     effective = model.config()["decoding"]["effective"]
     # bytedance/Q-Insight src/eval/demo_score.py: do_sample=True, temperature=1.0, top_k=50, top_p=0.95
-    assert (effective["do_sample"], effective["temperature"], effective["top_k"], effective["top_p"]) == (True, 1.0, 50, 0.95)
+    assert (effective["do_sample"], effective["temperature"], effective["top_k"],
+            effective["top_p"]) == (True, 1.0, 50, 0.95)
     assert effective["repetition_penalty"] == 1.0 and effective["no_repeat_ngram_size"] == 0
 
 
@@ -278,7 +279,7 @@ def test_out_of_range_ratings_are_scores_and_are_counted(monkeypatch):
     ]))
     assert model.take_counts()["images"] == 0
     first, second, third = model.score(images(3))
-    assert first.value == pytest.approx(5.0) and second.value == pytest.approx(3.0) and third.value == pytest.approx(0.7)
+    assert [first.value, second.value, third.value] == pytest.approx([5.0, 3.0, 0.7])
     assert model.take_counts() == {"images": 3, "samples": 6, "unparseable_samples": 1, "out_of_range_samples": 3,
                                    "out_of_range_images": 2}
     assert model.take_counts()["samples"] == 0  # taken: the next test set starts from zero
@@ -373,7 +374,8 @@ def test_images_are_resized_as_qwen_vl_utils_does_with_pil_bicubic(q_insight, ca
     # qwen-vl-utils' smart_resize by hand: sides to multiples of 28, then into [min_pixels, max_pixels]
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
     assert FitForVisionTower()(photo).size == (1036, 756)  # round(1024/28)=37, round(768/28)=27; within the budget
-    # the 2026 Q-Insight repo's cap 320*28*28: beta = sqrt(1024*768/250880); floor(1024/beta/28)=20, floor(768/beta/28)=15
+    # the 2026 Q-Insight repo's cap 320*28*28: beta = sqrt(1024*768/250880);
+    # floor(1024/beta/28)=20, floor(768/beta/28)=15
     capped = FitForVisionTower(max_pixels=320 * 28 * 28)(photo)
     assert capped.size == (560, 420)
     assert np.array_equal(np.asarray(capped), np.asarray(photo.resize((560, 420), Image.BICUBIC)))
@@ -387,7 +389,8 @@ def test_images_are_resized_as_qwen_vl_utils_does_with_pil_bicubic(q_insight, ca
 
 def test_the_processor_gets_the_pre_resized_image_unchanged(q_insight):
     # after the PIL resize the processor (torchvision in transformers 5) must not resample again
-    image = FitForVisionTower()(Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 130, 3), dtype=np.uint8)))
+    pixels = np.random.default_rng(1).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    image = FitForVisionTower()(Image.fromarray(pixels))
     out = q_insight.processor.image_processor(images=image, return_tensors="pt")
     mean, std = np.array(OPENAI_CLIP_MEAN), np.array(OPENAI_CLIP_STD)
     normalised = (np.asarray(image, dtype=np.float64) / 255 - mean) / std
@@ -506,7 +509,9 @@ def test_q_align_generic_route_matches_a_manual_forward():
     # the same computation written out: chat template + assistant prefix, last-position logits of e/g/f/p/b
     processor, net = model.processor, model.model
     text = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "How would you rate the quality of this image?"}]}],
+        [{"role": "user",
+          "content": [{"type": "image", "image": image},
+                      {"type": "text", "text": "How would you rate the quality of this image?"}]}],
         tokenize=False,
         add_generation_prompt=True,
     )

@@ -57,7 +57,8 @@ class TestQInsight:
         assert parsed.reasoning == "sharp"
 
     def test_several_answers_the_last_rating_decides(self):
-        text = '<think>a</think><answer>{"rating": 2.0}</answer><think>on reflection</think><answer>{"rating": 3.75}</answer>'
+        text = ('<think>a</think><answer>{"rating": 2.0}</answer>'
+                '<think>on reflection</think><answer>{"rating": 3.75}</answer>')
         parsed = parse_q_insight(text)
         assert parsed.score == pytest.approx(3.75)
         assert parsed.reasoning == "a\n\non reflection"

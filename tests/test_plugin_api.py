@@ -49,7 +49,8 @@ def test_built_in_plugins_and_examples_import_only_the_public_surface():
 
 def test_the_check_sees_imports_inside_functions_and_type_checking_blocks(tmp_path):
     module = tmp_path / "plugin.py"
-    module.write_text("from typing import TYPE_CHECKING\nfrom iqabench.api import Model\nfrom iqabench import create_model\n"
+    module.write_text("from typing import TYPE_CHECKING\nfrom iqabench.api import Model\n"
+                      "from iqabench import create_model\n"
                       "if TYPE_CHECKING:\n    from iqabench.scoring.inputs import Inputs\n"
                       "def f():\n    import iqabench.lazy\n    from iqabench import hookimpl\n"
                       "import iqabench\niqabench.create_model('x')\niqabench.progress.bar()\n")
@@ -77,7 +78,8 @@ def test_an_unknown_name_says_where_the_surface_is_listed():
 @pytest.mark.slow
 def test_a_plugin_entry_module_importing_the_hook_marker_loads_nothing_heavy():
     heavy = ("torch", "scipy", "transformers", "PIL")
-    code = f"import sys\nfrom iqabench.api import hookimpl, Model, Dataset\nprint(__import__('json').dumps([m for m in {heavy!r} if m in sys.modules]))"
+    code = ("import sys\nfrom iqabench.api import hookimpl, Model, Dataset\n"
+            f"print(__import__('json').dumps([m for m in {heavy!r} if m in sys.modules]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 

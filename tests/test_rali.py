@@ -296,7 +296,8 @@ def test_preprocessing_is_the_official_pil_path(tmp_path):
         from transformers import CLIPImageProcessor, CLIPImageProcessorPil  # noqa: F401
     except ImportError:
         return
-    torchvision_pixels = CLIPImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")["pixel_values"][0]
+    processor = CLIPImageProcessor.from_pretrained(folder)
+    torchvision_pixels = processor(images=image, return_tensors="pt")["pixel_values"][0]
     assert np.abs(torchvision_pixels.double().numpy() - pil_clip_pixels(image, 336, 336)).max() > 1e-3
 
 
@@ -310,7 +311,8 @@ def test_uint8_pixels_normalised_on_the_device_equal_the_reference_transform(tmp
 
     folder = tmp_path / "clip"
     save_tiny_clip(folder)
-    clip_image_processor_class()(size={"shortest_edge": 336}, crop_size={"height": crop, "width": crop}).save_pretrained(
+    clip_image_processor_class()(size={"shortest_edge": 336},
+                                 crop_size={"height": crop, "width": crop}).save_pretrained(
         folder)
     transforms = [HFClipEncoder.from_pretrained(str(folder), with_text=False).image_transform(),
                   EfficientNetMiniLMEncoder.transform]
@@ -491,12 +493,14 @@ def _features_and_labels(n=120, dim=10, seed=0):
 
 def test_pca_switch():
     features, labels = _features_and_labels()
-    with_pca = RALITrainer(pca_dim=4, num_buckets=10, num_prototypes=12, score_definition=False).fit_head(features, labels)
+    with_pca = RALITrainer(pca_dim=4, num_buckets=10, num_prototypes=12,
+                           score_definition=False).fit_head(features, labels)
     components = with_pca.pca_components.double()
     assert components.shape == (4, 10)
     assert torch.allclose(components @ components.T, torch.eye(4, dtype=torch.float64), atol=1e-5)
     assert torch.allclose(with_pca.pca_mean, features.mean(0), atol=1e-5)
-    without = RALITrainer(pca=False, num_buckets=10, num_prototypes=12, score_definition=False).fit_head(features, labels)
+    without = RALITrainer(pca=False, num_buckets=10, num_prototypes=12,
+                          score_definition=False).fit_head(features, labels)
     assert torch.equal(without.pca_components, torch.eye(10)) and not without.pca_mean.any()
 
 
@@ -504,7 +508,8 @@ def test_pca_dim_above_the_feature_dim_is_clamped_and_recorded():
     features, labels = _features_and_labels(n=30, dim=5)
     notes = []
     with pytest.warns(UserWarning, match="clamped"):
-        head = RALITrainer(pca_dim=512, num_prototypes=5, score_definition=False).fit_head(features, labels, notes=notes)
+        head = RALITrainer(pca_dim=512, num_prototypes=5,
+                           score_definition=False).fit_head(features, labels, notes=notes)
     assert head.pca_dim == 5 and "clamped to 5" in notes[0]
 
 
@@ -537,7 +542,8 @@ def test_fused_head_equals_the_formula():
     features, labels = _features_and_labels()
     head = RALITrainer(pca_dim=4, num_buckets=10, num_prototypes=12, score_definition=False).fit_head(features, labels)
     x = features.double().numpy()
-    z = ((x - head.pca_mean.double().numpy()) / head.pca_scale.double().abs().numpy()) @ head.pca_components.double().numpy().T
+    whitened = (x - head.pca_mean.double().numpy()) / head.pca_scale.double().abs().numpy()
+    z = whitened @ head.pca_components.double().numpy().T
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     p = head.prototypes.detach().double().numpy()
     p /= np.linalg.norm(p, axis=1, keepdims=True)

@@ -45,7 +45,8 @@ def test_allocation_always_sums_to_min_k_n():
 
 def test_bucket_edges_equal_width_over_1_5():
     # 240 buckets of width 1/60; 5.0 belongs to the last bucket
-    assert bucket_of(np.array([1.0, 1.0 + 1 / 60 - 1e-9, 1.0 + 1 / 60 + 1e-9, 3.0, 5.0]), 240).tolist() == [0, 0, 1, 120, 239]
+    assert bucket_of(np.array([1.0, 1.0 + 1 / 60 - 1e-9, 1.0 + 1 / 60 + 1e-9, 3.0, 5.0]),
+                     240).tolist() == [0, 0, 1, 120, 239]
 
 
 def test_centroid_scores_are_member_means():

@@ -123,7 +123,8 @@ def _free_port() -> int:
 
 
 def _tower() -> torch.nn.Module:
-    """A small image tower (the distributed arithmetic does not depend on its architecture), the same in every process."""
+    """A small image tower (the distributed arithmetic does not depend on its architecture), the same in every
+    process."""
     torch.manual_seed(3)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.Flatten(), torch.nn.Linear(64, 16))
 

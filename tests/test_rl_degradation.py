@@ -162,7 +162,8 @@ def test_prompts_of_both_tasks(tmp_path):
     rows = prompts.rows()
     assert rows["task"] == ["score"] * 5 + ["degradation"] * 2
     assert [json.loads(a) for a in rows["answer"][5:]] == [
-        {"distortion_class": "compression", "severity": "slight"}, {"distortion_class": "blur", "severity": "catastrophic"}]
+        {"distortion_class": "compression", "severity": "slight"},
+        {"distortion_class": "blur", "severity": "catastrophic"}]
     # Q-Insight's split: scores from one dataset, degradation from another
     only = GRPO(score_datasets=["koniq"], degradation_datasets=["kadid"]).prompts([koniq, kadid])
     assert only.counts()["score"] == 2
@@ -178,7 +179,8 @@ def test_prompts_of_both_tasks(tmp_path):
 
 def test_trl_adapter_gives_each_reward_its_own_tasks():
     """Q-Insight's accuracy reward is one function over both tasks; here two, whose sum is the same."""
-    answer = '<think>\nx\n</think>\n<answer>\n{"rating": 3.10, "distortion_class": "blur", "severity": "slight"}\n</answer>'
+    answer = ('<think>\nx\n</think>\n<answer>\n'
+              '{"rating": 3.10, "distortion_class": "blur", "severity": "slight"}\n</answer>')
     columns = dict(prompts=[None] * 2, completions=[[{"content": answer}]] * 2, task=["score", "degradation"],
                    mos=[3.0, None], answer=[None, json.dumps({"distortion_class": "blur", "severity": "moderate"})],
                    image_id=["a", "b"])

@@ -128,7 +128,8 @@ def test_two_multi_task_steps_change_parameters_and_seed_repeats(base, training_
     lengths = provenance["prompt_tokens"]
     assert lengths["score"]["longest"] == lengths["score"]["text_tokens"] + 4
     sampling = effective["rollout_sampling"]
-    assert (sampling["do_sample"], sampling["temperature"], sampling["top_k"], sampling["top_p"]) == (True, 1.0, 50, 1.0)
+    assert (sampling["do_sample"], sampling["temperature"], sampling["top_k"],
+            sampling["top_p"]) == (True, 1.0, 50, 1.0)
     assert sampling["repetition_penalty"] == 1.0  # not Qwen2.5-VL's generation_config (1.05)
     assert effective["reward_weights"] == dict.fromkeys(small_grpo().rewards, 1.0)
 

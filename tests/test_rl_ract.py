@@ -122,7 +122,8 @@ def test_ract_end_to_end_vision_only(tmp_path, monkeypatch):
     for step in ("1-grpo/alpha", "1-grpo/beta", "2-describe/alpha", "2-describe/beta", "3-sft"):
         assert (out / step / "iqabench_training.json").is_file(), step  # finished and renamed into place
     # vision encoder only: the language model keeps the single-domain weights of the score dataset
-    sft_base, trained = load_file(str(out / "1-grpo/beta/final/model.safetensors")), load_file(str(final / "model.safetensors"))
+    sft_base = load_file(str(out / "1-grpo/beta/final/model.safetensors"))
+    trained = load_file(str(final / "model.safetensors"))
     visual = [k for k in trained if k.startswith(("visual.", "model.visual."))]
     language = [k for k in trained if k not in visual]
     assert visual and language
@@ -130,7 +131,8 @@ def test_ract_end_to_end_vision_only(tmp_path, monkeypatch):
     assert all(torch.equal(sft_base[k], trained[k]) for k in language)
 
     provenance = json.loads((final / "iqabench_provenance.json").read_text())
-    assert (provenance["labels"], provenance["train_module"], provenance["score_label_datasets"]) == ("text", "vision", [])
+    assert (provenance["labels"], provenance["train_module"],
+            provenance["score_label_datasets"]) == ("text", "vision", [])
 
     # a re-run finds every step done and trains nothing
     stamp = (final / "model.safetensors").stat().st_mtime_ns

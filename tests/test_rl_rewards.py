@@ -1,4 +1,5 @@
-"""Rewards against hand-computed values and the released behaviour (Q-Insight's qinsight_multi_task.py, VisualQuality-R1)."""
+"""Rewards against hand-computed values and the released behaviour (Q-Insight's qinsight_multi_task.py,
+VisualQuality-R1)."""
 
 import math
 

@@ -24,7 +24,8 @@ def trained_entries(name: str):
 
 
 def test_the_training_suites_are_found():
-    assert {"cross_domain.yaml", "ablation_ract.yaml", "smoke_mllm.yaml", "single_domain_koniq.yaml"} <= set(TRAINING_SUITES)
+    assert {"cross_domain.yaml", "ablation_ract.yaml", "smoke_mllm.yaml",
+            "single_domain_koniq.yaml"} <= set(TRAINING_SUITES)
 
 
 @pytest.mark.parametrize("name", TRAINING_SUITES)

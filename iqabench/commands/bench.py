@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", help=f"efficiency suite file (default: {DEFAULT_SUITE} where it exists)")
     parser.add_argument("--models", help="comma-separated subset of the suite's models, or registered models to add")
     parser.add_argument("--batch-sizes", help="comma-separated, e.g. 1,4,16,64 (default: the suite's, per device)")
-    parser.add_argument("--new-tokens", type=positive_int, help="new tokens generative models write (suite: 256, CPU 16)")
+    parser.add_argument("--new-tokens", type=positive_int,
+                        help="new tokens generative models write (suite: 256, CPU 16)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
                         help="default: the suite's, per device")
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=positive_int, help="images per end-to-end pass (default: the suite's)")
     parser.add_argument("--warmup", type=non_negative_int, help="unmeasured calls before timing")
     parser.add_argument("--repeats", type=positive_int, help="timed calls; the median is reported")
-    parser.add_argument("--num-workers", type=non_negative_int, help="JPEG decode worker processes (default: cores - 1)")
+    parser.add_argument("--num-workers", type=non_negative_int,
+                        help="JPEG decode worker processes (default: cores - 1)")
     parser.add_argument("--image-dir", help="where the generated JPEGs are written (default: a temporary folder)")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="MODEL:KEY=VALUE",
                         help="model option, e.g. -o q-insight:checkpoint=/models/Q-Insight")

@@ -99,7 +99,8 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     from tabulate import tabulate
 
-    for key in ("dataset", "root", "label_files", "direction", "rescale_min", "rescale_max", "split_source", "count", "official_count", "splits"):
+    for key in ("dataset", "root", "label_files", "direction", "rescale_min", "rescale_max", "split_source", "count",
+                "official_count", "splits"):
         print(f"{key}: {provenance[key]}")
     for note in provenance["notes"]:
         print(f"note: {note}")

@@ -42,7 +42,9 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise IQABenchError(f"--seeds {text!r} is not a comma-separated list of integers, e.g. --seeds 0,1,2.") from None
+        raise IQABenchError(
+            f"--seeds {text!r} is not a comma-separated list of integers, e.g. --seeds 0,1,2."
+        ) from None
     if not seeds:
         raise IQABenchError("--seeds is empty; give at least one seed, e.g. --seeds 0.")
     return list(dict.fromkeys(seeds))

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: runs/<suite name>)")
     parser.add_argument("--force", action="store_true", help="redo finished training and predictions")
     parser.add_argument("--models", help="comma-separated model names or labels to run (default: all)")
-    parser.add_argument("--tests", help="comma-separated test sets (labels, keys or dataset names) to run (default: all)")
+    parser.add_argument("--tests",
+                        help="comma-separated test sets (labels, keys or dataset names) to run (default: all)")
     parser.add_argument("--pairs", metavar="I/N",
                         help="run only part I of N (counted from 0) of the (model, test set) pairs, e.g. a SLURM "
                              "array task: --pairs $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")

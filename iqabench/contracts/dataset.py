@@ -296,7 +296,8 @@ def build_index(
     values = [float(r["mos_raw"]) for r in rows]
     lo, hi = rescale_range if rescale_range is not None else (min(values), max(values))
     if hi <= lo:
-        what = f"the rescale range [{lo:g}, {hi:g}]" if rescale_range is not None else f"all {len(rows)} scores are {lo:g}"
+        what = (f"the rescale range [{lo:g}, {hi:g}]" if rescale_range is not None
+                else f"all {len(rows)} scores are {lo:g}")
         raise IQABenchError(
             f"dataset {dataset!r}: cannot rescale to [1, 5]: {what}. Check the label file(s) {', '.join(label_files)}"
             + (" or the rescale_range option." if rescale_range is not None else ".")

@@ -98,8 +98,9 @@ class ModelTraits:
         for field in ("differentiable", "score_in_workers", "generative", "random_weights"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"ModelTraits.{field} is True or False, not {getattr(self, field)!r}")
-        if not (isinstance(self.new_tokens_options, tuple) and all(isinstance(o, str) for o in self.new_tokens_options)):
-            raise TypeError(f"ModelTraits.new_tokens_options is a tuple of option names, not {self.new_tokens_options!r}")
+        options = self.new_tokens_options
+        if not (isinstance(options, tuple) and all(isinstance(option, str) for option in options)):
+            raise TypeError(f"ModelTraits.new_tokens_options is a tuple of option names, not {options!r}")
 
 
 def identity(image: Image.Image) -> Image.Image:

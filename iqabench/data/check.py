@@ -17,7 +17,8 @@ from iqabench.errors import DatasetNotFoundError, IQABenchError
 from iqabench.registry.discovery import PluginRegistry, default_registry
 
 #: the columns of :func:`check_datasets`' rows, in table order
-CHECK_COLUMNS = ("dataset", "title", "found", "images", "records", "official", "splits", "split_source", "root", "problem")
+CHECK_COLUMNS = ("dataset", "title", "found", "images", "records", "official", "splits", "split_source", "root",
+                 "problem")
 
 
 def check_datasets(

@@ -304,7 +304,7 @@ def render_html(results: Results, run_dir: str | Path, predictions: dict[str, di
     misses = gallery.galleries(results, predictions)
     tests_data, scatters = [], []
     for index, test in enumerate(results.test_sets):
-        images = next((list(r.image for r in predictions[m][test.key]) for m in predictions
+        images = next(([r.image for r in predictions[m][test.key]] for m in predictions
                        if test.key in predictions[m]), [])
         wanted = [miss.row for (_, key), found in misses.items() if key == test.key for miss in found]
         if images:

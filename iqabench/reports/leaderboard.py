@@ -204,7 +204,8 @@ def _efficiency_table(results: Results) -> str | None:
     methods = sorted({m.efficiency.memory_method for m in results.models if m.efficiency})
     table = tabulate(
         rows,
-        headers=["Model", "Params", "Batch", "ms / image", "images / s", "Peak memory (MiB)", "Input", "Device / dtype"],
+        headers=["Model", "Params", "Batch", "ms / image", "images / s", "Peak memory (MiB)", "Input",
+                 "Device / dtype"],
         tablefmt="github",
     )
     measured = any(m.efficiency.peak_memory_mib is not None for m in results.models if m.efficiency)
@@ -541,7 +542,7 @@ def _gallery_blocks(results: Results, predictions: dict[str, Any], run_dir: Path
         if not mine:
             continue
         name = f"{FIGURES}/gallery-{model.key}.png"
-        _, error = _draw(name, lambda: figs.gallery_figure(results, model.key, mine, run_dir / name))
+        _, error = _draw(name, lambda: figs.gallery_figure(results, model.key, mine, run_dir / name))  # noqa: B023
         lines.append(error or _link(f"{model.label}: largest rank errors", name))
     if not lines:
         return []
@@ -559,7 +560,7 @@ def _distortion_blocks(results: Results, run_dir: Path) -> dict[str, str]:
     blocks = {}
     for test in results.test_sets:
         name = f"{FIGURES}/distortions-{test.key}.png"
-        figure, error = _draw(name, lambda: figs.distortion_figure(results, test.key, run_dir / name))
+        figure, error = _draw(name, lambda: figs.distortion_figure(results, test.key, run_dir / name))  # noqa: B023
         if error:
             blocks[test.key] = error
         elif figure is not None:

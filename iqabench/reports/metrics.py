@@ -119,7 +119,8 @@ def logistic4_fit(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def fit_logistic4(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Predictions mapped through the logistic fitted to ``gt``, monotone in the raw direction (:func:`logistic4_fit`)."""
+    """Predictions mapped through the logistic fitted to ``gt``, monotone in the raw direction
+    (:func:`logistic4_fit`)."""
     params, direction = logistic4_fit(pred, gt)
     return logistic4(direction * np.asarray(pred, dtype=np.float64), *params)
 

@@ -157,7 +157,8 @@ class ShardJournal:
         found = {}
         for line in lines[1:]:
             entry = _loads(line)
-            if not isinstance(entry, dict) or entry.get("sha256") != _batch_digest(entry.get("batch"), entry.get("rows")):
+            if (not isinstance(entry, dict)
+                    or entry.get("sha256") != _batch_digest(entry.get("batch"), entry.get("rows"))):
                 continue
             try:
                 found[int(entry["batch"])] = [Prediction(*row) for row in entry["rows"]]

@@ -121,7 +121,8 @@ def train_only(plan: RunPlan) -> dict[str, dict[str, Any]]:
 
 
 def _train(plan: RunPlan, outcome: ModelOutcome, group: Processes) -> bool:
-    """Train (or reuse the checkpoint of) one model in every process; False, with the failure recorded, if any failed."""
+    """Train (or reuse the checkpoint of) one model in every process; False, with the failure recorded, if any
+    failed."""
     planned = outcome.planned
     request = TrainingRequest(
         model=planned.entry.name, trainer=planned.trainer, model_options=planned.options,

@@ -207,7 +207,8 @@ def field_names(*schemas: type[BaseModel]) -> list[str]:
 
 
 def _format_error(path: Path, error: dict[str, Any], known: list[str], what: str) -> str:
-    location = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "list[", "CrossDomain")))
+    internal = ("function-", "list[", "CrossDomain")
+    location = ".".join(str(part) for part in error["loc"] if not str(part).startswith(internal))
     location = location or "(top level)"
     if error["type"] == "extra_forbidden":
         field = str(error["loc"][-1])

@@ -1,1 +1,1 @@
-"""Scoring images: decode workers, the scoring loop, what users hold (paths, PIL, arrays, tensors), losses and rewards."""
+"""Scoring images: decode workers, the scoring loop, and the Python API over it (inputs, scorer, losses, rewards)."""

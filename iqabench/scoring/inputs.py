@@ -78,7 +78,8 @@ def score_inputs(model: Model, inputs: Inputs, *, batch_size: int = 8, num_worke
 
 
 def split_inputs(inputs: Inputs) -> tuple[str, list[Any]]:
-    """``(kind, items)``, every item checked: ``paths``, ``images`` (PIL, RGB) or ``pixels`` (``[3, H, W]`` in [0, 1])."""
+    """``(kind, items)``, every item checked: ``paths``, ``images`` (PIL, RGB) or ``pixels`` (``[3, H, W]`` in
+    [0, 1])."""
     kind = _kind(inputs)
     if kind == "tensor":
         from iqabench.scoring.pixels import as_pixel_batch

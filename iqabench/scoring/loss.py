@@ -39,7 +39,9 @@ class QualityLoss(nn.Module):
         super().__init__()
         if not isinstance(model, Model):  # what create_model returned: the Scorer holds the model
             if not isinstance(getattr(model, "model", None), Model):
-                raise IQABenchError(f"QualityLoss takes a model from iqabench.create_model, got {type(model).__name__}.")
+                raise IQABenchError(
+                    f"QualityLoss takes a model from iqabench.create_model, got {type(model).__name__}."
+                )
             model = model.model
         if not model.traits.differentiable:
             raise NotDifferentiableError(model.name)

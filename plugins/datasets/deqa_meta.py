@@ -116,7 +116,8 @@ def read_meta(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
                 "gt_score_norm, std."
             )
         numbers = {}
-        for key, value in (("gt_score", score), ("gt_score_norm", record.get("gt_score_norm")), ("std", record.get("std"))):
+        for key, value in (("gt_score", score), ("gt_score_norm", record.get("gt_score_norm")),
+                           ("std", record.get("std"))):
             try:
                 numbers[key] = None if value is None else float(value)
             except (TypeError, ValueError):
@@ -193,12 +194,14 @@ def check_range(value: Sequence[float] | None, option: str = "rescale_range") ->
 
 def compare_with_deqa_norm(index: DatasetIndex, rows: list[dict[str, Any]]) -> str | None:
     """A note on how iqabench's [1, 5] values compare with the metas' own ``gt_score_norm``."""
-    pairs = [(record.mos, row["gt_score_norm"]) for record, row in zip(index.records, rows) if row.get("gt_score_norm") is not None]
+    pairs = [(record.mos, row["gt_score_norm"]) for record, row in zip(index.records, rows)
+             if row.get("gt_score_norm") is not None]
     if not pairs:
         return None
     worst = max(abs(mine - theirs) for mine, theirs in pairs)
     verdict = "agrees" if worst < 1e-3 else "differs"
-    return f"rescaled mos {verdict} with the metas' gt_score_norm on {len(pairs)} records (max |difference| {worst:.4g})"
+    return (f"rescaled mos {verdict} with the metas' gt_score_norm on {len(pairs)} records "
+            f"(max |difference| {worst:.4g})")
 
 
 class DeqaMetaDataset(Dataset):
@@ -257,7 +260,8 @@ class DeqaMetaDataset(Dataset):
     def _meta_paths(self) -> list[Path]:
         assert self.root is not None
         if self.meta is None:
-            paths = [self.root / META_SUBDIR / n for n in sorted(list_files(self.root / META_SUBDIR)) if n.endswith(".json")]
+            folder = self.root / META_SUBDIR
+            paths = [folder / n for n in sorted(list_files(folder)) if n.endswith(".json")]
             if not paths:
                 raise self.missing_error(f"no meta files given and none found in {self.root / META_SUBDIR}")
             return paths

@@ -179,7 +179,9 @@ def pick_column(path: Path, columns: list[str], chosen: str | None, defaults: tu
     if chosen is not None:
         column = chosen if chosen in columns else by_lower.get(chosen.lower())
         if column is None:
-            raise IQABenchError(f"{path} has no column {chosen!r} (option {option}); its columns: {', '.join(columns)}.")
+            raise IQABenchError(
+                f"{path} has no column {chosen!r} (option {option}); its columns: {', '.join(columns)}."
+            )
         return column
     for name in defaults:
         if name in by_lower:

@@ -102,7 +102,8 @@ class LiveWild(OfficialDataset):
             return None
         names = _strings(_mat_variable(names_path, "AllImages_release"))
         mos = np.asarray(_mat_variable(mos_path, "AllMOS_release"), dtype=float).ravel()
-        std = np.asarray(_mat_variable(std_path, "AllStdDev_release"), dtype=float).ravel() if std_path.is_file() else None
+        std = np.asarray(_mat_variable(std_path, "AllStdDev_release"),
+                         dtype=float).ravel() if std_path.is_file() else None
         if len(mos) != len(names) or (std is not None and len(std) != len(names)):
             raise IQABenchError(
                 f"{names_path.name} lists {len(names)} images but {mos_path.name} has {len(mos)} scores"

@@ -221,7 +221,8 @@ class OfficialDataset(Dataset):
             label_files=label_files,
             nominal_range=self.nominal_range,
             direction=self.direction,
-            split_source=source if source != "random" else f"random(seed={self.seed}, test_fraction={self.test_fraction})",
+            split_source=(source if source != "random"
+                          else f"random(seed={self.seed}, test_fraction={self.test_fraction})"),
             official_count=self.expected_count(),
             notes=notes,
             rescale_range=rescale_range,
@@ -337,7 +338,8 @@ class OfficialDataset(Dataset):
 
         rho = float(spearmanr([row["mos_raw"] for row, _ in shared], [theirs for _, theirs in shared])[0])
         if math.isnan(rho):
-            return f"direction of the metas not checked (their scores or the labels are constant): {self.direction} assumed"
+            return (f"direction of the metas not checked (their scores or the labels are constant): "
+                    f"{self.direction} assumed")
         if rho <= 0:
             better = "higher" if self.direction == "lower_better" else "lower"
             raise IQABenchError(

@@ -239,11 +239,13 @@ def resolve_decoding(
     chosen, release = PRESETS[preset], PRESETS[sampling_defaults]
     sampling = do_sample if do_sample is not None else chosen.do_sample
     if not sampling:
-        given = [f"{k}={v}" for k, v in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k)) if v is not None]
+        given = [f"{k}={v}" for k, v in (("temperature", temperature), ("top_p", top_p),
+                                         ("top_k", top_k)) if v is not None]
         if given:
             raise IQABenchError(
                 f"{', '.join(given)} has no effect with greedy decoding (preset {preset!r}); pass -o do_sample=true "
-                f"or a sampling preset (-o decoding=NAME, one of {', '.join(p for p in PRESETS if PRESETS[p].do_sample)})."
+                "or a sampling preset (-o decoding=NAME, one of "
+                f"{', '.join(p for p in PRESETS if PRESETS[p].do_sample)})."
             )
 
     def pick(explicit: Any, field: str) -> Any:

@@ -66,7 +66,8 @@ DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 16384 * 28 * 28
 
 CONFIG_FILES = ("config.json",)
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -238,7 +239,8 @@ class CheckpointSource:
         from huggingface_hub import snapshot_download
 
         try:
-            root = snapshot_download(self.checkpoint, allow_patterns=[f"{self.subfolder}/*"] if self.subfolder else None)
+            root = snapshot_download(self.checkpoint,
+                                     allow_patterns=[f"{self.subfolder}/*"] if self.subfolder else None)
         except Exception as exc:  # network, auth, offline mode
             raise self.fetch_error(exc) from None
         return str(Path(root) / self.subfolder) if self.subfolder else root
@@ -528,7 +530,8 @@ def engine_gpus(tensor_parallel_size: int):
             f"{max(1, len(visible) // tensor_parallel_size)} processes per machine (accelerate launch "
             "--num_processes), or lower tensor_parallel_size."
         )
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible[local * tensor_parallel_size:(local + 1) * tensor_parallel_size])
+    mine = visible[local * tensor_parallel_size:(local + 1) * tensor_parallel_size]
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
     try:
         yield
     finally:

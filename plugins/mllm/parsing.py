@@ -77,7 +77,8 @@ def extract_reasoning(text: str) -> str | None:
     return outside or None
 
 
-_ANSWER_BLOCK_SPAN = re.compile(r"<\s*answer\s*>.*?(?:<\s*/\s*answer\s*>|(?=<\s*answer\s*>)|\Z)", re.IGNORECASE | re.DOTALL)
+_ANSWER_BLOCK_SPAN = re.compile(r"<\s*answer\s*>.*?(?:<\s*/\s*answer\s*>|(?=<\s*answer\s*>)|\Z)",
+                                re.IGNORECASE | re.DOTALL)
 
 
 def extract_answers(text: str) -> list[str]:

@@ -64,7 +64,8 @@ def q_insight_messages(image: Image.Image) -> list[dict[str, Any]]:
 def visualquality_messages(image: Image.Image, thinking: bool = True) -> list[dict[str, Any]]:
     """VisualQuality-R1's conversation: no system prompt, one user turn."""
     suffix = VISUALQUALITY_THINKING_SUFFIX if thinking else VISUALQUALITY_PLAIN_SUFFIX
-    return [{"role": "user", "content": [_image_part(image), {"type": "text", "text": VISUALQUALITY_QUESTION + suffix}]}]
+    return [{"role": "user",
+             "content": [_image_part(image), {"type": "text", "text": VISUALQUALITY_QUESTION + suffix}]}]
 
 
 def q_align_messages(image: Image.Image) -> list[dict[str, Any]]:

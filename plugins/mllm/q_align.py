@@ -192,7 +192,8 @@ class QAlign(Model):
 
     def prompt_text(self, image: Image.Image) -> str:
         """The chat-formatted question followed by the assistant's opening words."""
-        template = self.processor.apply_chat_template(q_align_messages(image), tokenize=False, add_generation_prompt=True)
+        template = self.processor.apply_chat_template(q_align_messages(image), tokenize=False,
+                                                      add_generation_prompt=True)
         return template + Q_ALIGN_ASSISTANT_PREFIX
 
     @inference_mode

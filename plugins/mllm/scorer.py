@@ -60,7 +60,8 @@ class ReasoningScorer(Model):
 
     score_range = (1.0, 5.0)
     #: an efficiency study fixes the generated length by setting both new-token options
-    traits = ModelTraits(preprocessing="resize", generative=True, new_tokens_options=("max_new_tokens", "min_new_tokens"))
+    traits = ModelTraits(preprocessing="resize", generative=True,
+                         new_tokens_options=("max_new_tokens", "min_new_tokens"))
     #: hub id used when ``checkpoint`` is not given (None: the option is required)
     default_checkpoint: ClassVar[str | None] = None
     #: subfolder of the default hub checkpoint that holds the weights
@@ -121,7 +122,8 @@ class ReasoningScorer(Model):
         if checkpoint is None and not random_init:
             raise IQABenchError(
                 f"model {self.name!r} needs a checkpoint: pass -o checkpoint=DIR (a folder written by "
-                f"`iqabench train {self.trainer}` or save_pretrained), or -o checkpoint=tiny-random for a smoke test, or -o random_init=true to time the architecture."
+                f"`iqabench train {self.trainer}` or save_pretrained), or -o checkpoint=tiny-random for a smoke "
+                "test, or -o random_init=true to time the architecture."
             )
         if backend not in BACKENDS:
             raise IQABenchError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}.")

@@ -141,7 +141,8 @@ class NIQE(Model):
                 f"blocks (minimum {2 * self.block_size}x{self.block_size} or {self.block_size}x{2 * self.block_size}) "
                 f"to fit its {SCALES}-scale block Gaussian"
             )
-        value = niqe_distance(niqe_features(gray, self.block_size, self.computes_with), self.pristine_mu, self.pristine_cov)
+        value = niqe_distance(niqe_features(gray, self.block_size, self.computes_with), self.pristine_mu,
+                              self.pristine_cov)
         if not np.isfinite(value):
             return Score.failure(
                 "NIQE is undefined for this image: fewer than two blocks have finite statistics "

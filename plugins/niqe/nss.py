@@ -60,7 +60,9 @@ PAIR_SHIFTS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 ZERO_RESIDUE = 1e-10
 
 #: What replaces exact zeros: nothing (they stay 0) unless a calibration variant asks otherwise.
-_EXACT_ZERO_POLICY: ContextVar[Callable[..., NDArray[np.float64]] | None] = ContextVar("exact_zero_policy", default=None)
+_EXACT_ZERO_POLICY: ContextVar[Callable[..., NDArray[np.float64]] | None] = ContextVar(
+    "exact_zero_policy", default=None
+)
 
 
 @contextmanager

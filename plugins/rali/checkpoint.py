@@ -146,7 +146,8 @@ def resolve_folder(checkpoint: str | Path, subfolder: str | None = None) -> Path
     return root / subfolder if subfolder else root
 
 
-def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False, partial_checkpoint: bool = False) -> LoadedCheckpoint:
+def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False,
+                    partial_checkpoint: bool = False) -> LoadedCheckpoint:
     folder = Path(folder)
     layout = detect_layout(folder)
     if layout == "official":
@@ -223,7 +224,8 @@ def _load_pca_pickle(path: Path, trust_pickle: bool) -> Any:
         pca = joblib.load(path)
     except Exception as exc:
         raise CheckpointError(
-            f"{path} is not a joblib pickle ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+            f"{path} is not a joblib pickle "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
             "expected the official RALI pca.pkl (a fitted sklearn PCA)."
         ) from None
     if not hasattr(pca, "components_") or not hasattr(pca, "mean_"):
@@ -262,7 +264,8 @@ def read_official(folder: Path, *, trust_pickle: bool, with_text: bool = False,
             "-o partial_checkpoint=true (the parts used are recorded)."
         )
     parts: dict[str, str] = {}
-    clip_state = {k[len("clip."):]: v for k, v in state.items() if k.startswith("clip.") and k[len("clip."):] in own_keys}
+    prefix = len("clip.")
+    clip_state = {k[prefix:]: v for k, v in state.items() if k.startswith("clip.") and k[prefix:] in own_keys}
     clip.load_state_dict(clip_state, strict=False)
     parts["clip"] = "ckpt.pt" if len(clip_state) == len(own_keys) else (
         f"ckpt.pt ({len(clip_state)} of {len(own_keys)} tensors), best/ (the rest)" if clip_state else "best/")

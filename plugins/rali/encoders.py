@@ -93,7 +93,8 @@ class ResizeCropNormalize:
     def _resize_crop(self, image: Image.Image) -> Image.Image:
         width, height = image.size
         scale = self.size / min(width, height)
-        resized = image.resize((max(self.crop, round(width * scale)), max(self.crop, round(height * scale))), Image.BICUBIC)
+        resized = image.resize((max(self.crop, round(width * scale)), max(self.crop, round(height * scale))),
+                               Image.BICUBIC)
         left = (resized.width - self.crop) // 2
         top = (resized.height - self.crop) // 2
         return resized.crop((left, top, left + self.crop, top + self.crop))
@@ -504,7 +505,8 @@ class OpenClipEncoder(ImageTextEncoder):
             if not pretrained:
                 raise
             raise IQABenchError(
-                f"could not get the open_clip weights {name!r}, pretrained={pretrained!r} ({str(exc).splitlines()[0]}). "
+                f"could not get the open_clip weights {name!r}, pretrained={pretrained!r} "
+                f"({str(exc).splitlines()[0]}). "
                 "Without internet access they cannot be downloaded: fetch the weights file elsewhere and pass its "
                 "path, `trainer_options: {pretrained: /path/to/open_clip_pytorch_model.bin}`."
             ) from None
@@ -704,7 +706,8 @@ def released_vision_parameters() -> int:
 
     from iqabench.api import parameters_on_meta
 
-    config = CLIPVisionConfig(**VIT_L14_336_CONFIG["vision_config"], projection_dim=VIT_L14_336_CONFIG["projection_dim"])
+    config = CLIPVisionConfig(**VIT_L14_336_CONFIG["vision_config"],
+                              projection_dim=VIT_L14_336_CONFIG["projection_dim"])
     return parameters_on_meta(lambda: CLIPVisionModelWithProjection(config))
 
 

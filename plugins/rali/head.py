@@ -37,7 +37,9 @@ class PrototypeHead(nn.Module):
         components = torch.as_tensor(pca_components, dtype=torch.float32)
         prototypes = torch.as_tensor(prototypes, dtype=torch.float32)
         if prototypes.shape[1] != components.shape[0]:
-            raise ValueError(f"prototypes have dimension {prototypes.shape[1]} but the PCA outputs {components.shape[0]}")
+            raise ValueError(
+                f"prototypes have dimension {prototypes.shape[1]} but the PCA outputs {components.shape[0]}"
+            )
         self.register_buffer("pca_mean", torch.as_tensor(pca_mean, dtype=torch.float32).clone())
         self.register_buffer("pca_scale", torch.as_tensor(pca_scale, dtype=torch.float32).clone())
         self.register_buffer("pca_components", components.clone())

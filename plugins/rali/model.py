@@ -137,7 +137,8 @@ class RALI(Model):
         self.compile = compile
         if channels_last:
             self.image_encoder.to(memory_format=torch.channels_last)
-        self._encode_image = torch.compile(self.image_encoder.encode_image) if compile else self.image_encoder.encode_image
+        encode = self.image_encoder.encode_image
+        self._encode_image = torch.compile(encode) if compile else encode
         # Scoring splits the encoder's transform: uint8 resize + crop in the decode workers, the normalisation
         # on the device through a lookup table of the transform's own values (bit for bit the same pixels).
         split = self.image_encoder.split_transform()

@@ -287,7 +287,8 @@ class RALITrainer(Trainer):
                              torch.as_tensor(clusters.centroids), torch.as_tensor(clusters.scores),
                              1.0 / self.tau, learn_tau=self.learn_tau).to(device)
         if self.score_definition:
-            define_scores(head, features.float().to(device), torch.as_tensor(labels, dtype=torch.float32, device=device),
+            define_scores(head, features.float().to(device),
+                          torch.as_tensor(labels, dtype=torch.float32, device=device),
                           lr=self.score_lr, epochs=self.score_epochs, batch_size=self.score_batch_size, seed=seed)
         return head
 
@@ -477,7 +478,8 @@ def alignment_step(tower: torch.nn.Module, optimizer: torch.optim.Optimizer, pix
     optimiser state stay float32); the loss is computed in float32. With
     ``distributed`` the loss covers the images of every process.
     """
-    optimizer.zero_grad(set_to_none=True)  # before the forward pass: last step's gradients are not held with its activations
+    # before the forward pass: last step's gradients are not held with its activations
+    optimizer.zero_grad(set_to_none=True)
     with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         features = tower(pixels)
     if distributed:

@@ -457,9 +457,11 @@ class GRPO(Trainer):
             raise IQABenchError(
                 f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards; give one each."
             )
-        if self.deepspeed is not None and self.deepspeed not in DEEPSPEED_CONFIGS and not Path(self.deepspeed).is_file():
+        known = self.deepspeed in DEEPSPEED_CONFIGS
+        if self.deepspeed is not None and not known and not Path(self.deepspeed).is_file():
             raise IQABenchError(
-                f"deepspeed={self.deepspeed!r} is neither {' nor '.join(DEEPSPEED_CONFIGS)} nor an existing config file."
+                f"deepspeed={self.deepspeed!r} is neither {' nor '.join(DEEPSPEED_CONFIGS)} nor an existing "
+                "config file."
             )
         if self.loss_type not in LOSS_TYPES:
             raise IQABenchError(

@@ -107,7 +107,8 @@ def covers(manifest: dict[str, Any], references: Sequence[str], distortions: Seq
     )
 
 
-def is_usable(folder: Path, manifest: dict[str, Any] | None, references: Sequence[str], distortions: Sequence[str]) -> bool:
+def is_usable(folder: Path, manifest: dict[str, Any] | None, references: Sequence[str],
+              distortions: Sequence[str]) -> bool:
     """Whether a generation can serve the request as it is: trusted, covering it, and with its files on disk."""
     return manifest is not None and covers(manifest, references, distortions) and _files_present(folder, manifest)
 
