@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from iqabench import Dataset, Model, Score
+from iqabench import Dataset, Model, ModelTraits, Score
 from iqabench.contracts.dataset import build_index
 from iqabench.run.runner import run_suite
 from tests.helpers import Brightness, brightness, registry_with, write_graded_images
@@ -54,7 +54,7 @@ class Reasoner(Model):
 
     name = "reasoner"
     score_range = (0.0, 255.0)
-    generative = True
+    traits = ModelTraits(generative=True)
 
     def preprocessor(self):
         return brightness

@@ -32,6 +32,7 @@ def predictions(run_dir: Path, model: str) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # a whole run is made first (module fixture)
 def test_the_run_keeps_the_distortion_labels_and_the_srcc_per_type(run_dir):
     with (run_dir / "test_sets" / "typed-test.csv").open(newline="") as handle:
         labels = list(csv.DictReader(handle))
@@ -51,6 +52,7 @@ def test_the_run_keeps_the_distortion_labels_and_the_srcc_per_type(run_dir):
     assert results.pair("reasoner", "typed-test").groups[0].scored == 7
 
 
+@pytest.mark.slow  # a whole run is made first (module fixture)
 def test_the_table_and_the_heat_map_show_the_numbers_of_results_json(run_dir):
     results = read_results(run_dir / "results.json")
     board = (run_dir / "leaderboard.md").read_text()
@@ -69,6 +71,7 @@ def test_the_table_and_the_heat_map_show_the_numbers_of_results_json(run_dir):
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(TYPES)
 
 
+@pytest.mark.slow  # a whole run is made first (module fixture)
 def test_significance_is_in_results_json_and_marked(run_dir):
     results = read_results(run_dir / "results.json")
     record = results.significance.for_test("typed-test")
@@ -90,6 +93,7 @@ def test_largest_rank_errors_by_hand():
     assert largest_rank_errors([Prediction("x", 1.0, 5.0, 5.0), Prediction("y", 2.0, 1.0, 1.0)], sign=-1.0) == []
 
 
+@pytest.mark.slow  # a whole run is made first (module fixture)
 def test_galleries_show_the_reasoning_and_small_thumbnails_only(run_dir):
     page = (run_dir / "leaderboard.html").read_text()
     assert "The image looks" in page and "Score." not in page.split("Failure galleries")[1].split("Efficiency")[0]
@@ -103,6 +107,7 @@ def test_galleries_show_the_reasoning_and_small_thumbnails_only(run_dir):
     assert not list(run_dir.rglob("*.jpg")) and not [p for p in run_dir.rglob("*.png") if "figures" not in p.parts]
 
 
+@pytest.mark.slow  # a whole run is made first (module fixture)
 def test_the_page_is_self_contained_escaped_and_redrawn_identically(run_dir, tmp_path):
     page = (run_dir / "leaderboard.html").read_bytes()
     text = page.decode()
@@ -116,6 +121,7 @@ def test_the_page_is_self_contained_escaped_and_redrawn_identically(run_dir, tmp
     assert (run_dir / "figures" / "gallery-reasoner.png").read_bytes() == figure_before
 
 
+@pytest.mark.slow  # a whole run is made first (module fixture)
 def test_the_scatter_points_carry_the_prediction_file(run_dir):
     text = (run_dir / "leaderboard.html").read_text()
     data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)[1])
