@@ -22,6 +22,7 @@ import functools
 import inspect
 import linecache
 import pickle
+import re
 import textwrap
 from typing import Any
 
@@ -129,25 +130,36 @@ def unstored_options(cls: type) -> tuple[str, ...]:
 
     Read from the source of the methods: an assignment ``self.<name> = ...`` (or ``setattr(self, "<name>",
     ...)``) in any method of the classes of the hierarchy, or a property of that name, counts as storing it.
-    Only the methods are read (a few lines each, not the whole module), so registering stays fast. Where a
-    source cannot be read (a compiled class) nothing is reported here; :func:`model_problems` catches the
-    omission on the built model.
+    Only the methods are read (a few lines each, not the whole module), first as text, then parsed for the
+    options the text did not show (``self.a, self.b = ...``), so registering stays fast. Where a source cannot
+    be read (a compiled class) nothing is reported here; :func:`model_problems` catches the omission on the
+    built model.
     """
-    stored: set[str] = set()
+    wanted = set(accepted_options(cls))
+    sources: list[str] = []
     for klass in cls.__mro__:
         if klass is object or klass.__module__ == "abc":
             continue
-        stored.update(name for name, value in vars(klass).items() if isinstance(value, property))
+        wanted -= {name for name, value in vars(klass).items() if isinstance(value, property)}
         for function in _methods(klass):
             source = _source(function)
             if source is None:
                 return ()
+            sources.append(source)
+    text = "".join(sources)
+    wanted -= set(_ASSIGNED.findall(text)) | set(_SETATTR.findall(text))
+    if wanted:  # the rarer forms: tuple targets, subscripted or annotated in odd ways
+        for source in sources:
             try:
                 tree = ast.parse(textwrap.dedent(source))
             except SyntaxError:  # a lambda on a line with other code: not where options are stored
                 continue
-            stored.update(_self_attributes(tree))
-    return tuple(name for name in accepted_options(cls) if name not in stored)
+            wanted -= _self_attributes(tree)
+    return tuple(name for name in accepted_options(cls) if name in wanted)
+
+
+_ASSIGNED = re.compile(r"\bself\.([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)")
+_SETATTR = re.compile(r"\bsetattr\(\s*self\s*,\s*[\"']([A-Za-z_]\w*)[\"']")
 
 
 def _source(function: Any) -> str | None:
@@ -156,6 +168,10 @@ def _source(function: Any) -> str | None:
     lines = linecache.getlines(code.co_filename)
     if not lines:
         return None
+    positions = getattr(code, "co_positions", None)  # Python 3.11+: where each instruction's source ends
+    if positions is not None:
+        last = max((end for _, end, _, _ in positions() if end is not None), default=code.co_firstlineno)
+        return "".join(lines[code.co_firstlineno - 1 : last])
     return "".join(inspect.getblock(lines[code.co_firstlineno - 1 :]))
 
 
