@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from iqabench.contracts.model import Model, ModelTraits, Preprocessing, Score
     from iqabench.contracts.params import accepted_options
     from iqabench.contracts.trainer import Trainer, TrainingSet
+    from iqabench.data.sources import DatasetSource, HubFile, HubMetas
     from iqabench.efficiency.measure import parameters_on_meta
     from iqabench.errors import (
         CheckpointError,
@@ -78,6 +79,8 @@ _PUBLIC: dict[str, tuple[str, str]] = {
         "list_files", "rescale_to_1_5", "resolve_data_root")},
     **{name: ("iqabench.contracts.trainer", name) for name in ("Trainer", "TrainingSet")},
     "Converter": ("iqabench.contracts.converter", "Converter"),
+    # where `iqabench data download` fetches a dataset (a dataset class's `download`)
+    **{name: ("iqabench.data.sources", name) for name in ("DatasetSource", "HubFile", "HubMetas")},
     # errors whose messages reach the user as one line
     **{name: ("iqabench.errors", name) for name in (
         "CheckpointError", "DatasetNotFoundError", "DuplicateNameError", "IQABenchError", "ImageLoadError",

@@ -317,7 +317,8 @@ def test_terms_must_be_accepted_before_the_first_download(hub, tmp_path, monkeyp
         download_datasets(["kadid10k"], tmp_path, registry=registry_for(row), say=lines.append)
     assert "--accept-terms" in only_line(refused) and ACCEPT_ENV in str(refused.value)
     # the terms were printed: the archive repository's, then the dataset's
-    assert [line.strip() for line in lines[1:]] == ["- the archive's terms (test)", "- kadid10k: research use only (test)"]
+    assert [line.strip() for line in lines[1:]] == ["- the archive's terms (test)",
+                                                    "- kadid10k: research use only (test)"]
     assert not hub.log
     monkeypatch.setenv(ACCEPT_ENV, "1")
     [outcome] = download_datasets(["kadid10k"], tmp_path, registry=registry_for(row), say=lines.append)

@@ -38,7 +38,7 @@ Facts and where they were read (for issue 26):
 
 from __future__ import annotations
 
-from iqabench.data.sources import DatasetSource, HubFile, HubMetas
+from iqabench.api import DatasetSource, HubFile, HubMetas
 
 PYIQA_REPO = "chaofengc/IQA-PyTorch-Datasets"
 DEQA_REPO = "zhiyuanyou/Data-DeQA-Score"
