@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from iqabench.run.distributed import launched_processes, processes
     from iqabench.run.training import cached_step
     from iqabench.scoring.images import ImageReading, load_image
-    from iqabench.scoring.loader import iterate_batches
+    from iqabench.scoring.loader import Resize, iterate_batches
     from iqabench.scoring.pixels import crop, normalize, resize_bicubic
 
 #: public name -> (module, name there), grouped as docs/plugins.md documents them
@@ -94,6 +94,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
     "ImageReading": ("iqabench.scoring.images", "ImageReading"),
     "load_image": ("iqabench.scoring.images", "load_image"),
     "iterate_batches": ("iqabench.scoring.loader", "iterate_batches"),
+    "Resize": ("iqabench.scoring.loader", "Resize"),
     **{name: ("iqabench.scoring.pixels", name) for name in ("crop", "normalize", "resize_bicubic")},
     # imports on first use
     **{name: ("iqabench.lazy", name) for name in ("inference_mode", "lazy_module")},

@@ -103,6 +103,25 @@ def test_options_stored_by_a_helper_method_or_a_property_count_as_stored():
     assert create_model("helper", registry=registry, gain=3.0).config()["gain"] == 3.0
 
 
+def test_options_stored_under_computed_names_are_checked_on_the_built_model():
+    """setattr(self, key, value) in a loop (defaults from a preset) cannot be read from the source: the class is
+    registered, and a name the loop forgets is reported when the model is built, by config()."""
+
+    class Preset(Brightness):
+        name = "preset"
+
+        def __init__(self, *, gain: float | None = None, bias: float | None = None, device: str = "cpu",
+                     dtype: str = "float32") -> None:
+            super().__init__(device=device, dtype=dtype)
+            for key, value in {"gain": gain}.items():  # bias forgotten
+                setattr(self, key, 2.0 if value is None else value)
+
+    registry = registry_with(Preset)
+    assert registry.names("model") == ["preset"]
+    with pytest.raises(PluginError, match=r"takes the option 'bias' but does not store it as `self.bias`"):
+        create_model("preset", registry=registry)
+
+
 def test_a_differentiable_declaration_needs_a_tensor_path_and_new_token_options_must_exist():
     class Claims(Brightness):
         name = "claims"

@@ -132,8 +132,8 @@ def unstored_options(cls: type) -> tuple[str, ...]:
     ...)``) in any method of the classes of the hierarchy, or a property of that name, counts as storing it.
     Only the methods are read (a few lines each, not the whole module), first as text, then parsed for the
     options the text did not show (``self.a, self.b = ...``), so registering stays fast. Where a source cannot
-    be read (a compiled class) nothing is reported here; :func:`model_problems` catches the omission on the
-    built model.
+    be read (a compiled class) or stores names it computes (``setattr(self, key, value)`` in a loop), nothing
+    is reported here; :func:`model_problems` catches the omission on the built model (``config()``).
     """
     wanted = set(accepted_options(cls))
     sources: list[str] = []
@@ -147,6 +147,8 @@ def unstored_options(cls: type) -> tuple[str, ...]:
                 return ()
             sources.append(source)
     text = "".join(sources)
+    if _DYNAMIC.search(text):  # setattr(self, key, ...) in a loop: only the built model can tell (model_problems)
+        return ()
     wanted -= set(_ASSIGNED.findall(text)) | set(_SETATTR.findall(text))
     if wanted:  # the rarer forms: tuple targets, subscripted or annotated in odd ways
         for source in sources:
@@ -160,6 +162,7 @@ def unstored_options(cls: type) -> tuple[str, ...]:
 
 _ASSIGNED = re.compile(r"\bself\.([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)")
 _SETATTR = re.compile(r"\bsetattr\(\s*self\s*,\s*[\"']([A-Za-z_]\w*)[\"']")
+_DYNAMIC = re.compile(r"\bsetattr\(\s*self\s*,\s*(?![\"'])|\bvars\(\s*self\s*\)\.update\(|\bself\.__dict__\.update\(")
 
 
 def _source(function: Any) -> str | None:

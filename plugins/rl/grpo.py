@@ -256,7 +256,7 @@ def _load_images(batch: dict[str, list], style: str) -> dict[str, list]:
 def resized(image: Image.Image, resize: Sequence[int | None] | None) -> Image.Image:
     if not resize:
         return image
-    from iqabench.scoring.loader import Resize
+    from iqabench.api import Resize
 
     return Resize(shorter_side=resize[0], max_side=resize[1])(image)
 

@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iqabench.contracts.trainer import Trainer, TrainingSet
-from iqabench.run.distributed import launched_processes
-from iqabench.scoring.images import load_image
+from iqabench.api import Trainer, TrainingSet, launched_processes, load_image
 from iqabench_plugins.mllm.prompts import Q_INSIGHT_SCORE_QUESTION
 from iqabench_plugins.mllm.qwen_sft import sft_score_answer
 from iqabench_plugins.rl.checkpoints import check_qwen_vl_checkpoint, datasets_provenance, write_provenance
