@@ -6,6 +6,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import warnings
@@ -32,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: file-system errors that are the machine's state, not a bug: reported in one line, not a traceback
+#: (EEXIST: an --out that is a file, /dev/null; ENOENT: a folder that cannot be made, such as one under /proc or an
+#: unwritable $HOME's cache)
 USER_FIXABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-                       errno.EISDIR, errno.ENAMETOOLONG}
+                       errno.EISDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOENT}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -56,7 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.set_enabled(not getattr(args, "no_progress", False))
     warnings.showwarning = _one_line_warning
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so that a reader that went away is handled below
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except IQABenchError as exc:
         print(f"iqabench: error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("iqabench: interrupted; finished work is kept and a re-run resumes from it.", file=sys.stderr)
         return 130
+
+
+def _reader_went_away() -> int:
+    """The command's output was piped into a reader that stopped (``iqabench list | head``): stop quietly.
+
+    Python's own advice for SIGPIPE: point stdout at /dev/null so the interpreter's final flush does not raise
+    again, and exit as a process killed by SIGPIPE would (128 + 13).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (a test's capture): nothing to flush
+        pass
+    return 141
 
 
 if __name__ == "__main__":

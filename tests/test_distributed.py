@@ -129,7 +129,7 @@ SUITE = {
     "protocol": "single_domain",
     "batch_size": 2,
     "num_workers": 0,
-    "bootstrap": 20,
+    "bootstrap": 100,
     "efficiency": {"warmup": 0, "repeats": 1},
     "train": {"datasets": [{"dataset": "graded", "split": "all"}]},
     # 13 and 6 images in batches of 2: 7 and 3 batches, neither divisible by two processes

@@ -41,7 +41,7 @@ class Counting(Brightness):
 
 
 def suite_file(tmp_path: Path, **overrides) -> Path:
-    spec = {"name": "t", "protocol": "single_domain", "batch_size": 4, "num_workers": 0, "bootstrap": 20,
+    spec = {"name": "t", "protocol": "single_domain", "batch_size": 4, "num_workers": 0, "bootstrap": 100,
             "efficiency": {"enabled": False}, "test": [{"dataset": "graded", "split": "all"}],
             "models": [{"name": "counting"}], **overrides}
     path = tmp_path / "suite.yaml"

@@ -25,7 +25,7 @@ def write_suite(path: Path, **overrides) -> Path:
         "protocol": "single_domain",
         "batch_size": 4,
         "num_workers": 0,
-        "bootstrap": 50,
+        "bootstrap": 100,
         "test": [{"dataset": "graded", "split": "test"}],
         "models": [{"name": "brightness"}, {"name": "darkness"}],
         "efficiency": {"warmup": 0, "repeats": 2},

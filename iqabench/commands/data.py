@@ -26,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("name", help="dataset name (`iqabench data check` lists them)")
     show.add_argument(
         "--root",
-        help="the dataset's OWN folder (e.g. /data/koniq10k); default: <data root>/<dataset folder> "
-        "with the data root from $IQABENCH_DATA",
+        help="the dataset's OWN folder (e.g. /data/koniq10k); default: <data root>/<dataset folder>",
     )
+    show.add_argument("--data-root", help="the folder holding every dataset's folder (default: $IQABENCH_DATA)")
     show.add_argument("--split", help="only this split (train, val, test, all); default: every record")
     show.add_argument("--json", action="store_true", help="JSON lines: provenance first, then one record per line")
     show.add_argument("--provenance", action="store_true", help="print only the provenance")
@@ -82,7 +82,7 @@ def _show(args: argparse.Namespace) -> int:
     from iqabench.registry.factory import create_dataset
     from iqabench.registry.options import parse_option_flags
 
-    dataset = create_dataset(args.name, root=args.root, data_root=resolve_data_root(None, None),
+    dataset = create_dataset(args.name, root=args.root, data_root=resolve_data_root(args.data_root, None),
                              **parse_option_flags(args.option))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)  # printed below with the provenance, not twice

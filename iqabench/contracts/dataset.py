@@ -293,6 +293,8 @@ def build_index(
     outside = confine_to_root(dataset, root, rows, label_files, allow_outside_root)
     if outside:
         notes.append(outside)
+    _refuse_unusable_scores(dataset, rows, label_files)
+    rows, repeated = _without_repeated_rows(dataset, rows, label_files)
     values = [float(r["mos_raw"]) for r in rows]
     lo, hi = rescale_range if rescale_range is not None else (min(values), max(values))
     if hi <= lo:
@@ -333,7 +335,58 @@ def build_index(
         splits=counts,
         notes=notes,
     )
+    if repeated:
+        provenance.warn(repeated)
     return DatasetIndex(records=records, provenance=provenance)
+
+
+def _refuse_unusable_scores(dataset: str, rows: Sequence[dict[str, Any]], label_files: Sequence[str]) -> None:
+    """Refuse a score that is not a finite number: one NaN would make every rescaled score of the dataset NaN."""
+    for position, row in enumerate(rows):
+        try:
+            value = float(row["mos_raw"])
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value):
+            raise IQABenchError(
+                f"dataset {dataset!r}: {_where(row, position, label_files)} gives the image {row['image']!r} the "
+                f"score {row['mos_raw']!r}, which is not a finite number. Fix or remove that row of the label file."
+            )
+
+
+def _without_repeated_rows(
+    dataset: str, rows: Sequence[dict[str, Any]], label_files: Sequence[str]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows with each image once: a repeated identical row is dropped (with a warning); a conflicting one is refused.
+
+    An image listed twice would be scored twice and weigh double in every correlation; listed twice with
+    different scores or splits, no rule can say which label is the published one.
+    """
+    first: dict[str, int] = {}
+    kept, dropped = [], []
+    for position, row in enumerate(rows):
+        image = str(row["image"]).replace(os.sep, "/")
+        if image not in first:
+            first[image] = position
+            kept.append(row)
+            continue
+        earlier = rows[first[image]]
+        same = (float(earlier["mos_raw"]) == float(row["mos_raw"])
+                and earlier.get("split", "all") == row.get("split", "all"))
+        if not same:
+            raise IQABenchError(
+                f"dataset {dataset!r}: the image {image!r} is listed twice with different labels: "
+                f"{_where(earlier, first[image], label_files)} (score {earlier['mos_raw']!r}, split "
+                f"{earlier.get('split', 'all')!r}) and {_where(row, position, label_files)} (score "
+                f"{row['mos_raw']!r}, split {row.get('split', 'all')!r}). Each image must have one label; remove the "
+                "wrong row."
+            )
+        dropped.append(_where(row, position, label_files))
+    if not dropped:
+        return kept, None
+    shown = "; ".join(dropped[:MISSING_SHOWN]) + (f" and {len(dropped) - MISSING_SHOWN} more" if len(dropped) > MISSING_SHOWN else "")
+    return kept, (f"{len(dropped)} row(s) repeat an earlier row exactly (same image, score and split) and were "
+                  f"read once: {shown}")
 
 
 class Dataset(ABC):
@@ -475,9 +528,9 @@ class Dataset(ABC):
         return missing
 
     def missing_error(self, what: str) -> DatasetNotFoundError:
-        """An error that tells a new user exactly what to put where."""
+        """An error that tells a new user exactly what to put where, whichever command they ran."""
         files = "\n  ".join(self.expected_files) or "(see the plugin's documentation)"
-        where = self._root if self._root is not None else f"<data root>/{self.default_dir}"
+        where = self._root if self._root is not None else f"<data root>/{self.default_dir} (no data root is set)"
         return DatasetNotFoundError(
             f"{self.title} ({self.name}): {what}. Give its folder with --root DIR (a suite's `root:`, "
             f"create_dataset(..., root=DIR)), or the folder that holds `{self.default_dir}/` with --data-root DIR, "

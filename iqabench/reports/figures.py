@@ -17,8 +17,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from matplotlib.text import Annotation
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from matplotlib.transforms import Bbox
 
+from iqabench.files import atomic_write_bytes
 from iqabench.reports.metrics import FitError, logistic4, logistic4_fit
 from iqabench.reports.schema import PairResult, Results, read_results
 from iqabench.run.predictions import Prediction, PredictionStore
@@ -101,15 +100,7 @@ def save_png(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -9,10 +9,13 @@ correlating, so every correlation reads "higher is better".
 from __future__ import annotations
 
 import csv
+import io
+import math
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import portable, run_provenance
 from iqabench.reports import metrics
@@ -26,14 +29,56 @@ if TYPE_CHECKING:
     from iqabench.run.outcome import ModelOutcome
     from iqabench.run.plan import RunPlan
 
+#: the columns a reported-numbers CSV must have (``table``, ``source`` and others are optional)
+REFERENCE_COLUMNS = ("model", "dataset", "plcc", "srcc")
+#: a reference table is a few hundred rows; anything far larger is not one (and is not read whole)
+REFERENCE_MAX_BYTES = 5 * 2**20
+
+
 def read_reference(path: Path) -> list[dict[str, Any]]:
-    """Rows of a reported-numbers CSV: table, model, dataset, plcc, srcc, source."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
+    """Rows of a reported-numbers CSV: table, model, dataset, plcc, srcc, source.
+
+    Anything else (another kind of file, a cut row, a value that is not a correlation) is an
+    :class:`IQABenchError` naming the file and the line, so a suite's ``reference:`` is checked before any work.
+    """
+    path = Path(path)
+    expected = f"a CSV with the columns {', '.join(REFERENCE_COLUMNS)} (see leaderboards/reference/)"
+    with path.open("rb") as handle:
+        data = handle.read(REFERENCE_MAX_BYTES + 1)
+    if len(data) > REFERENCE_MAX_BYTES:
+        raise IQABenchError(f"{path} is larger than {REFERENCE_MAX_BYTES // 2**20} MiB: not a reference table, "
+                            f"which is {expected}.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IQABenchError(f"{path} is not UTF-8 text: not a reference table, which is {expected}.") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    absent = [column for column in REFERENCE_COLUMNS if column not in (reader.fieldnames or [])]
+    if absent:
+        raise IQABenchError(f"{path} has no column(s) {', '.join(absent)}: it is not a reference table, which is "
+                            f"{expected}.")
+    rows = []
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if None in row or any(row.get(column) is None for column in REFERENCE_COLUMNS):
+            raise IQABenchError(f"{where}: the row does not have one value per column; it is cut or has extra "
+                                "commas (quote values that contain commas).")
         for key in ("plcc", "srcc"):
-            row[key] = float(row[key]) if row.get(key) not in (None, "") else None
+            row[key] = _correlation(row[key], f"{where}: {key}")
+        rows.append(row)
     return rows
+
+
+def _correlation(text: str, where: str) -> float | None:
+    if text.strip() == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not -1.0 <= value <= 1.0:
+        raise IQABenchError(f"{where} is {text!r}, not a correlation (a number in [-1, 1], or empty if not reported).")
+    return value
 
 
 def weights_record(entry: Any) -> dict[str, Any]:
@@ -137,7 +182,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
         )
     reference = None
     if plan.reference_file is not None:
-        reference = {"file": str(plan.reference_file), "rows": read_reference(plan.reference_file)}
+        reference = {"file": str(plan.reference_file), "rows": plan.reference_rows}
     results = Results.model_validate(portable({
         "suite": {
             "name": suite.name,

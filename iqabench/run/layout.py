@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json
 from iqabench.run.predictions import PredictionStore, ShardJournal
@@ -44,6 +46,10 @@ def slug(text: str) -> str:
 def shard_name(index: int, count: int) -> str:
     """How files written by process ``index`` of ``count`` are told apart."""
     return f"shard-{index}-of-{count}"
+
+
+#: the lock and its note (:meth:`RunLayout.lock`): present in a folder from the moment a run takes it
+LOCK_FILES = (".iqabench.lock", ".iqabench.lock.json")
 
 
 class RunLockedError(IQABenchError):
@@ -118,6 +124,29 @@ class RunLayout:
         lines = path.read_text().strip().splitlines()
         return lines[-1] if lines else "failed"
 
+    def check_ours(self, suite_name: str) -> None:
+        """Refuse a folder that this suite's runs did not make: a run writes only into a new or empty folder, or
+        one holding a run of the same suite (its ``suite.yaml``), so a wrong ``--out`` overwrites nothing."""
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise IQABenchError(f"--out {self.root} is not a folder; give a new folder, or one of an earlier run of "
+                                f"the suite {suite_name!r}.")
+        if not any(entry.name not in LOCK_FILES for entry in self.root.iterdir()):
+            return
+        try:
+            found = yaml.safe_load(self.suite_copy.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            found = None
+        held = found.get("name") if isinstance(found, dict) else None
+        if held != suite_name:
+            what = f"a run of the suite {held!r}" if held else "files that are not an iqabench run"
+            raise IQABenchError(
+                f"{self.root} holds {what}, and a run of {suite_name!r} writes only into a new or empty folder or "
+                "one of its own earlier runs (with their suite.yaml), so nothing else is overwritten. Choose another "
+                "--out."
+            )
+
     @contextmanager
     def lock(self, command: str = "") -> Iterator[None]:
         """Hold the folder for the duration of a run, or say which process holds it.
@@ -129,8 +158,8 @@ class RunLayout:
         from filelock import FileLock, Timeout
 
         self.root.mkdir(parents=True, exist_ok=True)
-        note = self.root / ".iqabench.lock.json"
-        lock = FileLock(self.root / ".iqabench.lock")
+        note = self.root / LOCK_FILES[1]
+        lock = FileLock(self.root / LOCK_FILES[0])
         try:
             lock.acquire(timeout=0)
         except Timeout:

@@ -39,6 +39,7 @@ from iqabench.registry.factory import (
     resolve_device,
     trainer_for,
 )
+from iqabench.reports.results import read_reference
 from iqabench.run.distributed import process_device, share
 from iqabench.run.layout import RunLayout, slug
 from iqabench.run.suite import DatasetRef, ModelEntry, Suite, load_suite
@@ -136,6 +137,8 @@ class RunPlan:
     training: list[TrainingSet]
     tests: list[TestSet]
     reference_file: Path | None
+    #: the reference file's rows, read (and checked) before any work
+    reference_rows: list[dict[str, Any]] | None
     registry: PluginRegistry
     force: bool = False
     progress: bool = True
@@ -200,12 +203,16 @@ def plan_run(
             f"{clashes}; give them labels that differ in letters or digits."
         )
     models = [_plan_model(position, entry, suite, registry) for position, entry in _select_models(suite, only_models)]
-    reference = None
+    reference = reference_rows = None
     if suite.reference:
         reference = Path(suite_relative(suite_file, suite.reference))
         if not reference.is_file():
             raise SuiteError(f"{suite_file}: field `reference`: {reference} does not exist; fix the path (it is "
                              "relative to the suite file) or remove the field.")
+        try:
+            reference_rows = read_reference(reference)
+        except (IQABenchError, OSError) as exc:
+            raise SuiteError(f"{suite_file}: field `reference`: {exc}") from None
     root = resolve_data_root(data_root, suite_relative(suite_file, suite.data_root))
     candidates = _test_candidates(suite, suite_file, root, registry) if include_tests else []
     selected = _select_tests(candidates, only_tests)
@@ -226,8 +233,8 @@ def plan_run(
         suite=suite, suite_file=suite_file, suite_sha256=digest,
         layout=RunLayout(Path(out) if out is not None else Path("runs") / suite.name),
         device=process_device(resolve_device(device or suite.device)), data_root=root, models=models,
-        training=training, tests=tests, reference_file=reference, registry=registry, force=force, progress=progress,
-        selection=selection, model_training=model_training, model_tests=model_tests,
+        training=training, tests=tests, reference_file=reference, reference_rows=reference_rows, registry=registry,
+        force=force, progress=progress, selection=selection, model_training=model_training, model_tests=model_tests,
     )
 
 
@@ -345,7 +352,6 @@ def _open_datasets(
 ) -> tuple[list[TrainingSet], list[TestSet], dict[str, list[TrainingSet]], dict[tuple[str, str], TestSet]]:
     """Read the label files of the training sets and of ``tests``, as the suite gives them and as each model's
     ``inputs`` change them; every missing dataset is named at once."""
-    problems: list[str] = []
     train_refs = list(suite.train.datasets) if suite.train else []
     variants = [(m, ref, _with_input(ref, m.entry.inputs.get(ref.dataset))) for m in models
                 for ref in train_refs + [t.ref for t in tests] if ref.dataset in m.entry.inputs]
@@ -360,17 +366,20 @@ def _open_datasets(
             datasets[key] = create_dataset(ref.dataset, root=suite_relative(suite_file, ref.root), data_root=data_root,
                                            registry=registry, **ref.options)
     indexes: dict[str, DatasetIndex] = {}
+    #: one message per missing dataset, though a suite may use it several times (a train and a test split)
+    missing: dict[str, str] = {}
     for key, dataset in datasets.items():
         try:
             indexes[key] = dataset.index()
         except DatasetNotFoundError as exc:
-            problems.append(str(exc))
-    if problems:
+            missing.setdefault(dataset.name, str(exc))
+    if missing:
         names = sorted({ref.dataset for ref in train_refs} | {test.ref.dataset for test in tests})
         lines = ["the suite needs datasets that are not on disk.", "",
-                 format_check_table(check_datasets(data_root, names, registry)), "", problems[0]]
-        if len(problems) > 1:
-            lines.append(f"({len(problems) - 1} more dataset(s) missing; the table above lists them.)")
+                 format_check_table(check_datasets(data_root, names, registry)), "", next(iter(missing.values()))]
+        if len(missing) > 1:
+            lines.append(f"({len(missing) - 1} more dataset(s) missing: {', '.join(list(missing)[1:])}; the table "
+                         "above lists them.)")
         command = download_command(names, data_root, registry)
         if command:
             lines += ["", "Download them (sources, sizes and terms: `iqabench data download --list`):", f"  {command}"]

@@ -52,7 +52,9 @@ def _run_folder(plan: RunPlan, group: Processes):
         refusal = None
         if group.is_main:
             try:
+                layout.check_ours(plan.suite.name)
                 held.enter_context(layout.lock(command_line()))
+                shutil.copyfile(plan.suite_file, layout.suite_copy)
             except Exception as exc:  # told to the others, so they stop instead of waiting for the main process
                 refusal = exc
         message = group.broadcast(None if refusal is None else str(refusal))
@@ -82,7 +84,6 @@ def evaluate(plan: RunPlan) -> dict[str, Any]:
     group = processes()
     with _run_folder(plan, group):
         launch = group.gather(describe_process(plan.device))
-        group.main_only(lambda: shutil.copyfile(plan.suite_file, plan.layout.suite_copy))
         outcomes = []
         for planned in plan.models:
             outcome = ModelOutcome(planned, dict(planned.options))

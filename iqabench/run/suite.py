@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from iqabench.errors import SuiteError, did_you_mean
 
@@ -132,8 +132,17 @@ class SignificanceSpec(_Strict):
     plcc_test: Literal["bootstrap", "williams", "f_test"] = "bootstrap"
 
 
+#: fewer bootstrap resamples give a 95% interval made of the few most extreme values (1 gives a point)
+MIN_BOOTSTRAP = 100
+#: more would take hours on a large test set for no visible change in the interval
+MAX_BOOTSTRAP = 100_000
+#: what a suite's name may be: it becomes the default output folder ``runs/<name>``, so no "/" and no ".."
+SUITE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+
+
 class Suite(_Strict):
-    name: str
+    #: letters, digits, ".", "_" and "-", starting with a letter or digit: the default output folder is runs/<name>
+    name: str = Field(pattern=f"^{SUITE_NAME}$")
     description: str = ""
     protocol: Literal["single_domain", "cross_domain"]
     seed: int = 0
@@ -143,8 +152,9 @@ class Suite(_Strict):
     num_workers: int = Field(default=2, ge=0)
     #: ``none``: PLCC on raw predictions (pyiqa); ``logistic4``: after the VQEG logistic fit (DeQA-Score)
     correlation: Literal["none", "logistic4"] = "none"
-    #: bootstrap resamples for 95% intervals and the paired tests between models; 0 disables
-    bootstrap: int = Field(default=1000, ge=0)
+    #: bootstrap resamples for 95% intervals and the paired tests between models; 0 disables, else between
+    #: MIN_BOOTSTRAP and MAX_BOOTSTRAP
+    bootstrap: StrictInt = Field(default=1000, ge=0, le=MAX_BOOTSTRAP)
     significance: SignificanceSpec = Field(default_factory=SignificanceSpec)
     data_root: str | None = None
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
@@ -156,6 +166,14 @@ class Suite(_Strict):
     efficiency: EfficiencySpec = Field(default_factory=EfficiencySpec)
     #: shown at the top of the leaderboard
     notes: str = ""
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: int) -> int:
+        if 0 < value < MIN_BOOTSTRAP:
+            raise ValueError(f"0 (no intervals) or at least {MIN_BOOTSTRAP} resamples: a 95% interval from fewer "
+                             "is not worth reporting")
+        return value
 
     @field_validator("device")
     @classmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -142,6 +143,7 @@ def generate(
 ) -> dict[str, Any]:
     """Write a generation into a temporary sibling of ``folder`` and rename it into place when complete."""
     folder = Path(folder)
+    _check_own_root(folder.parent)
     _check_replaceable(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_partials(folder)
@@ -218,6 +220,29 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
         json.dump(content, handle, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+#: what a synthetic root holds: generation folders (``384x256``), their temporary and outgoing siblings
+_OWN_ENTRY = re.compile(r"\d+x\d+|\.\d+x\d+\.(partial|old)-[0-9a-f-]+")
+
+
+def _check_own_root(root: Path) -> None:
+    """Generate only into a root of the synthetic dataset's own: new, empty, or holding only its generations.
+
+    A ``root:`` naming a folder of something else (a system folder, another dataset, a home folder) is a
+    mistake; the generator must not add folders to it.
+    """
+    if not root.exists():
+        return
+    others = [] if not root.is_dir() else sorted(e.name for e in root.iterdir() if not _OWN_ENTRY.fullmatch(e.name))
+    if not root.is_dir() or others:
+        what = "is not a folder" if not root.is_dir() else f"holds other files ({', '.join(others[:3])}" + (
+            ", ...)" if len(others) > 3 else ")")
+        raise IQABenchError(
+            f"the synthetic dataset is generated into its root, and {root} {what}: it is not a synthetic-dataset "
+            "root. Give a new or empty folder as its root, or leave root unset to use the cache "
+            f"({default_root()})."
+        )
 
 
 def _check_replaceable(folder: Path) -> None:
