@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import ExitStack
 
 from iqabench.commands import add_progress_flag, non_negative_int, positive_int
 
@@ -45,15 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iqabench import progress
     from iqabench.errors import IQABenchError
+    from iqabench.provenance import command_line
     from iqabench.registry.factory import build_model, resolve_device
     from iqabench.registry.options import parse_option_flags
-    from iqabench.run.distributed import batches, process_device, processes, quiet_other_processes, share
-    from iqabench.scoring.engine import score_files
+    from iqabench.run.distributed import process_device, processes, quiet_other_processes
     from iqabench.scoring.image_files import find_images
-    from iqabench.scoring.loader import Resize
-    from iqabench.scoring.score_output import ScoresFile
+    from iqabench.scoring.score_output import ScoresFile, held
 
     if args.force and not args.output:
         raise IQABenchError("--force starts an --output file over; without --output there is nothing to force.")
@@ -61,20 +60,33 @@ def run(args: argparse.Namespace) -> int:
     quiet_other_processes()
     paths = find_images(args.images)
     options = parse_option_flags(args.option)
-    model = build_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype, **options)
-    output = None
-    todo = list(range(len(paths)))
-    if args.output:
-        done: list[str] = []
-        if group.is_main:
-            settings = {"model": args.model, "options": options, "dtype": args.dtype, "max_side": args.max_side}
-            output = ScoresFile(args.output, settings, force=args.force)
-            done = sorted(output.done)
-            if output.cut_bytes:
-                print(f"iqabench: {args.output}: dropped {output.cut_bytes} bytes after the last complete batch "
-                      "(cut by an interruption); those images are scored again.", flush=True)
-        finished = set(group.broadcast(done) if group.count > 1 else done)
-        todo = [i for i in todo if paths[i] not in finished]
+    with ExitStack() as stack:
+        if args.output and group.is_main:  # held before the model is built, so a second command stops at once
+            stack.enter_context(held(args.output, command_line()))
+        model = build_model(args.model, device=process_device(resolve_device(args.device)), dtype=args.dtype,
+                             **options)
+        output = None
+        todo = list(range(len(paths)))
+        if args.output:
+            done: list[str] = []
+            if group.is_main:
+                settings = {"model": args.model, "options": options, "dtype": args.dtype, "max_side": args.max_side}
+                output = ScoresFile(args.output, settings, force=args.force)
+                done = sorted(output.done)
+                if output.cut_bytes:
+                    print(f"iqabench: {args.output}: dropped {output.cut_bytes} bytes after the last complete batch "
+                          "(cut by an interruption); those images are scored again.", flush=True)
+            finished = set(group.broadcast(done) if group.count > 1 else done)
+            todo = [i for i in todo if paths[i] not in finished]
+        return _score(args, group, model, paths, todo, output)
+
+
+def _score(args: argparse.Namespace, group, model, paths: list[str], todo: list[int], output) -> int:
+    """Score the images at ``todo`` in rounds of batches, shared out among the processes; print or write them."""
+    from iqabench import progress
+    from iqabench.run.distributed import batches, share
+    from iqabench.scoring.engine import score_files
+    from iqabench.scoring.loader import Resize
 
     shares = [share(batches(len(todo), args.batch_size), i, group.count) for i in range(group.count)]
     positions = [todo[i] for span in shares[group.index] for i in span]

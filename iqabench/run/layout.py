@@ -21,11 +21,8 @@ labels (:func:`slug`). Nothing else in iqabench spells out these paths.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
-import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from iqabench import locks
 from iqabench.errors import IQABenchError
-from iqabench.files import atomic_write_json
 from iqabench.run.predictions import PredictionStore, ShardJournal
 
 
@@ -155,27 +152,11 @@ class RunLayout:
         releases it when its process dies, however it dies, so a lock is never
         left stale. A note beside it names the holder for the refusal message.
         """
-        from filelock import FileLock, Timeout
-
         self.root.mkdir(parents=True, exist_ok=True)
-        note = self.root / LOCK_FILES[1]
-        lock = FileLock(self.root / LOCK_FILES[0])
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            try:
-                holder = json.loads(note.read_text())
-                who = (f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
-                       f" ({holder.get('command') or 'iqabench'})")
-            except (OSError, ValueError):
-                who = "another process"
-            raise RunLockedError(
-                f"{self.root} is in use by {who}. Wait for it to finish, or write to another --out folder."
-            ) from None
-        try:
-            atomic_write_json(note, {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+        def refusal(who: str) -> RunLockedError:
+            return RunLockedError(f"{self.root} is in use by {who}. Wait for it to finish, or write to another --out "
+                                  "folder.")
+
+        with locks.held(self.root / LOCK_FILES[0], self.root / LOCK_FILES[1], command, refusal):
             yield
-        finally:
-            note.unlink(missing_ok=True)
-            lock.release()

@@ -28,9 +28,11 @@ import io
 import json
 import os
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from iqabench import locks
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 
@@ -42,16 +44,38 @@ FIELDS = ("image", "score", "error")
 Row = tuple[str, "float | None", "str | None"]
 
 
+class OutputInUseError(IQABenchError):
+    """Another process is writing the same ``--output`` file."""
+
+
+def _checked(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise IQABenchError(f"--output {path}: name it *.csv or *.jsonl (the suffix sets the format).")
+    return path
+
+
+def held(path: str | os.PathLike, command: str = "") -> AbstractContextManager[None]:
+    """Hold the output ``path`` for this process (:func:`iqabench.locks.held`): a second ``iqabench score
+    --output`` on the same file stops before reading or writing it, and names the holder."""
+    path = _checked(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return locks.held(path.with_name(f".{path.name}.lock"), path.with_name(f".{path.name}.lock.json"), command,
+                      lambda who: OutputInUseError(f"{path} is being written by {who}. Wait for it to finish, or "
+                                                   "choose another --output."))
+
+
 class ScoresFile:
-    """An output being written; :attr:`done` holds the images already in it."""
+    """An output being written; :attr:`done` holds the images already in it. Open it while :func:`held`."""
 
     def __init__(self, path: str | os.PathLike, settings: dict[str, Any], *, force: bool = False) -> None:
-        self.path = Path(path)
+        self.path = _checked(path)
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
-        if self.path.suffix.lower() not in SUFFIXES:
-            raise IQABenchError(f"--output {self.path}: name it *.csv or *.jsonl (the suffix sets the format).")
         self.csv = self.path.suffix.lower() == ".csv"
         self.settings = json.loads(json.dumps(settings, default=str))  # as it will read back
+        self._open(force)
+
+    def _open(self, force: bool) -> None:
         if force:
             self.path.unlink(missing_ok=True)
             self.meta_path.unlink(missing_ok=True)
@@ -63,7 +87,6 @@ class ScoresFile:
         if self.path.exists():
             self._resume()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._record()  # the record first: an output never exists without one
             self.path.write_bytes(b"")
         if self.csv and self.size == 0:
