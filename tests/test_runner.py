@@ -232,6 +232,7 @@ def test_partial_training_from_other_settings_is_not_resumed(tmp_path):
     partial = tmp_path / "out" / "checkpoints" / "brightness.partial"
     partial.mkdir(parents=True)
     (partial / "checkpoint-7").mkdir()  # left by a run with other settings, without our stamp
+    (tmp_path / "out" / "suite.yaml").write_text("name: t\n")  # that run's copy of its suite
     entry = {"name": "brightness", "train": True, "trainer": "recorder", "trainer_options": {"steps": 2}}
     results, _ = run_suite(tmp_path, registry, models=[entry], train={"datasets": ["graded"]})
     assert seen == [["iqabench_partial.json"]]

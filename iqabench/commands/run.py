@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only part I of N (counted from 0) of the (model, test set) pairs, e.g. a SLURM "
                              "array task: --pairs $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the suite)")
+    parser.add_argument("--hash-images", action="store_true",
+                        help="tell changed images by their bytes (all read) rather than their size and modification "
+                             "time, for data copied by tools that keep file times (suite field hash_images)")
     add_progress_flag(parser)
 
 
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         pairs=pairs,
         device=args.device,
         progress=not args.no_progress,
+        hash_images=args.hash_images,
     )
     results = evaluate(plan)
     failed = [p for p in results["results"] if p["status"] != "ok"]

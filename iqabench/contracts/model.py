@@ -86,6 +86,10 @@ class ModelTraits:
     score_in_workers: bool = False
     #: the model writes text (reasoning MLLMs): it can describe images (``iqabench describe``)
     generative: bool = False
+    #: scores depend on random numbers drawn while scoring (sampled decoding, Monte-Carlo dropout). Each batch is
+    #: seeded from the suite's seed and its place in the test set, so a run reuses the predictions of such a model
+    #: (and of every ``generative`` one) only for the same seed and batch size
+    samples: bool = False
     #: options that set how many tokens a generative model writes; an efficiency study fixes them all
     new_tokens_options: tuple[str, ...] = ()
     #: the weights are random (an architecture built for timing): its scores mean nothing
@@ -95,7 +99,7 @@ class ModelTraits:
         if self.preprocessing not in get_args(Preprocessing):
             raise ValueError(f"ModelTraits.preprocessing is one of {', '.join(get_args(Preprocessing))}, "
                              f"not {self.preprocessing!r}")
-        for field in ("differentiable", "score_in_workers", "generative", "random_weights"):
+        for field in ("differentiable", "score_in_workers", "generative", "samples", "random_weights"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"ModelTraits.{field} is True or False, not {getattr(self, field)!r}")
         options = self.new_tokens_options

@@ -125,6 +125,20 @@ class DatasetProvenanceRecord(_Open):
     notes: list[str] = Field(default_factory=list)
 
 
+class TestSetContent(_Record):
+    """What a test set's data held when a run read it (:meth:`iqabench.run.plan.TestSet.content`): parts of one
+    suite merge only if these agree."""
+
+    __test__ = False
+
+    #: digest of the image names, in order, with their MOS
+    labels: str
+    #: digest of the image files, by ``images_by``
+    images: str
+    #: "size and modification time", or "sha256" (``--hash-images``)
+    images_by: str
+
+
 class TestSetRecord(_Record):
     """One column of the leaderboard."""
 
@@ -137,6 +151,8 @@ class TestSetRecord(_Record):
     dataset: str
     split: str = "test"
     count: int = 0
+    #: None in results written before issue 23
+    content: TestSetContent | None = None
     dataset_provenance: DatasetProvenanceRecord | None = None
 
 

@@ -26,7 +26,15 @@ from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 from iqabench.provenance import command_line, portable
 from iqabench.reports.results import pair_result
-from iqabench.reports.schema import ModelRecord, PairResult, Results, ResultsError, TestSetRecord, read_results
+from iqabench.reports.schema import (
+    ModelRecord,
+    PairResult,
+    Results,
+    ResultsError,
+    TestSetContent,
+    TestSetRecord,
+    read_results,
+)
 from iqabench.reports.significance import significance_record
 from iqabench.run.layout import RunLayout
 
@@ -146,17 +154,38 @@ def _trained(model: ModelRecord) -> str | None:
 
 
 def _pick_tests(runs: list[Run]) -> dict[str, TestSetRecord]:
+    """Each test set's entry; every part must have read the same data (labels, and the image files)."""
     tests: dict[str, TestSetRecord] = {}
+    read_in: dict[str, Path] = {}
     for folder, results in runs:
         for test in results.test_sets:
+            if test.content is None:
+                raise MergeError(f"{folder}/results.json does not record what its test sets' images hold (written "
+                                 "by an older iqabench); run that part again with this version.")
             known = tests.get(test.key)
             if known is not None and (known.count, known.split, known.dataset) != (test.count, test.split,
                                                                                    test.dataset):
                 raise MergeError(f"test set {test.label!r} has {known.count} images in one folder and "
                                  f"{test.count} in {folder}: the parts read different data; point every part at "
                                  "the same data root.")
+            if known is not None and known.content != test.content:
+                raise MergeError(
+                    f"test set {test.label!r} was read with different {_differs(known.content, test.content)} in "
+                    f"{read_in[test.key]} and {folder}: the parts read different data, so their numbers cannot share "
+                    "a table. Point every part at the same data (a copy made with its files' times kept, `cp -a` or "
+                    "`rsync -a`, reads the same), or run every part with --hash-images, which compares the images' "
+                    "bytes.")
             tests.setdefault(test.key, test)
+            read_in.setdefault(test.key, folder)
     return tests
+
+
+def _differs(first: TestSetContent, second: TestSetContent) -> str:
+    if first.labels != second.labels:
+        return "labels (image names or scores)"
+    if first.images_by != second.images_by:
+        return f"image fingerprints (by {first.images_by} in one, by {second.images_by} in the other)"
+    return f"image files (by {first.images_by})"
 
 
 def _assemble(runs: list[Run], pairs: dict[tuple[str, str], Path], models: dict[str, tuple[ModelRecord, Path]],

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from iqabench import progress
+from iqabench.content import code_identity, option_files_digest
 from iqabench.efficiency import measure as efficiency
 from iqabench.errors import IQABenchError
 from iqabench.provenance import fingerprint
@@ -28,50 +29,80 @@ from iqabench.run.layout import shard_name
 from iqabench.run.outcome import ModelOutcome
 from iqabench.run.plan import RunPlan, TestSet
 from iqabench.run.predictions import Prediction, journal_header
-from iqabench.run.training import relative_paths
+from iqabench.run.training import absolute_paths, relative_paths
 from iqabench.scoring.engine import batch_seed, score_files
 
 log = logging.getLogger("iqabench.run.runner")
 
 
-def pair_fingerprint(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> str:
-    return fingerprint(
-        {
-            "model": outcome.planned.entry.name,
+#: what each part of a pair's fingerprint covers, to say which changed
+CHANGED = {
+    "settings": "the model, its options, training, dtype or preprocessing",
+    "labels": "the test set's images or labels",
+    "images": "the image files",
+    "files": "a file or folder an option names (checkpoint, weights)",
+    "code": "the model's code",
+    "sampling": "the seed or batch size (the model samples)",
+}
+
+
+def pair_inputs(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> dict[str, str]:
+    """Fingerprints of everything a pair's predictions are computed from, by part (see :data:`CHANGED`)."""
+    planned = outcome.planned
+    cls = planned.registered.cls
+    parts = {
+        "settings": fingerprint({
+            "model": planned.entry.name,
             "options": relative_paths(outcome.options, plan.layout.root),
             "training": (outcome.training or {}).get("fingerprint"),
             "dataset": test.ref.model_dump(exclude={"root"}),
-            "records": [(r.image, r.mos) for r in test.records],
             "preprocessing": {**test.resize.__dict__, **test.reading.__dict__},
-            "dtype": outcome.planned.dtype,
-        }
-    )
+            "dtype": planned.dtype,
+        }),
+        "labels": test.labels_digest,
+        "images": test.images_digest,
+        "files": fingerprint(option_files_digest(outcome.options)),
+        "code": fingerprint(code_identity(cls)),
+    }
+    if cls.traits.samples or cls.traits.generative:
+        parts["sampling"] = fingerprint({"seed": plan.suite.seed, "batch_size": planned.batch_size})
+    return parts
+
+
+def pair_fingerprint(plan: RunPlan, outcome: ModelOutcome, test: TestSet) -> str:
+    return fingerprint(pair_inputs(plan, outcome, test))
 
 
 def score_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, group: Processes) -> None:
     """Score one pair: the main process says which batches are left, all score their share, the main one merges."""
-    key = pair_fingerprint(plan, outcome, test)
+    inputs = pair_inputs(plan, outcome, test)
+    key = fingerprint(inputs)
     header = journal_header(key, outcome.planned.batch_size, [r.image for r in test.records])
-    todo = group.main_only(lambda: _batches_to_score(plan, outcome, test, key, header))
+    todo = group.main_only(lambda: _batches_to_score(plan, outcome, test, key, header, inputs))
     if todo is None:
         return
     report = _score_batches(plan, outcome, test, header, share(todo, group.index, group.count), group)
     reports = group.gather(report)
-    group.main_only(lambda: _merge_pair(plan, outcome, test, key, header, reports))
+    group.main_only(lambda: _merge_pair(plan, outcome, test, inputs, header, reports))
 
 
 def _batches_to_score(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str,
-                      header: dict[str, Any]) -> list[int] | None:
+                      header: dict[str, Any], inputs: dict[str, str]) -> list[int] | None:
     """The batches of a pair still to be scored (main process), or ``None`` when its predictions are complete."""
     planned, layout = outcome.planned, plan.layout
     store = layout.predictions(planned.slug, test.slug)
     if not plan.force:
         problem = store.problem(key, [r.image for r in test.records])
+        meta = store.meta()
         if problem is None:
             log.info("%s on %s: finished earlier, skipped (use --force to redo)", planned.label, test.label)
+            _recall_settings(outcome, meta, layout.root)
             return None
-        if store.meta() is not None and store.meta().get("fingerprint") == key:
+        if meta is not None and meta.get("fingerprint") == key:
             log.warning("%s on %s: scoring again: %s", planned.label, test.label, problem)
+        elif meta is not None:
+            log.info("%s on %s: scoring again: %s changed since it was scored", planned.label, test.label,
+                     _what_changed(meta.get("inputs"), inputs))
     if plan.force:
         for journal in layout.journals(planned.slug, test.slug):
             journal.path.unlink()
@@ -81,6 +112,22 @@ def _batches_to_score(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: 
         log.info("%s on %s: resuming; %d of %d batches were scored before", planned.label, test.label, len(scored),
                  total)
     return [batch for batch in range(total) if batch not in scored]
+
+
+def _what_changed(before: dict[str, str] | None, now: dict[str, str]) -> str:
+    """Which parts of a pair's inputs differ from those its predictions were made from, in words."""
+    if not isinstance(before, dict):
+        return "its settings or inputs"
+    changed = [CHANGED.get(part, part) for part in sorted({*before, *now}) if before.get(part) != now.get(part)]
+    return ", ".join(changed) or "its settings"
+
+
+def _recall_settings(outcome: ModelOutcome, meta: dict[str, Any], root: Path) -> None:
+    """The model's recorded settings, from the predictions it made, when this launch does not build it: a resumed
+    run publishes the settings the first run did."""
+    if outcome.config is None and meta.get("model_config") is not None:
+        outcome.config = absolute_paths(meta["model_config"], root)
+        outcome.preprocessing = meta.get("preprocessing")
 
 
 def _scored_batches(plan: RunPlan, outcome: ModelOutcome, test: TestSet,
@@ -162,7 +209,7 @@ def _prediction(record, score) -> Prediction:
     return Prediction(record.image, score.value, record.mos, record.mos_raw, score.error, score.text)
 
 
-def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str, header: dict[str, Any],
+def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, inputs: dict[str, str], header: dict[str, Any],
                 reports: list[dict[str, Any]]) -> None:
     """Join the journals of a pair in test-set order into its prediction file (main process), or record why not."""
     planned, layout = outcome.planned, plan.layout
@@ -195,11 +242,13 @@ def _merge_pair(plan: RunPlan, outcome: ModelOutcome, test: TestSet, key: str, h
     images = sum(r["images"] for r in done)
     peaks = [r["peak_memory_mib"] for r in done if r["peak_memory_mib"] is not None]
     meta = {
-        "fingerprint": key,
+        "fingerprint": fingerprint(inputs),
+        "inputs": inputs,
         "model": planned.entry.name,
         "label": planned.label,
         # paths inside the run folder relative to it, so a copied or published folder names no machine's paths
         "model_config": None if outcome.config is None else relative_paths(outcome.config, layout.root),
+        "preprocessing": outcome.preprocessing,
         "test_set": test.slug,
         "dataset": test.ref.dataset,
         "split": test.split,

@@ -17,12 +17,14 @@ joins the folders of such runs into the leaderboard of the whole suite.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iqabench.content import images_digest
 from iqabench.contracts.dataset import Dataset, DatasetIndex, Record, resolve_data_root
 from iqabench.contracts.trainer import TrainingSet
 from iqabench.data.check import check_datasets, format_check_table
@@ -72,15 +74,32 @@ class TestSet:
     reading: ImageReading
     #: how the images reach the model: the dataset options and resize in force and their source
     input: dict[str, Any] = field(default_factory=dict)
+    #: fingerprint the images by their bytes (every byte read) instead of their size and modification time
+    hash_images: bool = False
 
     def paths(self) -> list[Path]:
         return [self.dataset.image_path(record) for record in self.records]
+
+    @functools.cached_property
+    def labels_digest(self) -> str:
+        """Which images, in which order, with which labels."""
+        return fingerprint([(r.image, r.mos) for r in self.records])
+
+    @functools.cached_property
+    def images_digest(self) -> str:
+        """What the image files hold (:func:`iqabench.content.images_digest`), taken once per run."""
+        return images_digest(self.paths(), [r.image for r in self.records], content=self.hash_images)
+
+    def content(self) -> dict[str, str]:
+        """The data's fingerprint: labels, and image files by size and modification time or by SHA-256."""
+        return {"labels": self.labels_digest, "images": self.images_digest,
+                "images_by": "sha256" if self.hash_images else "size and modification time"}
 
     def describe(self) -> dict[str, Any]:
         """What results record about the test set."""
         return {"key": self.slug, "position": self.position, "label": self.label, "group": self.group,
                 "dataset": self.ref.dataset,
-                "split": self.split, "count": len(self.records),
+                "split": self.split, "count": len(self.records), "content": self.content(),
                 "dataset_provenance": self.index.provenance.to_dict()}
 
 
@@ -185,11 +204,13 @@ def plan_run(
     registry: PluginRegistry | None = None,
     progress: bool = True,
     include_tests: bool = True,
+    hash_images: bool = False,
 ) -> RunPlan:
     """Read, check and open everything a run of ``suite_file`` into ``out`` (default ``runs/<suite name>``) needs.
 
     ``only_models`` (names or labels), ``only_tests`` (labels, keys or dataset names) and ``pairs`` (part i of
-    n of the remaining (model, test set) pairs) restrict the run to part of the suite.
+    n of the remaining (model, test set) pairs) restrict the run to part of the suite. ``hash_images`` (or the
+    suite's ``hash_images``) fingerprints the test images by their bytes rather than their size and time.
     """
     suite_file = Path(suite_file)
     suite, digest = load_suite(suite_file)
@@ -228,7 +249,8 @@ def plan_run(
         selection = Selection(models=only_models, tests=only_tests, pairs=pairs, held=held, suite_pairs=suite_pairs)
         models = [m for m in models if any(m.slug == pair[0] for pair in held)]
         selected = [t for t in selected if any(t.slug == pair[1] for pair in held)]
-    training, tests, model_training, model_tests = _open_datasets(suite, suite_file, root, registry, selected, models)
+    training, tests, model_training, model_tests = _open_datasets(suite, suite_file, root, registry, selected, models,
+                                                                  hash_images=hash_images or suite.hash_images)
     return RunPlan(
         suite=suite, suite_file=suite_file, suite_sha256=digest,
         layout=RunLayout(Path(out) if out is not None else Path("runs") / suite.name),
@@ -348,7 +370,7 @@ def _input_record(ref: DatasetRef, spec: Any, model_input: Any) -> dict[str, Any
 
 def _open_datasets(
     suite: Suite, suite_file: Path, data_root: Path | None, registry: PluginRegistry, tests: list[_Candidate],
-    models: list[PlannedModel],
+    models: list[PlannedModel], *, hash_images: bool = False,
 ) -> tuple[list[TrainingSet], list[TestSet], dict[str, list[TrainingSet]], dict[tuple[str, str], TestSet]]:
     """Read the label files of the training sets and of ``tests``, as the suite gives them and as each model's
     ``inputs`` change them; every missing dataset is named at once."""
@@ -405,6 +427,7 @@ def _open_datasets(
                                  jpeg_draft=spec.jpeg_draft,
                                  downscaled_to=spec.max_side),
             input=_input_record(ref, spec, model_input),
+            hash_images=hash_images,
         )
 
     training = [training_set(ref) for ref in train_refs]

@@ -157,6 +157,9 @@ class Suite(_Strict):
     bootstrap: StrictInt = Field(default=1000, ge=0, le=MAX_BOOTSTRAP)
     significance: SignificanceSpec = Field(default_factory=SignificanceSpec)
     data_root: str | None = None
+    #: fingerprint test images by their bytes (every byte read at every launch), not their size and modification
+    #: time: for data copied by tools that keep the times of files they change (``iqabench run --hash-images``)
+    hash_images: bool = False
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     train: TrainSpec | None = None
     test: list[DatasetRef] | CrossDomainTest

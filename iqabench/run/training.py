@@ -33,6 +33,7 @@ from typing import Any
 from iqabench.contracts.trainer import TrainingSet
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
+from iqabench.content import code_identity, images_digest, option_files_digest
 from iqabench.provenance import fingerprint
 from iqabench.run.distributed import processes
 
@@ -188,7 +189,8 @@ class TrainingRequest:
     device: str = "cpu"
 
     def settings(self) -> dict[str, Any]:
-        """The fingerprinted settings: datasets by name, size and content, not by folder, so moving data keeps it."""
+        """The fingerprinted settings: datasets by name, size and labels, not by folder, so moving data keeps it
+        (:func:`train_model` adds the images, files and code by content)."""
         return {
             "trainer": self.trainer,
             "trainer_options": self.trainer_options,
@@ -199,6 +201,17 @@ class TrainingRequest:
                          for t in self.datasets],
             "seed": self.seed,
         }
+
+
+def _training_inputs(request: TrainingRequest, trainer: type) -> dict[str, Any]:
+    """What a training reads besides its settings, by content: the training images (by size and modification
+    time), the files its options name (a base checkpoint, reasoning texts) and the trainer's code."""
+    return {
+        "images": [images_digest(t.image_paths(), [r.image for r in t.records]) for t in request.datasets],
+        "model_option_files": option_files_digest(request.model_options),
+        "trainer_option_files": option_files_digest(request.trainer_options),
+        "code": code_identity(trainer),
+    }
 
 
 def train_model(
@@ -225,6 +238,7 @@ def train_model(
         return trainer.train(dict(request.model_options), list(request.datasets), partial, seed=request.seed,
                              device=request.device)
 
-    return cached_step(folder, request.settings(), work, force=force, replace_stale=replace_stale,
+    settings = {**request.settings(), "inputs": _training_inputs(request, type(trainer))}
+    return cached_step(folder, settings, work, force=force, replace_stale=replace_stale,
                        record=lambda: {"trainer_config": trainer.config()}, what=f"training of {request.model}",
                        every_process=trainer.uses_all_processes)
