@@ -491,3 +491,35 @@ def test_a_float16_context_loses_updates_below_half_its_spacing_as_the_release_d
         changed = (learner.context.detach() != before).float().mean().item()
         # float16 keeps only the updates of the few values near 0, where its spacing is fine; float32 keeps nearly all
         assert changed < 0.05 if learner is half else changed > 0.5
+
+
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE is set", "the hub's host cannot be reached"])
+def test_weights_that_cannot_be_fetched_are_refused_at_once_without_hub_retries(offline, monkeypatch, tmp_path):
+    """Issue 23: offline, `iqabench score clip-iqa` spent 52 s in the hub client's retries before its error."""
+    import huggingface_hub
+    import socket
+    from huggingface_hub import constants
+
+    tried = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: tried.append(a) or 1 / 0)
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", lambda *a, **k: tried.append(a) or 1 / 0)
+    monkeypatch.setattr(open_clip.pretrained, "download_pretrained_from_url", lambda *a, **k: tried.append(a) or 1 / 0)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if offline == "the hub's host cannot be reached":
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+        def unreachable(address, timeout=None, *args, **kwargs):
+            raise socket.gaierror(-2, "Name or service not known")
+
+        monkeypatch.setattr(socket, "create_connection", unreachable)
+    else:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(IQABenchError) as error:
+        ClipIQA(model_name="RN50", pretrained="openai")
+    assert tried == []  # refused before any download was attempted
+    message = str(error.value)
+    assert "not in the local cache" in message and "timm/resnet50_clip.openai" in message
+    assert ("HF_HUB_OFFLINE" if offline.startswith("HF") else "cannot be reached") in message

@@ -581,3 +581,52 @@ def test_channels_last_gives_the_same_scores(official_release):
     b = [s.value for s in fast.score(pil)]
     assert fast.config()["channels_last"] is True
     assert a == pytest.approx(b, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- damaged checkpoints (issue 23)
+
+
+@pytest.fixture
+def converted(official_release, tmp_path):
+    return RALIOfficialConverter().convert(official_release[0], tmp_path / "converted", trust_pickle=True)
+
+
+def _rewrite_head(folder, **changes):
+    tensors = load_file(str(folder / "head.safetensors"))
+    tensors.update(changes)
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(folder / "head.safetensors"))
+
+
+def _damage(converted, damage):
+    if damage == "a head whose tensors do not fit together":
+        _rewrite_head(converted, prototypes=torch.randn(6, 5))  # 5-d prototypes for an 8-d PCA
+    elif damage == "a head for another encoder size":
+        _rewrite_head(converted, pca_mean=torch.zeros(PROJ + 8), pca_scale=torch.ones(PROJ + 8),
+                      pca_components=torch.randn(8, PROJ + 8))
+    elif damage == "a truncated head.safetensors":
+        data = (converted / "head.safetensors").read_bytes()
+        (converted / "head.safetensors").write_bytes(data[: len(data) // 2])
+    else:  # a truncated encoder
+        weights = next((converted / "encoder").glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:1000])
+
+
+DAMAGES = ["a head whose tensors do not fit together", "a head for another encoder size",
+           "a truncated head.safetensors", "a truncated encoder"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_checkpoint_is_one_error_naming_the_file(converted, damage, tmp_path, capsys):
+    from iqabench.cli import main
+
+    _damage(converted, damage)
+    with pytest.raises(CheckpointError, match=str(converted)):
+        RALI(checkpoint=str(converted))
+    image = tmp_path / "a.png"
+    images(1)[0].save(image)
+    assert main(["score", "rali", str(image), "-o", f"checkpoint={converted}"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("iqabench: error: ") and str(converted) in err
+    assert "Traceback" not in err

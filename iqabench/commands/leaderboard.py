@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iqabench.reports.leaderboard import write_leaderboard
+    from iqabench.reports.results import verify_against_predictions
     from iqabench.reports.schema import read_results
 
     if args.merge:
@@ -41,7 +42,15 @@ def run(args: argparse.Namespace) -> int:
     path = folder / "results.json"
     if not path.exists():
         raise IQABenchError(f"{folder} has no results.json; pass the --out folder of an `iqabench run`.")
-    target = write_leaderboard(read_results(path), folder)
+    results = read_results(path)
+    problems = verify_against_predictions(results, folder)
+    if problems:
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise IQABenchError(
+            f"{path} and the prediction files beside it disagree, so no leaderboard is drawn from them:\n  {shown}\n"
+            f"Re-run the suite with the same --out: damaged prediction files are scored again and results.json is "
+            "rewritten from the files.")
+    target = write_leaderboard(results, folder)
     figures = folder / "figures"
     print(target.read_text() if args.print else f"wrote {target}" + (f" and {figures}/" if figures.is_dir() else ""))
     return 0

@@ -9,6 +9,7 @@ correlating, so every correlation reads "higher is better".
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import socket
@@ -123,6 +124,58 @@ def pair_result(store: PredictionStore, failure: str | None, *, model: str, test
         meta=store.meta(),
         groups=group_results(rows, None if labels is None else read_test_labels(labels), sign=sign, fit=fit),
     )
+
+
+#: recomputed values may differ from recorded ones in their last bits (another machine's BLAS, a SciPy release):
+#: a difference larger than this is an edit, not arithmetic
+RECOMPUTED_TOLERANCE = 1e-4
+
+
+def verify_against_predictions(results: Results, run_dir: Path) -> list[str]:
+    """What in ``results`` the run's prediction files contradict: a file that fails the checksum the results (and
+    its meta) record, or a recorded metric or count that the file does not give. Pairs whose files are absent (a
+    results folder copied without ``predictions/``) cannot be checked and are not reported.
+
+    This lets ``iqabench leaderboard RUN`` refuse to draw figures from damaged files, or to publish numbers edited
+    into ``results.json``.
+    """
+    lower_better = {model.key: model.lower_better for model in results.models}
+    problems = []
+    for pair in results.results:
+        if pair.status != "ok":
+            continue
+        store = PredictionStore(run_dir / "predictions" / pair.model, pair.test_set)
+        if not store.csv_path.exists():
+            continue
+        where = f"{pair.model} on {pair.test_set}"
+        actual = hashlib.sha256(store.csv_path.read_bytes()).hexdigest()
+        if actual != (pair.meta or {}).get("csv_sha256") or store.damage():
+            problems.append(f"{where}: {store.csv_path} does not match the checksum results.json records for it "
+                            "(cut, emptied or edited)")
+            continue
+        try:
+            again = pair_result(store, None, model=pair.model, test_set=pair.test_set,
+                                lower_better=lower_better.get(pair.model, False), fit=results.suite.correlation,
+                                bootstrap=0, seed=results.suite.seed)
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{where}: {store.csv_path} cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        for name, metric in again.metrics.items():
+            shown = pair.metrics[name].value if name in pair.metrics else None
+            if not _same_number(shown, metric.value):
+                problems.append(f"{where}: results.json says {name.upper()} {shown!r}, but its predictions give "
+                                f"{metric.value!r}")
+        for key in ("count", "scored", "unscored"):
+            if getattr(pair, key) != getattr(again, key):
+                problems.append(f"{where}: results.json says {key} {getattr(pair, key)!r}, its predictions "
+                                f"{getattr(again, key)!r}")
+    return problems
+
+
+def _same_number(recorded: float | None, computed: float | None) -> bool:
+    if computed is None or math.isnan(computed):
+        return recorded is None or math.isnan(recorded)
+    return recorded is not None and math.isclose(recorded, computed, rel_tol=0.0, abs_tol=RECOMPUTED_TOLERANCE)
 
 
 def launch_record(processes: list[dict[str, Any]]) -> LaunchRecord:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from iqabench.api import IQABenchError
+from iqabench.hub import offline_reason
 
 #: the normalisation CLIP was trained with (OpenAI CLIP mean and std)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -84,6 +85,8 @@ def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu", p
                 UserWarning,
                 stacklevel=2,
             )
+    if tag_cfg:
+        _weights_obtainable(model_name, pretrained, tag_cfg)
     try:
         model = open_clip.create_model(
             model_name,
@@ -100,6 +103,29 @@ def load_clip(model_name: str, pretrained: str | None, *, device: str = "cpu", p
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def _weights_obtainable(model_name: str, tag: str, tag_cfg: dict[str, Any]) -> None:
+    """Refuse at once when a tag's weights are neither in the local caches nor downloadable now (offline mode, no
+    network), instead of after the hub client's retries."""
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip import pretrained as released
+
+    hub = tag_cfg.get("hf_hub")
+    if hub:
+        repo, filename = os.path.split(hub)  # "org/name/" means open_clip's default file name, as open_clip reads it
+        filename = filename or released.HF_WEIGHTS_NAME
+        names = {filename, os.path.splitext(filename)[0] + ".safetensors"}
+        if filename == released.HF_WEIGHTS_NAME:
+            names.add(released.HF_SAFE_WEIGHTS_NAME)
+        if any(isinstance(try_to_load_from_cache(repo, name), str) for name in names):
+            return
+    url = tag_cfg.get("url")
+    if url and os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))):
+        return
+    reason = offline_reason()
+    if reason is not None:
+        raise IQABenchError(missing_weights_message(model_name, tag, tag_cfg, f"not in the local cache, and {reason}"))
 
 
 def missing_weights_message(model_name: str, tag: str, tag_cfg: dict[str, Any], exc: Exception) -> str:

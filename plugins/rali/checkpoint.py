@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,12 +156,36 @@ def load_checkpoint(folder: str | Path, *, trust_pickle: bool = False,
         config = {"encoder": official.encoder.spec(), "source": "official release", "parts": official.parts}
         return LoadedCheckpoint(official.encoder, official.head, layout, config)
     config = json.loads((folder / "config.json").read_text())
-    encoder = load_saved_encoder(folder / "encoder", config["encoder"], with_text=False)
-    tensors = load_file(str(folder / "head.safetensors"))
+    encoder = _damage_is_one_error(folder / "encoder", lambda: load_saved_encoder(
+        folder / "encoder", config.get("encoder") or {}, with_text=False))
+    tensors = _damage_is_one_error(folder / "head.safetensors", lambda: load_file(str(folder / "head.safetensors")))
     missing = [name for name in HEAD_TENSORS if name not in tensors]
     if missing:
         raise CheckpointError(f"{folder / 'head.safetensors'} lacks {', '.join(missing)}; it is not a RALI head.")
-    return LoadedCheckpoint(encoder, PrototypeHead.from_tensors(tensors), layout, config)
+    try:
+        head = PrototypeHead.from_tensors(tensors)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder / 'head.safetensors'}: the head tensors do not fit together ({exc}); the "
+                              "checkpoint is damaged: train or convert it again.") from None
+    if head.feature_dim != encoder.feature_dim:
+        raise CheckpointError(
+            f"{folder}: the head expects {head.feature_dim}-d features but the encoder in encoder/ gives "
+            f"{encoder.feature_dim}-d ones; head.safetensors and encoder/ come from different checkpoints."
+        )
+    return LoadedCheckpoint(encoder, head, layout, config)
+
+
+def _damage_is_one_error(path: Path, load: Callable[[], Any]) -> Any:
+    """``load()``, with whatever a cut or foreign file makes the loading library raise turned into one clear
+    :class:`CheckpointError` naming ``path``."""
+    try:
+        return load()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors, transformers and torch each raise their own kinds
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise CheckpointError(f"{path} cannot be loaded ({type(exc).__name__}: {first}); the checkpoint is cut or "
+                              "damaged: copy, train or convert it again.") from None
 
 
 # --------------------------------------------------------------------------- official release
