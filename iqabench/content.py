@@ -35,6 +35,7 @@ import logging
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +47,8 @@ log = logging.getLogger("iqabench.content")
 CHUNK = 1 << 20
 #: log a line before hashing more than this many bytes, so a long first hash is not a silent pause
 ANNOUNCE_BYTES = 1 << 30
+#: a file's hash is kept only once the file has not changed for this long (nanoseconds)
+SETTLED_NS = 2_000_000_000
 #: top-level packages whose code is not fingerprinted: iqabench's core (recorded in provenance) and Python's
 NOT_PLUGINS = frozenset({"iqabench", "builtins", "abc", "typing"})
 
@@ -96,12 +99,17 @@ class HashCache:
         if known is not None:
             return known
         known = self._lookup(real, stamp)
-        if known is None:
-            if info.st_size > ANNOUNCE_BYTES:
-                log.info("hashing %s (%.1f GB) once, to tell when it changes", path, info.st_size / 1e9)
-            known = sha256_of_file(real)
+        if known is not None:
+            self._memory[(real, stamp)] = known
+            return known
+        if info.st_size > ANNOUNCE_BYTES:
+            log.info("hashing %s (%.1f GB) once, to tell when it changes", path, info.st_size / 1e9)
+        known = sha256_of_file(real)
+        # a file changed moments ago may change again within the clock's resolution, keeping its stamp (git's
+        # "racy clean" case): its hash is not kept until it has been still for a while
+        if time.time_ns() - info.st_ctime_ns >= SETTLED_NS:
             self._store(real, stamp, known)
-        self._memory[(real, stamp)] = known
+            self._memory[(real, stamp)] = known
         return known
 
     def _lookup(self, real: str, stamp: tuple[Any, ...]) -> str | None:
@@ -130,17 +138,21 @@ def hash_cache() -> HashCache:
 
 
 def tree_digest(path: str | os.PathLike, cache: HashCache | None = None) -> str:
-    """SHA-256 of a file, or of a folder's files (names relative to it, links followed, in a fixed order)."""
+    """SHA-256 of a file, or of a folder's files (names relative to it, in a fixed order; links to files are
+    followed, links to folders are not)."""
     cache = cache or hash_cache()
     path = Path(path)
     if not path.is_dir():
         return cache.sha256(path)
+    files = []
+    for folder, subfolders, names in os.walk(path):  # links to folders are not followed: no cycles
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        files += [os.path.join(folder, name) for name in names if not name.endswith(".pyc")]
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        relative = file.relative_to(path).as_posix()
-        if "__pycache__" in file.parts or file.suffix == ".pyc":
-            continue
-        digest.update(f"{relative}\t{cache.sha256(file)}\n".encode("utf-8"))
+    for file in sorted(files):
+        if os.path.isfile(file):  # links to files are followed; broken links and sockets are not content
+            relative = Path(file).relative_to(path).as_posix()
+            digest.update(f"{relative}\t{cache.sha256(file)}\n".encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -194,12 +206,11 @@ def code_identity(cls: type) -> dict[str, str]:
     return {top: _package_identity(top, frozenset(modules)) for top, modules in sorted(packages.items())}
 
 
-@functools.cache
 def _package_identity(top: str, modules: frozenset[str]) -> str:
-    released = _released_distribution(top)
+    package = sys.modules.get(top)
+    released = _released_distribution(top, getattr(package, "__file__", None))
     if released is not None:
         return released
-    package = sys.modules.get(top)
     folder = None
     if package is not None and getattr(package, "__file__", None) and hasattr(package, "__path__"):
         folder = Path(package.__file__).parent  # a regular package: every file of it
@@ -230,15 +241,29 @@ def _packages_distributions() -> Mapping[str, list[str]]:
     return metadata.packages_distributions()
 
 
-def _released_distribution(top: str) -> str | None:
-    """``"<name> <version>"`` of the distribution that installed ``top`` from an index or a pinned VCS commit,
-    or ``None`` for a local or editable install (whose files can change under the same version)."""
-    names = _packages_distributions().get(top, [])
-    for name in names:
+@functools.cache
+def _installed_files(name: str) -> frozenset[str]:
+    """The files an installer (pip, uv) wrote for a distribution, from its ``RECORD``; none for an ``egg-info`` in
+    a source tree or a ``develop`` install, whose files are the working copy."""
+    dist = metadata.distribution(name)
+    if dist.read_text("RECORD") is None:
+        return frozenset()
+    return frozenset(os.path.realpath(dist.locate_file(f)) for f in dist.files or ())
+
+
+def _released_distribution(top: str, module_file: str | None) -> str | None:
+    """``"<name> <version>"`` of the distribution that installed ``top``'s files from an index (or an archive or a
+    pinned VCS commit), or ``None`` when its files can change under the same version: an editable or ``develop``
+    install (the files are not among those the distribution installed) or a local folder installed with pip."""
+    if module_file is None:
+        return None
+    for name in _packages_distributions().get(top, []):
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
+        if os.path.realpath(module_file) not in _installed_files(name):
+            continue  # an editable install: the distribution points at files elsewhere
         try:
             direct = json.loads(dist.read_text("direct_url.json") or "null")
         except ValueError:
@@ -248,8 +273,9 @@ def _released_distribution(top: str) -> str | None:
         commit = (direct.get("vcs_info") or {}).get("commit_id")
         if commit:
             return f"{dist.metadata['Name']} {dist.version} {commit}"
-        archive = (direct.get("archive_info") or {}).get("hashes") or direct.get("archive_info", {}).get("hash")
-        if archive:
-            return f"{dist.metadata['Name']} {dist.version} {json.dumps(archive, sort_keys=True)}"
+        archive = direct.get("archive_info") or {}
+        hashes = archive.get("hashes") or archive.get("hash")
+        if hashes:
+            return f"{dist.metadata['Name']} {dist.version} {json.dumps(hashes, sort_keys=True)}"
         return None  # a local folder: its files may have changed since
     return None
