@@ -321,3 +321,19 @@ def test_merged_parts_must_have_read_the_same_data(tmp_path):
               progress=False)
     merged = merge_runs([tmp_path / "part0", tmp_path / "part1b"], tmp_path / "merged")
     assert len(merged["results"]) == 2
+
+
+def test_score_output_never_mixes_scores_of_a_checkpoint_replaced_in_place(tmp_path, monkeypatch, capsys):
+    from iqabench.cli import main
+
+    monkeypatch.setattr("iqabench.registry.discovery._DEFAULT", registry_with(Weighted))
+    make_graded_root(tmp_path / "images", count=4)
+    weights = tmp_path / "weights.txt"
+    weights.write_text("1.0")
+    command = ["score", "weighted", str(tmp_path / "images"), "-o", f"weights={weights}", "--output",
+               str(tmp_path / "scores.csv")]
+    assert main(command) == 0
+    before = (tmp_path / "scores.csv").read_text()
+    weights.write_text("-1.0")
+    assert main(command) == 2  # today: 0, "4 images were already there", the old checkpoint's scores kept
+    assert "other settings" in capsys.readouterr().err and (tmp_path / "scores.csv").read_text() == before

@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from iqabench.content import code_identity, option_files_digest
     from iqabench.errors import IQABenchError
     from iqabench.provenance import command_line
+    from iqabench.registry.discovery import default_registry
     from iqabench.registry.factory import build_model, resolve_device
     from iqabench.registry.options import parse_option_flags
     from iqabench.run.distributed import process_device, processes, quiet_other_processes
@@ -70,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             done: list[str] = []
             if group.is_main:
-                settings = {"model": args.model, "options": options, "dtype": args.dtype, "max_side": args.max_side}
+                settings = {"model": args.model, "options": options, "dtype": args.dtype, "max_side": args.max_side,
+                            # a checkpoint retrained in place or edited scoring code must not be mixed into one file
+                            "inputs": {"files": option_files_digest(options),
+                                       "code": code_identity(default_registry().model(args.model))}}
                 output = ScoresFile(args.output, settings, force=args.force)
                 done = sorted(output.done)
                 if output.cut_bytes:
