@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from iqabench.contracts.model import Model, ModelTraits, Preprocessing, Score
     from iqabench.contracts.params import accepted_options
     from iqabench.contracts.trainer import Trainer, TrainingSet
+    from iqabench.data.hub import offline_reason as hub_offline_reason
     from iqabench.data.sources import DatasetSource, HubFile, HubMetas
     from iqabench.efficiency.measure import parameters_on_meta
     from iqabench.errors import (
@@ -81,6 +82,8 @@ _PUBLIC: dict[str, tuple[str, str]] = {
     "Converter": ("iqabench.contracts.converter", "Converter"),
     # where `iqabench data download` fetches a dataset (a dataset class's `download`)
     **{name: ("iqabench.data.sources", name) for name in ("DatasetSource", "HubFile", "HubMetas")},
+    # whether weights that are not cached can be fetched now (offline mode, no connection), without the hub's retries
+    "hub_offline_reason": ("iqabench.data.hub", "offline_reason"),
     # errors whose messages reach the user as one line
     **{name: ("iqabench.errors", name) for name in (
         "CheckpointError", "DatasetNotFoundError", "DuplicateNameError", "IQABenchError", "ImageLoadError",

@@ -13,6 +13,10 @@ there without downloading.
 
 Every file is checked before it is used: an LFS file's ETag is its sha256, a
 small file's ETag is its git blob id; both are recomputed from the bytes.
+
+:func:`offline_reason` tells at once whether anything can be fetched now: with no
+network, huggingface_hub retries for the better part of a minute before it
+gives up, while a model whose weights are not cached can say so immediately.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import importlib
 import os
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,3 +264,26 @@ def fetch(remote: Remote, folder: Path, *, desc: str = "") -> Path:
                      expected_size=remote.size, displayed_filename=Path(remote.path).name)
     os.replace(part, final)
     return final
+
+
+#: seconds to wait for the hub's host to accept a connection
+PROBE_TIMEOUT = 3.0
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def offline_reason(timeout: float = PROBE_TIMEOUT) -> str | None:
+    """Why the hub cannot be reached now (offline mode, no connection), or ``None`` when it can (or may) be."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode is on (HF_HUB_OFFLINE)"
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None  # a direct connection says nothing about the proxy's
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host} cannot be reached ({exc.strerror or type(exc).__name__})"
+    return None

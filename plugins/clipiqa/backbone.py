@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqabench.api import IQABenchError
-from iqabench.hub import offline_reason
+from iqabench.api import IQABenchError, hub_offline_reason
 
 #: the normalisation CLIP was trained with (OpenAI CLIP mean and std)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -123,7 +122,7 @@ def _weights_obtainable(model_name: str, tag: str, tag_cfg: dict[str, Any]) -> N
     url = tag_cfg.get("url")
     if url and os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))):
         return
-    reason = offline_reason()
+    reason = hub_offline_reason()
     if reason is not None:
         raise IQABenchError(missing_weights_message(model_name, tag, tag_cfg, f"not in the local cache, and {reason}"))
 
