@@ -384,7 +384,8 @@ def _without_repeated_rows(
         dropped.append(_where(row, position, label_files))
     if not dropped:
         return kept, None
-    shown = "; ".join(dropped[:MISSING_SHOWN]) + (f" and {len(dropped) - MISSING_SHOWN} more" if len(dropped) > MISSING_SHOWN else "")
+    more = len(dropped) - MISSING_SHOWN
+    shown = "; ".join(dropped[:MISSING_SHOWN]) + (f" and {more} more" if more > 0 else "")
     return kept, (f"{len(dropped)} row(s) repeat an earlier row exactly (same image, score and split) and were "
                   f"read once: {shown}")
 
