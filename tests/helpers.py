@@ -78,6 +78,17 @@ class Brightness(Model):
         return [Score.ok(v + self.offset) for v in items]
 
 
+class Counting(Brightness):
+    """Counts the images it scores, across instances, to tell a resume from a re-score."""
+
+    name = "counting"
+    scored: list[int] = []
+
+    def score_batch(self, items):
+        Counting.scored.append(len(items))
+        return super().score_batch(items)
+
+
 class Darkness(Brightness):
     """Lower is better: the negated brightness, to check sign handling."""
 

@@ -24,20 +24,9 @@ from iqabench.registry.options import OptionValueError
 from iqabench.run.layout import RunLayout, RunLockedError
 from iqabench.run.runner import run_suite
 from iqabench.scoring.images import ImageReading, load_image
-from tests.helpers import Brightness, make_graded_root, registry_with
+from tests.helpers import Counting, make_graded_root, registry_with
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Counting(Brightness):
-    """Counts the images it scores, across instances, to tell a resume from a re-score."""
-
-    name = "counting"
-    scored: list[int] = []
-
-    def score_batch(self, items):
-        Counting.scored.append(len(items))
-        return super().score_batch(items)
 
 
 def suite_file(tmp_path: Path, **overrides) -> Path:

@@ -21,22 +21,11 @@ import torch
 import yaml
 from PIL import Image
 
-from iqabench import Model, Score
+from iqabench import Score
 from iqabench import content
 from iqabench.run.merge import MergeError, merge_runs
 from iqabench.run.runner import run_suite
-from tests.helpers import Brightness, Darkness, GradedSet, brightness, make_graded_root, registry_with
-
-
-class Counting(Brightness):
-    """Brightness that counts the images it scores, across instances, to tell reuse from scoring again."""
-
-    name = "counting"
-    scored: list[int] = []
-
-    def score_batch(self, items):
-        Counting.scored.append(len(items))
-        return super().score_batch(items)
+from tests.helpers import Counting, Darkness, GradedSet, make_graded_root, registry_with
 
 
 class Weighted(Counting):
