@@ -165,7 +165,9 @@ def test_a_damaged_results_folder_is_one_error_line(tmp_path, monkeypatch, capsy
             pair["meta"]["csv_sha256"] = digest if pair["model"] == "darkness" else pair["meta"]["csv_sha256"]
         path.write_text(json.dumps(results))
     assert cli(monkeypatch, "leaderboard", str(tmp_path / "out")) == 2
-    one_error_line(capsys)
+    err = one_error_line(capsys)
+    if damage == "no models":
+        assert "numbers for model 'brightness' (no entry in `models`)" in err
 
 
 # -- item 7: a suite writes only where it should -----------------------------------------------------------------

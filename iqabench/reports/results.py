@@ -140,8 +140,14 @@ def verify_against_predictions(results: Results, run_dir: Path) -> list[str]:
     into ``results.json``.
     """
     lower_better = {model.key: model.lower_better for model in results.models}
+    tests = {test.key for test in results.test_sets}
     problems = []
     for pair in results.results:
+        unknown = [f"model {pair.model!r} (no entry in `models`)"] if pair.model not in lower_better else []
+        unknown += [f"test set {pair.test_set!r} (no entry in `test_sets`)"] if pair.test_set not in tests else []
+        if unknown:
+            problems.append(f"{pair.model} on {pair.test_set}: results.json has numbers for {' and '.join(unknown)}")
+            continue
         if pair.status != "ok":
             continue
         store = PredictionStore(run_dir / "predictions" / pair.model, pair.test_set)
@@ -155,7 +161,7 @@ def verify_against_predictions(results: Results, run_dir: Path) -> list[str]:
             continue
         try:
             again = pair_result(store, None, model=pair.model, test_set=pair.test_set,
-                                lower_better=lower_better.get(pair.model, False), fit=results.suite.correlation,
+                                lower_better=lower_better[pair.model], fit=results.suite.correlation,
                                 bootstrap=0, seed=results.suite.seed)
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"{where}: {store.csv_path} cannot be read ({type(exc).__name__}: {exc})")

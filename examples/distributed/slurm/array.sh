@@ -12,6 +12,8 @@ mkdir -p "$out"
 # checkpoint (retraining replaces the folder), so the parts cannot change each other's files
 if [ -d "$RUN/train/checkpoints" ] && [ ! -e "$out/checkpoints" ]; then
     cp -al "$RUN/train/checkpoints" "$out/checkpoints"
+    # with the training run's copy of the suite: `iqabench run` writes only into a folder holding a run of its suite
+    cp "$RUN/train/suite.yaml" "$out/suite.yaml"
 fi
 # a re-submitted task resumes: finished pairs are reused, unfinished ones keep their finished batches
 iqabench run "$SUITE" --out "$out" --pairs "$part/$SLURM_ARRAY_TASK_COUNT" $IQABENCH_FLAGS --no-progress
