@@ -152,7 +152,7 @@ def tree_digest(path: str | os.PathLike, cache: HashCache | None = None) -> str:
     for file in sorted(files):
         if os.path.isfile(file):  # links to files are followed; broken links and sockets are not content
             relative = Path(file).relative_to(path).as_posix()
-            digest.update(f"{relative}\t{cache.sha256(file)}\n".encode("utf-8"))
+            digest.update(f"{relative}\t{cache.sha256(file)}\n".encode())
     return digest.hexdigest()
 
 
@@ -189,7 +189,7 @@ def images_digest(paths: Iterable[str | os.PathLike], names: Iterable[str], *, c
                 state = f"{info.st_size} {info.st_mtime_ns}"
         except OSError as exc:
             state = f"unreadable ({type(exc).__name__})"
-        digest.update(f"{name}\t{state}\n".encode("utf-8"))
+        digest.update(f"{name}\t{state}\n".encode())
     return digest.hexdigest()
 
 
@@ -221,7 +221,7 @@ def _package_identity(top: str, modules: frozenset[str]) -> str:
         return "unknown (no source file)"
     digest = hashlib.sha256()
     for file in files:
-        digest.update(f"{Path(file).name}\t{hash_cache().sha256(file)}\n".encode("utf-8"))
+        digest.update(f"{Path(file).name}\t{hash_cache().sha256(file)}\n".encode())
     return f"sha256 {digest.hexdigest()}"
 
 

@@ -237,7 +237,7 @@ def test_the_synthetic_dataset_is_generated_only_into_a_root_of_its_own(tmp_path
 def test_a_score_that_is_not_a_finite_number_is_refused_naming_the_row(value):
     rows = [{"image": f"{i}.png", "mos_raw": float(i), "source": f"labels.csv, line {i + 2}"} for i in range(12)]
     rows[4]["mos_raw"] = float(value)
-    with pytest.raises(IQABenchError, match=rf"labels.csv, line 6 gives the image '4.png' the score {value}"):
+    with pytest.raises(IQABenchError, match=rf"labels.csv, line 6 has the score {value} for '4.png', not a finite"):
         _index(rows)  # today: every rescaled score NaN, flagged only in the table
 
 
@@ -324,7 +324,7 @@ def test_data_show_says_what_data_show_accepts(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("IQABENCH_DATA", raising=False)
     assert main(["data", "show", "tid2013", "--data-root", str(tmp_path)]) == 2  # today: no such flag
     err = one_error_line(capsys)
-    assert f"Expected under {tmp_path / 'tid2013'}" in err and "--root DIR" in err and "`data show`" in err
+    assert f"Expected under {tmp_path / 'tid2013'}" in err and "--root DIR" in err and "--data-root DIR" in err
 
 
 def test_describe_without_a_data_root_says_where_it_looked(tmp_path, monkeypatch, capsys):

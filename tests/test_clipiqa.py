@@ -496,8 +496,9 @@ def test_a_float16_context_loses_updates_below_half_its_spacing_as_the_release_d
 @pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE is set", "the hub's host cannot be reached"])
 def test_weights_that_cannot_be_fetched_are_refused_at_once_without_hub_retries(offline, monkeypatch, tmp_path):
     """Issue 23: offline, `iqabench score clip-iqa` spent 52 s in the hub client's retries before its error."""
-    import huggingface_hub
     import socket
+
+    import huggingface_hub
     from huggingface_hub import constants
 
     tried = []

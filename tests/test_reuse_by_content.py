@@ -21,8 +21,8 @@ import torch
 import yaml
 from PIL import Image
 
-from iqabench import Score
 from iqabench import content
+from iqabench.api import ModelTraits, Score
 from iqabench.run.merge import MergeError, merge_runs
 from iqabench.run.runner import run_suite
 from tests.helpers import Counting, Darkness, GradedSet, make_graded_root, registry_with
@@ -48,7 +48,7 @@ class Sampling(Counting):
     """Brightness plus noise drawn while scoring, as a sampling MLLM draws its answers."""
 
     name = "sampling"
-    samples = True
+    traits = ModelTraits(samples=True)
 
     def score_batch(self, items):
         Counting.scored.append(len(items))

@@ -293,7 +293,6 @@ def build_index(
     outside = confine_to_root(dataset, root, rows, label_files, allow_outside_root)
     if outside:
         notes.append(outside)
-    _refuse_unusable_scores(dataset, rows, label_files)
     rows, repeated = _without_repeated_rows(dataset, rows, label_files)
     values = [float(r["mos_raw"]) for r in rows]
     lo, hi = rescale_range if rescale_range is not None else (min(values), max(values))
@@ -338,20 +337,6 @@ def build_index(
     if repeated:
         provenance.warn(repeated)
     return DatasetIndex(records=records, provenance=provenance)
-
-
-def _refuse_unusable_scores(dataset: str, rows: Sequence[dict[str, Any]], label_files: Sequence[str]) -> None:
-    """Refuse a score that is not a finite number: one NaN would make every rescaled score of the dataset NaN."""
-    for position, row in enumerate(rows):
-        try:
-            value = float(row["mos_raw"])
-        except (TypeError, ValueError):
-            value = None
-        if value is None or not math.isfinite(value):
-            raise IQABenchError(
-                f"dataset {dataset!r}: {_where(row, position, label_files)} gives the image {row['image']!r} the "
-                f"score {row['mos_raw']!r}, which is not a finite number. Fix or remove that row of the label file."
-            )
 
 
 def _without_repeated_rows(

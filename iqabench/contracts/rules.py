@@ -29,7 +29,7 @@ from typing import Any
 from iqabench.contracts.params import accepted_options
 
 #: the declarations that moved into ``Model.traits``; a class attribute of one of these names is a mistake
-TRAIT_NAMES = ("preprocessing", "differentiable", "score_in_workers", "generative", "new_tokens_options",
+TRAIT_NAMES = ("preprocessing", "differentiable", "score_in_workers", "generative", "samples", "new_tokens_options",
                "random_weights")
 
 

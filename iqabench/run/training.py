@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iqabench.content import code_identity, images_digest, option_files_digest
 from iqabench.contracts.trainer import TrainingSet
 from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
-from iqabench.content import code_identity, images_digest, option_files_digest
 from iqabench.provenance import fingerprint
 from iqabench.run.distributed import processes
 
