@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import string
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,8 +163,6 @@ def save_tiny_open_clip(folder: Path, seed: int = 1) -> tuple[str, str]:
 
     CLIP-IQA(+)'s real loading path (an open_clip config and a local weights file as ``pretrained``), tiny.
     """
-    import json
-
     import open_clip
     import torch
     from safetensors.torch import save_file
@@ -180,3 +180,81 @@ def save_tiny_open_clip(folder: Path, seed: int = 1) -> tuple[str, str]:
     weights = folder / f"{TINY_OPEN_CLIP_RN}.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     return TINY_OPEN_CLIP_RN, str(weights)
+
+
+#: tiny open_clip configurations, registered by :func:`save_tiny_open_clip_models`
+TINY_RN = "iqa-test-tiny-rn"
+TINY_VIT = "iqa-test-tiny-vit"
+CLASSES = ["Good photo.", "Bad photo."]
+_TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+TINY_OPEN_CLIP = {
+    TINY_RN: {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "patch_size": None},
+        "text_cfg": _TEXT_CFG,
+    },
+    TINY_VIT: {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 32, "head_width": 16},
+        "text_cfg": _TEXT_CFG,
+    },
+}
+
+
+def save_tiny_open_clip_models(folder: Path) -> dict[str, str]:
+    """Register the tiny open_clip configs with open_clip and write one seeded random weights file for each.
+
+    Returns ``{config name: weights file}``, what CLIP-IQA's ``pretrained`` option takes. Registration lasts for
+    the process, so a process that reuses ``folder`` calls this again (the weights are only written once).
+    """
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, cfg in TINY_OPEN_CLIP.items():
+        (folder / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder)
+    files = {name: str(folder / f"{name}.safetensors") for name in TINY_OPEN_CLIP}
+    if all(Path(file).exists() for file in files.values()):
+        return files
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        for name in TINY_OPEN_CLIP:
+            model = open_clip.create_model(name, pretrained=None)
+            # a non-trivial attention-pool embedding and batch-norm statistics, as trained weights have
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_mean.uniform_(-0.1, 0.1)
+                    module.running_var.uniform_(0.5, 1.5)
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, files[name])
+    return files
+
+
+def save_tiny_clip_with_tokenizer(folder: Path, text_window: int = 64) -> Path:
+    """A 2-layer transformers CLIP with a character-level BPE tokenizer (no merges), saved as a folder.
+
+    What the RALI trainer needs (it tokenises the reasoning texts): a word of n letters is n tokens, and texts
+    are cut at ``text_window`` tokens.
+    """
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    torch.manual_seed(5)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase + string.digits + ".,":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=text_window, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return Path(folder)

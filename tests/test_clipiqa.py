@@ -8,7 +8,6 @@ softmax of scaled cosines written out), not with the plugin's code.
 
 from __future__ import annotations
 
-import json
 import pickle
 
 import numpy as np
@@ -17,7 +16,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
 
 from iqabench import Record, TrainingSet
 from iqabench.cli import main
@@ -28,45 +26,15 @@ from iqabench_plugins.clipiqa.converter import ClipIQAPlusReleaseConverter
 from iqabench_plugins.clipiqa.models import ClipIQA, ClipIQAPlus, build_prompt_learner
 from iqabench_plugins.clipiqa.prompts import FIVE_PAIRS
 from iqabench_plugins.clipiqa.trainer import CoOpTrainer, cosine_restart_factor, fit_context, training_targets
+from tests.helpers import CLASSES, TINY_RN, TINY_VIT, save_tiny_open_clip_models  # noqa: F401  (re-exported)
 
-TINY_RN = "iqa-test-tiny-rn"
 GOOD_BAD = [("Good photo.", "Bad photo.")]
-CLASSES = ["Good photo.", "Bad photo."]
-TINY_VIT = "iqa-test-tiny-vit"
-TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
-CONFIGS = {
-    TINY_RN: {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "patch_size": None},
-        "text_cfg": TEXT_CFG,
-    },
-    TINY_VIT: {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 64, "layers": 1, "width": 32, "patch_size": 32, "head_width": 16},
-        "text_cfg": TEXT_CFG,
-    },
-}
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> dict[str, str]:
     """Register the tiny configs and write one random weights file for each."""
-    folder = tmp_path_factory.mktemp("open_clip_configs")
-    for name, cfg in CONFIGS.items():
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
-    files = {}
-    torch.manual_seed(1)
-    for name in CONFIGS:
-        model = open_clip.create_model(name, pretrained=None)
-        # a non-trivial attention-pool embedding and batch-norm statistics, as trained weights have
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-        files[name] = str(folder / f"{name}.safetensors")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, files[name])
-    return files
+    return save_tiny_open_clip_models(tmp_path_factory.mktemp("open_clip_configs"))
 
 
 def reference_clip(name: str, weights: dict[str, str]) -> torch.nn.Module:

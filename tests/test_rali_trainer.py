@@ -3,7 +3,6 @@
 import json
 import os
 import socket
-import string
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from iqabench_plugins.rali.trainer import (
     resolve_gradient_checkpointing,
     resolve_precision,
 )
+from tests.helpers import save_tiny_clip_with_tokenizer
 
 TEXT_WINDOW = 64  # the tiny CLIP's max_position_embeddings
 
@@ -32,26 +32,7 @@ TEXT_WINDOW = 64  # the tiny CLIP's max_position_embeddings
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
     """A 2-layer transformers CLIP with a character-level BPE tokenizer (no merges), saved as a folder."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
-
-    folder = tmp_path_factory.mktemp("clip") / "clip"
-    torch.manual_seed(5)
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase + string.digits + ".,":
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=TEXT_WINDOW, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16,
-    )
-    CLIPModel(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
-    return folder
+    return save_tiny_clip_with_tokenizer(tmp_path_factory.mktemp("clip") / "clip", TEXT_WINDOW)
 
 
 def pixels(n: int, seed: int = 0) -> torch.Tensor:
