@@ -40,14 +40,14 @@ CONFIGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "fp32+ckpt": ("fp32
 MIB = 1024 * 1024
 
 
-def build(checkpointing: bool, with_text: bool):
-    """The ViT-L/14-336 encoder pair in training state, and its AdamW."""
+def build(checkpointing: bool, with_text: bool, config: dict | None = None, lr: float = 1e-5):
+    """The ViT-L/14-336 encoder pair (or the CLIP of ``config``) in training state, and its AdamW."""
     from transformers import CLIPConfig, CLIPModel
 
     from iqabench_plugins.rali.encoders import DEFAULT_HF_BACKBONE, VIT_L14_336_CONFIG, HFClipEncoder, _Processor
     from iqabench_plugins.rali.trainer import alignment_optimizer, enable_gradient_checkpointing
 
-    clip = CLIPModel(CLIPConfig(**VIT_L14_336_CONFIG))
+    clip = CLIPModel(CLIPConfig(**(config or VIT_L14_336_CONFIG)))
     text_bytes = sum(p.numel() * p.element_size() for p in (*clip.text_model.parameters(),
                                                             *clip.text_projection.parameters()))
     encoder = HFClipEncoder(clip, _Processor(None, None), DEFAULT_HF_BACKBONE, with_text=with_text)
@@ -55,7 +55,7 @@ def build(checkpointing: bool, with_text: bool):
     if checkpointing:
         enable_gradient_checkpointing(encoder)
     encoder.train()
-    return encoder, alignment_optimizer(encoder, lr=1e-5, projection_lr=1e-3), text_bytes
+    return encoder, alignment_optimizer(encoder, lr=lr, projection_lr=1e-3), text_bytes
 
 
 def one_step(config: str, batch: int, device: str, method: str) -> dict:

@@ -134,6 +134,16 @@ def registry_with(*models: type, datasets: Sequence[type] = (GradedSet,)) -> Plu
     return registry
 
 
+#: ``CLIPConfig`` keywords of the tiny CLIP: 2 layers, 32x32 inputs, 16-dimensional projection
+TINY_CLIP_CONFIG = {
+    "text_config": {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                    "num_attention_heads": 2, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
+    "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                      "image_size": 32, "patch_size": 8},
+    "projection_dim": 16,
+}
+
+
 def save_tiny_clip(folder: Path) -> Path:
     """A 2-layer transformers CLIP on 32x32 inputs, saved as a checkpoint folder: RALI's real code path, tiny.
 
@@ -142,14 +152,7 @@ def save_tiny_clip(folder: Path) -> Path:
     """
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    config = CLIPConfig(
-        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )
-    CLIPModel(config).save_pretrained(folder)
+    CLIPModel(CLIPConfig(**TINY_CLIP_CONFIG)).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return Path(folder)
 
