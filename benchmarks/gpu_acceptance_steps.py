@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import statistics
 import subprocess
@@ -437,7 +436,8 @@ def compare_gradients(ctx: StepContext, device: str, recipes: dict[str, dict[str
     from iqabench.registry.discovery import default_registry
     from tests.differentiable import mid_grey_photo
 
-    differentiable = [name for name in SCORED_MODELS if name in recipes and default_registry().model(name).differentiable]
+    registry = default_registry()
+    differentiable = [name for name in SCORED_MODELS if name in recipes and registry.model(name).differentiable]
     rows = []
     for name in differentiable:
         gradients = {}
@@ -542,9 +542,9 @@ def alignment_steps(ctx: StepContext, device: str) -> None:
               "falls", finite and statistics.fmean(losses[-2:]) < losses[0],
               "losses " + ", ".join(f"{v:.4f}" for v in losses))
     fp32_losses, fp32_peak, _ = run("fp32", False, 2)
-    ctx.data.update(alignment={"scale": scale, "batch": s.align_batch, "lr": s.align_lr, "bf16_checkpointed_losses": losses,
-                               "bf16_checkpointed_peak_mib": peak, "fp32_losses": fp32_losses,
-                               "fp32_peak_mib": fp32_peak, "memory_method": method})
+    ctx.data.update(alignment={"scale": scale, "batch": s.align_batch, "lr": s.align_lr,
+                               "bf16_checkpointed_losses": losses, "bf16_checkpointed_peak_mib": peak,
+                               "fp32_losses": fp32_losses, "fp32_peak_mib": fp32_peak, "memory_method": method})
     rows = [["bf16 + checkpointing", _round(peak, 0), TRACED_BF16_CHECKPOINTED_MIB if s.align_real_size else "-"],
             ["fp32, no checkpointing", _round(fp32_peak, 0), TRACED_FP32_MIB if s.align_real_size else "-"]]
     ctx.table(f"Peak memory of the alignment steps ({scale}, batch {s.align_batch}; {method})",
@@ -693,7 +693,8 @@ def vllm(ctx: StepContext) -> None:
     ctx.check(f"exactly {tokens} new tokens per image (min_new_tokens = max_new_tokens)",
               model.generated_tokens == tokens * len(paths), f"{model.generated_tokens} tokens in all")
     ctx.data.update(vllm_version=engine.__version__, texts=texts)
-    ctx.summary = f"vLLM {engine.__version__} ran the tiny Qwen2.5-VL: {model.generated_tokens} tokens for {len(paths)} images"
+    ctx.summary = (f"vLLM {engine.__version__} ran the tiny Qwen2.5-VL: {model.generated_tokens} tokens for "
+                   f"{len(paths)} images")
 
 
 def _round(value: float | None, digits: int) -> float | None:
