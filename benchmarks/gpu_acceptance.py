@@ -37,19 +37,20 @@ REPO = Path(__file__).resolve().parent.parent
 class StepSpec:
     name: str
     title: str
-    #: time limits in seconds: on the GPU machine, and for the dry run on a 2-core CPU
+    #: time limits in seconds: on the GPU machine, and for the dry run on a 2-core CPU (there only against hangs: a
+    #: CPU shared with other jobs may take several times the dry run's 100 s of CPU time)
     limit: int
     dry_limit: int
 
 
 STEPS = (
     StepSpec("bench", "1. `iqabench bench` at real size: RALI (ViT-L/14-336) vs Q-Insight (Qwen2.5-VL-7B), bf16", 270,
-             180),
-    StepSpec("throughput", "2. RALI end to end over generated 512x384 JPEGs, decode included", 90, 90),
+             300),
+    StepSpec("throughput", "2. RALI end to end over generated 512x384 JPEGs, decode included", 90, 150),
     StepSpec("cuda", "3. CUDA correctness: every model family, gradients, RALI training in bf16 + checkpointing", 150,
-             180),
-    StepSpec("accelerate", "4. `accelerate launch --multi_gpu` gives the predictions of one process", 90, 150),
-    StepSpec("vllm", "5. vLLM runs the tiny Qwen2.5-VL", 150, 60),
+             300),
+    StepSpec("accelerate", "4. `accelerate launch --multi_gpu` gives the predictions of one process", 90, 300),
+    StepSpec("vllm", "5. vLLM runs the tiny Qwen2.5-VL", 150, 120),
 )
 #: the whole run on the GPU machine: what one device call leaves after the machine's start, with room to spare
 GPU_BUDGET = 480
@@ -228,11 +229,13 @@ def _tail(path: Path, lines: int) -> str:
 def machine_description(dry_run: bool) -> dict[str, Any]:
     import platform
 
-    import torch
-
+    # torch is asked in a process of its own: this one must not hold a CUDA context (GPU memory) while steps run
+    probe = ("import json, torch; print(json.dumps([torch.__version__, torch.version.cuda, "
+             "[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    torch_version, cuda, gpus = json.loads(done.stdout.strip().splitlines()[-1])
     info: dict[str, Any] = {
-        "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "python": platform.python_version(), "torch": torch_version, "cuda": cuda, "gpus": gpus,
         "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "platform": platform.platform(), "dry_run": dry_run,
     }

@@ -22,7 +22,7 @@ DIFFERENTIABLE = ("clip-iqa", "clip-iqa+", "q-align", "rali")
 
 
 def model_options(name: str, weights: dict[str, str], folder: Path) -> dict:
-    from tests.test_clipiqa import CLASSES, TINY_RN
+    from tests.helpers import CLASSES, TINY_RN
 
     if name == "rali":
         return {"random_init": True, "pretrained_encoder": True, "encoder": "efficientnet-minilm"}

@@ -39,7 +39,7 @@ def test_the_dry_run_runs_every_step_on_the_cpu_and_writes_one_report(tmp_path):
     report, work = tmp_path / "report", tmp_path / "work"
     env = {**os.environ, "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(SCRIPT), "run", "--dry-run", "--out", str(report), "--work", str(work)],
-                          env=env, capture_output=True, text=True, timeout=900)
+                          env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((report / "report.json").read_text())
     steps = {record["name"]: record for record in result["steps"]}
