@@ -26,10 +26,11 @@ shift || true
 install() {
   local start mode py vllm_status vllm_reason
   start=$(date +%s)
-  "$python" -m venv "$venv"
+  "$python" -m venv --without-pip "$venv"
   py="$venv/bin/python"
-  # the machine's packages, its CUDA torch first, stay visible behind the venv's own: through a .pth file, since
-  # --system-site-packages shows only the base interpreter's, not those of a virtual environment $python may be
+  # the machine's packages (its CUDA torch, and pip, which then installs into the venv) stay visible behind the
+  # venv's own: through a .pth file, since --system-site-packages shows only the base interpreter's packages, not
+  # those of a virtual environment that $python may be (a CUDA image's torch often lives in one)
   "$python" -c 'import site; print("".join(f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages()))' \
     > "$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine-packages.pth"
   # constraints: the torch stack the machine already has, pinned as installed, so nothing swaps its CUDA build;

@@ -307,8 +307,7 @@ def throughput(ctx: StepContext) -> None:
         ["end to end (decode workers overlapped with the model)", _round(end_to_end, 1),
          _round(1000.0 / end_to_end, 3) if end_to_end else None],
     ]
-    ctx.table("Where the time goes", ["part", "images/s", "ms per image (one worker's CPU time for decode rows)"],
-              rows)
+    ctx.table("Where the time goes", ["part", "images/s", "ms per image (decode rows: per process)"], rows)
     ctx.data.update(decode_images_per_second=decode_rate, model_images_per_second=alone.images_per_second,
                     end_to_end_images_per_second=end_to_end, serial_decode_ms_per_image=serial_ms,
                     stage_ms_per_image=stages, workers=workers, batch_size=batch, images=s.e2e_images,
