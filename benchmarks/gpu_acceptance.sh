@@ -77,7 +77,6 @@ record = {
 Path(venv, "install.json").write_text(json.dumps(record, indent=1) + "\n")
 print(json.dumps(record, indent=1))
 PY
-  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then cp "$venv/install.json" "$OUT/"; fi
 }
 
 case "$action" in
@@ -97,6 +96,8 @@ case "$action" in
     ;;
   install)
     install
+    # a device call brings back what is under $OUT (the run's report embeds the record; it is not copied there)
+    if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then cp "$venv/install.json" "$OUT/"; fi
     ;;
   run)
     extra=()
