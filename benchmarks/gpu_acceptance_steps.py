@@ -43,7 +43,7 @@ GRADIENT_COSINE = 0.999
 GRADIENT_NORM_TOLERANCE = 1e-2
 #: the registered models step 3 scores, and those it does not, with the reason
 SCORED_MODELS = ("niqe", "brisque", "clip-iqa", "clip-iqa+", "q-align", "q-insight", "visualquality-r1", "ract",
-                 "rali")
+                 "qwen-sft", "rali")
 NOT_SCORED = {"describer": "looks up the texts recorded when the synthetic dataset was generated: it computes "
                            "nothing on any device"}
 
@@ -364,12 +364,12 @@ def scoring_recipes(ctx: StepContext, rali_checkpoint: Path | None) -> dict[str,
     from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
 
     from tests.differentiable import model_options
-    from tests.helpers import save_tiny_open_clip
+    from tests.helpers import save_tiny_open_clip_models
 
-    weights = save_tiny_open_clip(ctx.work / "open-clip")
-    ract = ctx.work / "ract-checkpoint"
-    if not (ract / "config.json").exists():
-        save_tiny_qwen25vl(ract)
+    weights = save_tiny_open_clip_models(ctx.work / "open-clip")
+    tiny_folder = ctx.work / "tiny-qwen25vl"  # RACT and the sft trainer's model load a checkpoint folder
+    if not (tiny_folder / "config.json").exists():
+        save_tiny_qwen25vl(tiny_folder)
     generated = {"max_new_tokens": 8}
     recipes = {
         "niqe": {},
@@ -379,7 +379,8 @@ def scoring_recipes(ctx: StepContext, rali_checkpoint: Path | None) -> dict[str,
         "q-align": model_options("q-align", weights, ctx.work / "q-align"),
         "q-insight": {"checkpoint": "tiny-random", **generated},
         "visualquality-r1": {"checkpoint": "tiny-random", **generated},
-        "ract": {"checkpoint": str(ract), **generated},
+        "ract": {"checkpoint": str(tiny_folder), **generated},
+        "qwen-sft": {"checkpoint": str(tiny_folder), **generated},
     }
     if rali_checkpoint is not None:
         recipes["rali"] = {"checkpoint": str(rali_checkpoint)}
