@@ -91,8 +91,9 @@ def machine_constraints(packages: dict[str, str]) -> list[str]:
 def wheel_list(have: set[str], extras: tuple[str, ...] = ("train",)) -> list[str]:
     """``name==version`` of iqabench's requirements (with ``extras``) that a machine holding ``have`` lacks, and of
     theirs, at the versions installed here (those CI tests), plus setuptools to build the editable install."""
-    import tomllib
     from importlib.metadata import PackageNotFoundError, distribution
+
+    import tomllib
     from packaging.markers import default_environment
     from packaging.requirements import Requirement
 
@@ -110,7 +111,8 @@ def wheel_list(have: set[str], extras: tuple[str, ...] = ("train",)) -> list[str
         try:
             dist = distribution(name)
         except PackageNotFoundError:
-            raise SystemExit(f"{name} is not installed here: install iqabench[dev] first, then list the wheels.")
+            message = f"{name} is not installed here: install iqabench[dev] first, then list the wheels."
+            raise SystemExit(message) from None
         found[name] = dist.version
         queue += [Requirement(r) for r in (dist.requires or []) if "extra ==" not in r]
     found["setuptools"] = distribution("setuptools").version  # the machine's may predate pyproject's >=69
@@ -130,9 +132,10 @@ def run_step(name: str, dry_run: bool, work: Path, report: Path, install: dict[s
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import iqabench  # noqa: F401  (the torchvision shim, before any plugin import)
+    from gpu_acceptance_steps import DRY, GPU, StepContext, StepSkipped
+    from gpu_acceptance_steps import STEPS as FUNCTIONS
 
-    from gpu_acceptance_steps import DRY, GPU, STEPS as FUNCTIONS, StepContext, StepSkipped
+    import iqabench  # noqa: F401  (the torchvision shim, before any plugin import)
 
     report.mkdir(parents=True, exist_ok=True)
     ctx = StepContext(name, dry_run, DRY if dry_run else GPU, work, report, install)

@@ -3,8 +3,9 @@
 A step records what it checked (``check``: the GPU path works and gives the right answer), the targets it measured
 (``target``: judged on the real run only) and tables for the report. A failed check fails the step; a target that is
 missed does not: it is a measurement, shown as met or not met. Every model is built through
-``iqabench.create_model`` / ``create_trainer`` and measured with ``iqabench bench`` or ``iqabench.efficiency.measure``,
-the code users run; only the alignment-step memory check reuses ``benchmarks/rali_alignment_memory.py``.
+``iqabench.create_model`` / ``create_trainer`` (step 2: ``build_model``, the plugin object the efficiency study
+measures) and measured with ``iqabench bench`` or ``iqabench.efficiency.measure``, the code users run; only the
+alignment-step memory check reuses ``benchmarks/rali_alignment_memory.py``.
 
 The dry run (``--dry-run``) runs the same code on the CPU with tiny sizes: the "device" is then the CPU too, so the
 CUDA-against-CPU comparisons compare the CPU with itself and only prove that the code runs.
@@ -267,8 +268,8 @@ def bench(ctx: StepContext) -> None:
 
 def throughput(ctx: StepContext) -> None:
     """RALI end to end over distinct generated JPEGs, decode included, and where the time goes."""
-    import iqabench
     from iqabench.efficiency.measure import PeakMemory, cpu_count, end_to_end_throughput, measure, stage_times
+    from iqabench.registry.factory import build_model
     from iqabench.scoring.loader import iterate_batches
 
     s = ctx.sizes
@@ -276,7 +277,7 @@ def throughput(ctx: StepContext) -> None:
     paths = generate_jpegs(ctx.work / "jpegs-e2e", s.e2e_images, s.e2e_size)
     ctx.check(f"{s.e2e_images} distinct {s.e2e_size[0]}x{s.e2e_size[1]} JPEGs", len(set(paths)) == s.e2e_images)
     workers = s.workers if s.workers is not None else max(1, cpu_count() - 1)
-    model = iqabench.create_model("rali", device=device, dtype=s.dtype, **rali_bench_options(ctx))
+    model = build_model("rali", device=device, dtype=s.dtype, **rali_bench_options(ctx))  # as `iqabench bench`
     batch = s.e2e_batch
     start = time.perf_counter()
     items = [loaded.item for chunk in iterate_batches(paths[:batch], model.preprocessor(), batch_size=8,
@@ -362,7 +363,6 @@ def cuda(ctx: StepContext) -> None:
 def scoring_recipes(ctx: StepContext, rali_checkpoint: Path | None) -> dict[str, dict[str, Any]]:
     """The options that build each model family offline: tiny or random models, through the real loading code."""
     from iqabench_plugins.mllm.tiny import save_tiny_qwen25vl
-
     from tests.differentiable import model_options
     from tests.helpers import save_tiny_open_clip_models
 
@@ -388,9 +388,9 @@ def scoring_recipes(ctx: StepContext, rali_checkpoint: Path | None) -> dict[str,
 
 
 def compare_scores(ctx: StepContext, device: str, recipes: dict[str, dict[str, Any]]) -> None:
-    import iqabench
     import torch
 
+    import iqabench
     from iqabench.efficiency.bench import make_jpegs
 
     paths = make_jpegs(ctx.work / "jpegs-score", ctx.sizes.score_images, (192, 160))
@@ -430,14 +430,15 @@ def compare_scores(ctx: StepContext, device: str, recipes: dict[str, dict[str, A
 
 
 def compare_gradients(ctx: StepContext, device: str, recipes: dict[str, dict[str, Any]]) -> None:
-    import iqabench
     import torch
 
+    import iqabench
     from iqabench.registry.discovery import default_registry
     from tests.differentiable import mid_grey_photo
 
     registry = default_registry()
-    differentiable = [name for name in SCORED_MODELS if name in recipes and registry.model(name).differentiable]
+    differentiable = [name for name in SCORED_MODELS
+                      if name in recipes and registry.model(name).traits.differentiable]
     rows = []
     for name in differentiable:
         gradients = {}
@@ -464,10 +465,10 @@ def compare_gradients(ctx: StepContext, device: str, recipes: dict[str, dict[str
 def train_rali(ctx: StepContext, device: str) -> Path:
     """The RALI trainer end to end on the device (alignment, features, PCA, k-means, scores), from ``create_trainer``:
     on CUDA its defaults (``auto``) must resolve to bfloat16 autocast and gradient checkpointing."""
-    import iqabench
     import numpy as np
     from PIL import Image
 
+    import iqabench
     from iqabench.reasoning.texts import ReasoningText, TextsWriter
     from tests.helpers import save_tiny_clip_with_tokenizer
 
@@ -506,10 +507,10 @@ def alignment_steps(ctx: StepContext, device: str) -> None:
     """Contrastive-alignment steps on one fixed batch: the loss falls under bf16 + checkpointing, and the peak is
     measured against docs/rali.md's traced estimates (at the paper's scale on a GPU)."""
     import torch
+    from rali_alignment_memory import build
 
     from iqabench.efficiency.measure import PeakMemory
     from iqabench_plugins.rali.trainer import _ImageTower, alignment_step
-    from rali_alignment_memory import build
     from tests.helpers import TINY_CLIP_CONFIG
 
     s = ctx.sizes
@@ -684,17 +685,17 @@ def vllm(ctx: StepContext) -> None:
 
     paths = make_jpegs(ctx.work / "jpegs-vllm", 4, (96, 80))
     tokens = ctx.sizes.vllm_tokens
-    model = iqabench.create_model("q-insight", checkpoint="tiny-random", backend="vllm", device=device,
-                                  dtype="bfloat16", max_new_tokens=tokens, min_new_tokens=tokens)
-    model(paths)
-    texts = [score.text for score in model.last_scores]
+    scorer = iqabench.create_model("q-insight", checkpoint="tiny-random", backend="vllm", device=device,
+                                   dtype="bfloat16", max_new_tokens=tokens, min_new_tokens=tokens)
+    scorer(paths)
+    texts = [score.text for score in scorer.last_scores]
+    generated = scorer.model.generated_tokens
     ctx.check(f"vLLM {engine.__version__}: a completion for every image", all(t is not None for t in texts),
               f"{sum(t is not None for t in texts)} of {len(paths)}")
     ctx.check(f"exactly {tokens} new tokens per image (min_new_tokens = max_new_tokens)",
-              model.generated_tokens == tokens * len(paths), f"{model.generated_tokens} tokens in all")
+              generated == tokens * len(paths), f"{generated} tokens in all")
     ctx.data.update(vllm_version=engine.__version__, texts=texts)
-    ctx.summary = (f"vLLM {engine.__version__} ran the tiny Qwen2.5-VL: {model.generated_tokens} tokens for "
-                   f"{len(paths)} images")
+    ctx.summary = f"vLLM {engine.__version__} ran the tiny Qwen2.5-VL: {generated} tokens for {len(paths)} images"
 
 
 def _round(value: float | None, digits: int) -> float | None:
