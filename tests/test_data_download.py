@@ -172,6 +172,39 @@ def test_a_second_call_skips_a_complete_dataset_without_the_network(hub, tmp_pat
     assert len(hub.log) == before
 
 
+def test_a_second_download_into_the_same_root_is_refused_while_the_first_runs(hub, tmp_path):
+    """Two downloads into one root would share partial files and staging folders: the second stops at once."""
+    import multiprocessing
+
+    from filelock import FileLock
+
+    row = serve_kadid(hub)
+    root = tmp_path / "data"
+    (root / WORK_DIR).mkdir(parents=True)
+    # another process holds the root's download lock (flock locks are per open file, so a child process is needed)
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+
+    def hold() -> None:
+        with FileLock(root / WORK_DIR / "download.lock"):
+            ready.set()
+            release.wait(30)
+
+    holder = multiprocessing.get_context("fork").Process(target=hold)
+    holder.start()
+    try:
+        assert ready.wait(30)
+        requests = len(hub.log)
+        with pytest.raises(DownloadError, match="another download into .* is running") as exc:
+            download(root, row)
+        only_line(exc)
+        assert len(hub.log) == requests and not (root / "kadid10k").exists()
+    finally:
+        release.set()
+        holder.join(30)
+    [outcome] = download(root, row)  # once the first is done, the same command goes on
+    assert outcome.status == "downloaded"
+
+
 def test_the_folder_the_table_names_is_installed_and_what_lies_beside_it_is_left_out(hub, tmp_path):
     members = {**kadid_members(), "meta_info/meta_info_KADID10kDataset.csv": b"ref_name,dist_name,dmos\n"}
     row = serve_kadid(hub, archive=tgz(members), folder="kadid10k")

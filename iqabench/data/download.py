@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iqabench import locks
 from iqabench.data import hub
 from iqabench.data.archive import single_top_folder, unpack
 from iqabench.data.sources import (
@@ -48,6 +49,7 @@ from iqabench.data.sources import (
 )
 from iqabench.errors import DownloadError, IQABenchError, SourceChangedError, UnknownNameError, did_you_mean
 from iqabench.files import atomic_write_json, read_json
+from iqabench.provenance import command_line
 from iqabench.registry.discovery import PluginRegistry, default_registry
 
 #: iqabench's working folder under the data root
@@ -214,7 +216,24 @@ class Downloader:
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self, names: Sequence[str], *, accept_terms: bool = False) -> list[Outcome]:
+        """Download what is missing of ``names``, holding the data root's download lock throughout.
+
+        Two downloads into one root would write the same partial files and staging folders; the second is
+        refused at once, naming the first.
+        """
         wanted = resolve_names(names, self.table)
+        self.work.mkdir(parents=True, exist_ok=True)
+
+        def refusal(holder: str) -> DownloadError:
+            return DownloadError(
+                f"another download into {self.data_root} is running ({holder}); wait for it to finish, then run "
+                "the same command again (it skips what is complete)."
+            )
+
+        with locks.held(self.work / "download.lock", self.work / "download.lock.json", command_line(), refusal):
+            return self._run(wanted, accept_terms)
+
+    def _run(self, wanted: list[str], accept_terms: bool) -> list[Outcome]:
         outcomes: dict[str, Outcome] = {}
         pending: list[str] = []
         for name in wanted:
