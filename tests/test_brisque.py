@@ -13,7 +13,7 @@ from iqabench.registry.discovery import default_registry
 from iqabench_plugins.brisque import BRISQUE
 from iqabench_plugins.brisque.features import brisque_features
 from iqabench_plugins.brisque.svr import RbfSvr
-from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+from iqabench_plugins.nss.matlab import rgb2gray_uint8
 
 
 def blurred(rgb: np.ndarray, sigma: float = 2.0) -> np.ndarray:

@@ -10,8 +10,8 @@ from scipy.special import gamma
 
 from iqabench.registry.discovery import default_registry
 from iqabench_plugins.niqe import NIQE
-from iqabench_plugins.niqe.matlab import gaussian_window, imresize_half, rgb2gray_uint8
-from iqabench_plugins.niqe.nss import ZERO_RESIDUE, aggd_moments, fit_aggd, fit_ggd, mscn
+from iqabench_plugins.nss.matlab import gaussian_window, imresize_half, rgb2gray_uint8
+from iqabench_plugins.nss.statistics import ZERO_RESIDUE, aggd_moments, fit_aggd, fit_ggd, mscn
 
 DATA = Path(__file__).parent / "data" / "niqe"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -206,8 +206,8 @@ def test_calibration_images(niqe, name, expected, tolerance):
 def test_matlab_signs_in_flat_regions_reproduce_i08_exactly():
     # The cause of the remaining gaps: with the signs MATLAB's residues must have had in I08's six flat
     # gray levels, both releases' I08 values come out to the published digits.
-    from iqabench_plugins.niqe.calibration import VARIANTS
-    from iqabench_plugins.niqe.nss import exact_zero_policy
+    from tools.niqe_brisque_calibration import VARIANTS
+    from iqabench_plugins.nss.statistics import exact_zero_policy
 
     gray = _shared_gray("calibration", "I08.png")
     with exact_zero_policy(VARIANTS["I08's MATLAB signs (diagnostic)"]):
@@ -216,28 +216,45 @@ def test_matlab_signs_in_flat_regions_reproduce_i08_exactly():
 
 
 def test_calibration_command_skips_without_shared_data(tmp_path, capsys):
-    from iqabench_plugins.niqe.calibration import main
+    from tools.niqe_brisque_calibration import main
 
     assert main(["--data", str(tmp_path)]) == 0
     assert "skipped" in capsys.readouterr().out
 
 
-def test_rgb2gray_rounds_every_rgb_triple_as_exact_arithmetic():
-    # Independent expectation: the weights are binary fractions m / 2^k, so r*m0 + g*m1 + b*m2 is the exact
-    # weighted sum times 2^k in int64; MATLAB rounds it half up. All 2^24 triples, one red level at a time.
+#: The first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]) in exact arithmetic, by hand: the matrix
+#: times 1000 has determinant -3943312000 and adjugate first row (-1178798, -2314894, -449620); 1000 times that
+#: over the determinant is (589399, 1157447, 224810) / 1971656, which sums to 1.
+RGB2GRAY_NUMERATORS = (589399, 1157447, 224810)
+RGB2GRAY_DENOMINATOR = 1971656
+
+
+def test_rgb2gray_weights_are_the_exact_inverse_rounded_to_double():
     from fractions import Fraction
 
-    from iqabench_plugins.niqe.matlab import RGB2GRAY_WEIGHTS
+    from iqabench_plugins.nss.matlab import RGB2GRAY_WEIGHTS
 
-    fractions = [Fraction(float(w)) for w in RGB2GRAY_WEIGHTS]
-    denominator = max(f.denominator for f in fractions)
-    m0, m1, m2 = (np.int64(int(f * denominator)) for f in fractions)
+    matrix = [[Fraction(v) / 1000 for v in row] for row in ((1000, 956, 621), (1000, -272, -647), (1000, -1106, 1703))]
+    exact = [Fraction(n, RGB2GRAY_DENOMINATOR) for n in RGB2GRAY_NUMERATORS]
+    # exact really is the first row of the inverse: exact @ matrix = (1, 0, 0), in Fractions
+    assert [sum(exact[k] * matrix[k][j] for k in range(3)) for j in range(3)] == [1, 0, 0]
+    assert [float(w) for w in RGB2GRAY_WEIGHTS] == [float(f) for f in exact]  # the nearest doubles
+    # MATLAB's documented 15-digit values
+    assert [f"{w:.15f}" for w in RGB2GRAY_WEIGHTS] == ["0.298936021293775", "0.587043074451121", "0.114020904255103"]
+
+
+def test_rgb2gray_rounds_every_rgb_triple_as_exact_arithmetic():
+    # Independent expectation: round half up of (r*n0 + g*n1 + b*n2) / d in Python-int-sized integers (at most
+    # 255 * 1971656 * 2 < 2^30, far inside int64), with the exact weights above. All 2^24 triples, one red level
+    # at a time. The code multiplies by double weights; this shows no triple lies near enough to a .5 to differ.
+    n0, n1, n2 = (np.int64(n) for n in RGB2GRAY_NUMERATORS)
+    d = np.int64(RGB2GRAY_DENOMINATOR)
     levels = np.arange(256, dtype=np.int64)
     green, blue = np.meshgrid(levels, levels, indexing="ij")
     plane = np.stack([np.zeros_like(green), green, blue], axis=-1).astype(np.uint8)
     for red in range(256):
         plane[..., 0] = red
-        exact = (red * m0 + green * m1 + blue * m2 + np.int64(denominator // 2)) // np.int64(denominator)
+        exact = (2 * (red * n0 + green * n1 + blue * n2) + d) // (2 * d)
         np.testing.assert_array_equal(rgb2gray_uint8(plane), np.clip(exact, 0, 255))
 
 
@@ -263,7 +280,7 @@ def test_compiled_kernels_equal_the_numpy_reference(shape):
     # The compiled MSCN and half-scale resize perform the reference's operations in its order (bitwise equal);
     # the block sums add the same numbers in another order (equal to rounding).
     pytest.importorskip("numba")
-    from iqabench_plugins.niqe import matlab, nss
+    from iqabench_plugins.nss import matlab, statistics as nss
 
     image = _textured_gray(*shape, seed=4)
     np.testing.assert_array_equal(nss.half_scale(image, "numba"), matlab.imresize_half(image))
@@ -276,7 +293,7 @@ def test_compiled_kernels_equal_the_numpy_reference(shape):
                 np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
             for field in ("abs_sum", "negative_square_sum", "positive_square_sum"):
                 np.testing.assert_allclose(getattr(got, field), getattr(expected, field), rtol=1e-12)
-    from iqabench_plugins.niqe import kernels
+    from iqabench_plugins.nss import kernels
 
     for border in ("replicate", "zero"):
         out = np.empty(shape)

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gamma
 
-from iqabench_plugins.niqe.nss import fit_aggd_moments, fit_ggd_moments, half_scale, sample_moments
-from iqabench_plugins.niqe.scratch import scratch
+from iqabench_plugins.nss.statistics import fit_aggd_moments, fit_ggd_moments, half_scale, sample_moments
+from iqabench_plugins.nss.scratch import scratch
 
 SCALES = 2
 FEATURES = 36
@@ -39,7 +39,7 @@ def _scale_features(image: NDArray[np.float64], kernel: str) -> list[float]:
 def brisque_features(gray: NDArray, kernel: str = "numpy") -> NDArray[np.float64]:
     """The 36 features of a gray image in [0, 255]; NaN where a fit is undefined (no contrast).
 
-    ``kernel``: ``numba`` or ``numpy`` (:func:`iqabench_plugins.niqe.nss.resolve_kernel`).
+    ``kernel``: ``numba`` or ``numpy`` (:func:`iqabench_plugins.nss.statistics.resolve_kernel`).
     """
     gray = np.asarray(gray)
     image = scratch("gray-float", gray.shape)

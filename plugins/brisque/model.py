@@ -17,7 +17,7 @@ from PIL import Image
 
 from iqabench.api import Model, ModelTraits, Score
 from iqabench_plugins.brisque.svr import RbfSvr
-from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+from iqabench_plugins.nss.matlab import rgb2gray_uint8
 
 # SciPy (the statistics in .features) is imported when a model is built.
 
@@ -56,7 +56,7 @@ class BRISQUE(Model):
                  dtype: str = "float32") -> None:
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
-        from iqabench_plugins.niqe.nss import resolve_kernel
+        from iqabench_plugins.nss.statistics import resolve_kernel
 
         super().__init__(device="cpu", dtype="float64")
         self.svr = svr

@@ -1,8 +1,8 @@
 """iqabench plugin ``niqe``: NIQE as released by LIVE (MATLAB), re-implemented in NumPy.
 
-Also home of the MATLAB image operations and natural-scene statistics that
-the ``brisque`` plugin reuses (:mod:`.matlab`, :mod:`.nss`). Modules are
-imported when used, so listing plugins loads no SciPy.
+The MATLAB image operations and natural-scene statistics it shares with the
+``brisque`` plugin are in :mod:`iqabench_plugins.nss`. Modules are imported
+when used, so listing plugins loads no SciPy.
 """
 
 from iqabench.api import hookimpl

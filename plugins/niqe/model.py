@@ -23,9 +23,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from iqabench.api import Model, ModelTraits, Score
-from iqabench_plugins.niqe.matlab import rgb2gray_uint8
+from iqabench_plugins.nss.matlab import rgb2gray_uint8
 
-# SciPy (the statistics in .features and .nss, the .mat reader) is imported when a model is built.
+# SciPy (the statistics in .features and iqabench_plugins.nss, the .mat reader) is imported when a model is built.
 
 LIVE_PARAMETERS = "modelparameters.mat"
 FEATURES = 36
@@ -112,7 +112,7 @@ class NIQE(Model):
     ) -> None:
         # NumPy float64 on the CPU whatever is asked, so the efficiency table measures (and names)
         # the CPU and its memory, not an idle GPU.
-        from iqabench_plugins.niqe.nss import resolve_kernel
+        from iqabench_plugins.nss.statistics import resolve_kernel
 
         super().__init__(device="cpu", dtype="float64")
         if block_size < 2 or block_size % 2:

@@ -37,9 +37,9 @@ from numpy.typing import NDArray
 from scipy.ndimage import correlate1d
 from scipy.special import gamma
 
-from iqabench_plugins.niqe import matlab
-from iqabench_plugins.niqe.matlab import gaussian_window
-from iqabench_plugins.niqe.scratch import scratch
+from iqabench_plugins.nss import matlab
+from iqabench_plugins.nss.matlab import gaussian_window
+from iqabench_plugins.nss.scratch import scratch
 
 #: MATLAB ``0.2:0.001:10``: the shapes the releases can return.
 SHAPE_GRID: NDArray[np.float64] = np.linspace(0.2, 10.0, 9801)
@@ -56,7 +56,7 @@ PAIR_SHIFTS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 #: |I - mu| below this is a floating-point residue of an exact zero. float64 filtering of values
 #: in [0, 255] leaves residues under 6e-14; a genuine non-zero I - mu of an 8-bit image (or of its
 #: exact half-size resize, whose values are multiples of 2^-16) is above 3e-9 on every calibration
-#: image (measured by ``python -m iqabench_plugins.niqe.calibration --residues``).
+#: image (measured by ``python tools/niqe_brisque_calibration.py --residues``).
 ZERO_RESIDUE = 1e-10
 
 #: What replaces exact zeros: nothing (they stay 0) unless a calibration variant asks otherwise.
@@ -111,7 +111,7 @@ def resolve_kernel(kernel: str) -> str:
 
 def import_kernels() -> ModuleType:
     """The compiled kernels (imports numba; compiles on a machine's first use)."""
-    from iqabench_plugins.niqe import kernels
+    from iqabench_plugins.nss import kernels
 
     return kernels
 

@@ -13,13 +13,14 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from iqabench_plugins.niqe.scratch import scratch
+from iqabench_plugins.nss.scratch import scratch
 
-#: MATLAB rgb2gray weights: the first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]),
-#: i.e. the Y of NTSC YIQ, to full double precision (0.298936, 0.587043, 0.114021).
-RGB2GRAY_WEIGHTS: NDArray[np.float64] = np.linalg.inv(
-    np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]])
-)[0]
+#: MATLAB rgb2gray weights: the first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]) (the Y of NTSC
+#: YIQ). In exact arithmetic that row is 589399/1971656, 1157447/1971656, 112405/985828 (summing to 1); these are
+#: the nearest doubles, as written in MATLAB Coder's generated rgb2gray code. MATLAB documents them to 15 digits as
+#: 0.298936021293775, 0.587043074451121, 0.114020904255103. Constants, not an inverse computed at import: a
+#: LAPACK inverse differs in its last bits from one BLAS build and CPU to the next.
+RGB2GRAY_WEIGHTS: NDArray[np.float64] = np.array([0.29893602129377539, 0.58704307445112125, 0.11402090425510332])
 
 
 def rgb2gray_uint8(image: Image.Image | NDArray) -> NDArray[np.uint8]:

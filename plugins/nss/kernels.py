@@ -1,13 +1,13 @@
 """Compiled NSS kernels (numba): the optional speed-up of NIQE and BRISQUE.
 
-The NumPy code in :mod:`.nss` and :mod:`.matlab` is the reference; these
+The NumPy code in :mod:`.statistics` and :mod:`.matlab` is the reference; these
 kernels compute the same quantities in one pass each, without image-sized
 temporaries:
 
 * :func:`mscn` fuses both Gaussian smoothings, the variance, the exact-zero
   rule and the division, row by row. It performs the reference's floating-point
   operations in the reference's order (vertical pass: centre tap, then the
-  symmetric pairs from the outside in, as :func:`.nss.gaussian_smooth`;
+  symmetric pairs from the outside in, as :func:`.statistics.gaussian_smooth`;
   horizontal pass: the same order, which is scipy's ``correlate1d`` for a
   symmetric kernel), so its coefficients equal the reference's **bit for bit**.
 * :func:`imresize_half` is exact in any summation order (dyadic weights), so it
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from iqabench_plugins.niqe.matlab import gaussian_window, half_scale_weights
+from iqabench_plugins.nss.matlab import gaussian_window, half_scale_weights
 
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -204,7 +204,7 @@ _HALF_WEIGHTS = half_scale_weights()
 
 
 def mscn(image: np.ndarray, replicate: bool, zero_residue: float, out: np.ndarray) -> np.ndarray:
-    """MSCN coefficients of a C-contiguous float64 image into ``out``; see :func:`.nss.mscn`."""
+    """MSCN coefficients of a C-contiguous float64 image into ``out``; see :func:`.statistics.mscn`."""
     _mscn(image, _WINDOW, replicate, zero_residue, out)
     return out
 

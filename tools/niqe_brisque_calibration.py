@@ -1,9 +1,12 @@
 """NIQE and BRISQUE against LIVE's MATLAB releases on the shared calibration images.
 
-    python -m iqabench_plugins.niqe.calibration              # the comparison table (markdown)
-    python -m iqabench_plugins.niqe.calibration --variants   # + how flat-region residues move each score
-    python -m iqabench_plugins.niqe.calibration --residues   # + the gap between rounding residues and real I - mu
-    python -m iqabench_plugins.niqe.calibration --kernel numba   # the compiled kernels instead of the NumPy reference
+    python tools/niqe_brisque_calibration.py                  # the comparison table (markdown)
+    python tools/niqe_brisque_calibration.py --variants       # + how flat-region residues move each score
+    python tools/niqe_brisque_calibration.py --residues       # + the gap between rounding residues and real I - mu
+    python tools/niqe_brisque_calibration.py --kernel numba   # the compiled kernels instead of the NumPy reference
+
+A development tool, not part of the installed package: it reads data that only
+the project's development machines hold.
 
 Reads ``../shared/data`` beside the repository (or ``--data DIR``): the five
 TID2013 calibration images with ``reference_scores.csv`` and LIVE's four NIQE
@@ -26,11 +29,11 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from iqabench_plugins.brisque import BRISQUE
-from iqabench_plugins.niqe.matlab import gaussian_window, imresize_half, rgb2gray_uint8
-from iqabench_plugins.niqe.model import NIQE
-from iqabench_plugins.niqe.nss import ZERO_RESIDUE, exact_zero_policy
+from iqabench_plugins.niqe import NIQE
+from iqabench_plugins.nss.matlab import gaussian_window, imresize_half, rgb2gray_uint8
+from iqabench_plugins.nss.statistics import ZERO_RESIDUE, exact_zero_policy
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: LIVE NIQE release ``example.m`` on its own images, as reported in scikit-video issue #116.
 NIQE_EXAMPLES = {"image1.png": 5.0290, "image2.png": 17.8659, "image3.png": 8.0362, "image4.png": 2.6571}
 #: Signs of MATLAB's residue in flat regions of I08, per gray level, found by trying all 3^6
