@@ -239,3 +239,26 @@ def test_partial_training_from_other_settings_is_not_resumed(tmp_path):
     assert (tmp_path / "out" / "checkpoints" / "brightness" / "iqabench_training.json").exists()
     assert not partial.exists()
     assert results["models"][0]["options"]["offset"] == 2.0
+
+
+class NeedsAccelerate(Brightness):
+    """Fails to construct as a model does whose optional dependency is not installed."""
+
+    name = "needs-accelerate"
+
+    def __init__(self, **kwargs):
+        raise ModuleNotFoundError("No module named 'accelerate'", name="accelerate")
+
+
+def test_a_pair_failed_by_a_missing_module_names_the_extra_that_installs_it(tmp_path):
+    from iqabench.commands.run import install_hints
+
+    results, _ = run_suite(tmp_path, registry_with(Brightness, NeedsAccelerate),
+                           models=[{"name": "needs-accelerate"}, {"name": "brightness"}])
+    assert cell(results, "needs-accelerate")["status"] == "failed"
+    # pyproject.toml lists accelerate under the `train` extra
+    assert install_hints(results) == [
+        "the Python module 'accelerate' is missing; the 'train' extra installs it: "
+        "`pip install -c constraints.txt -e \".[train]\"` in a checkout of iqabench, "
+        "`pip install \"iqabench[train]\"` otherwise."
+    ]

@@ -68,4 +68,16 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} (model, test set) pair(s) did not finish; see {plan.layout.root / 'failures'} and "
               f"{plan.layout.log}")
+        for hint in install_hints(results):
+            print(hint)
     return 1 if failed else 0
+
+
+def install_hints(results: dict) -> list[str]:
+    """One line per missing module behind a failed training or pair: the extra (and command) that installs it."""
+    from iqabench.extras import install_hint
+
+    errors = [p.get("error") or "" for p in results["results"] if p["status"] == "failed"]
+    errors += [(m.get("training") or {}).get("error") or "" for m in results["models"]
+               if (m.get("training") or {}).get("status") == "failed"]
+    return list(dict.fromkeys(hint for hint in map(install_hint, errors) if hint))

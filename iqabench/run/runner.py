@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from iqabench.errors import IQABenchError
+from iqabench.extras import install_hint
 from iqabench.provenance import command_line
 from iqabench.reports.results import build_results
 from iqabench.run.distributed import Processes, describe_process, processes
@@ -112,8 +113,10 @@ def train_only(plan: RunPlan) -> dict[str, dict[str, Any]]:
             if planned.entry.train:
                 outcome = ModelOutcome(planned, dict(planned.options))
                 if not _train(plan, outcome, group):
+                    hint = install_hint(outcome.training["error"])
                     raise IQABenchError(f"training {planned.label} failed: {outcome.training['error']} "
-                                        f"(traceback in {plan.layout.failure(planned.slug, 'training')})")
+                                        f"(traceback in {plan.layout.failure(planned.slug, 'training')})"
+                                        + (f"; {hint}" if hint else ""))
                 trained[planned.label] = outcome.options
     return trained
 
