@@ -544,3 +544,27 @@ def test_a_resumed_describe_writes_the_texts_of_an_uninterrupted_one(world, monk
     assert len(resumed.read_text().splitlines()) == 4  # two batches written before the interruption
     describe(plugin.Sampler(), images, [0, 1], resumed, batch_size=2, progress=False)
     assert resumed.read_text() == whole.read_text()
+
+
+@pytest.mark.slow
+def test_every_process_destroys_its_process_groups_before_it_exits(world):
+    # An atexit hook registered before the groups exist runs after iqabench's teardown (atexit is last in, first
+    # out): it sees no process group left. Groups left alive made a process abort at exit now and then
+    # ("terminate called without an active exception"), failing a launch whose work was done.
+    script = world["root"] / "teardown.py"
+    script.write_text(textwrap.dedent("""
+        import atexit
+        import os
+
+        import torch.distributed as dist
+
+        from iqabench.run.distributed import processes
+
+        atexit.register(lambda: print(f"rank {os.environ['RANK']} initialized at exit: {dist.is_initialized()}"))
+        group = processes()
+        assert dist.is_initialized() and group.gather(group.index) == [0, 1]
+    """))
+    done = launch(world, str(script), module=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(line for line in done.stdout.splitlines() if "at exit" in line) == [
+        "rank 0 initialized at exit: False", "rank 1 initialized at exit: False"]

@@ -13,6 +13,12 @@ broadcasts and gathers are small, and a process waiting for the main one
 efficiency on a quiet device) blocks in a socket read instead of occupying a
 GPU, under a time limit long enough for such waits (:data:`WAIT_LIMIT`).
 
+The process groups are destroyed when the interpreter exits (:func:`_tear_down`, registered with
+:mod:`atexit` when they are created). Left alive, gloo's C++ threads were still running when the
+interpreter's static destructors ran, and the process died with ``terminate called without an active
+exception`` (SIGABRT) after its work was done, in about one launch in five on a 2-core machine; the
+launcher then failed the whole launch.
+
 Work is shared out in whole batches of the single-process run
 (:func:`batches`, :func:`share`): every image is scored in exactly the batch
 it would have been scored in by one process, so padding, batch-level
@@ -22,6 +28,7 @@ single-process predictions.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import socket
@@ -106,6 +113,7 @@ def processes() -> Processes:
         raise IQABenchError(f"the launcher started {launched_processes()} processes but accelerate sees "
                             f"{state.num_processes}; launch with `accelerate launch --multi_gpu` or `torchrun`.")
     control = dist.new_group(backend="gloo", timeout=WAIT_LIMIT)
+    atexit.register(_tear_down, state, os.getpid())
 
     def broadcast(value: Any) -> Any:
         box = [value]
@@ -118,6 +126,17 @@ def processes() -> Processes:
         return values
 
     return Processes(state.process_index, state.num_processes, lambda: dist.barrier(group=control), broadcast, gather)
+
+
+def _tear_down(state: Any, pid: int) -> None:
+    """Destroy every process group of the launch (accelerate's default one and the control group), at exit.
+
+    No barrier first: a process whose peer has died must still exit rather than wait for it, and every exchange
+    of a command has finished before a process gets here. Only the process that created the groups tears them
+    down (a forked child inherits the atexit hook, not the groups).
+    """
+    if os.getpid() == pid:
+        state.destroy_process_group()
 
 
 def process_device(device: str) -> str:
