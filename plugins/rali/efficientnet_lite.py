@@ -7,6 +7,13 @@ the EfficientNet-Lite description: MBConv blocks without squeeze-excitation,
 ReLU6, batch norm with eps 1e-3, a fixed 32-channel stem and 1280-channel head.
 It is the only ImageNet-pretrained vision encoder obtainable offline, which
 makes it RALI's vision tower in the offline quickstart.
+
+What RALI reads from it is :class:`StageStatistics`: the mean and standard
+deviation over positions of every channel at the end of stages 0-4 (strides 2
+to 16), not the globally pooled 1280-d output of the last layer. ImageNet
+training makes the last layer's pooled features nearly blind to blur, noise
+and compression, which is what quality depends on; the earlier stages keep
+it, as a linear probe on each shows (docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -29,6 +36,13 @@ LITE0_STAGES = (
 )
 FEATURE_DIM = 1280
 BN_EPS = 1e-3
+#: stages whose output statistics RALI reads (0-4: strides 2 to 16); chosen on a validation split (docs/synthetic.md)
+STATISTICS_STAGES = 5
+#: mean and standard deviation of each channel of each of those stages
+STATISTICS_DIM = 2 * sum(stage[5] for stage in LITE0_STAGES[:STATISTICS_STAGES])
+#: added to the variance before its square root: a channel that is constant over the image (ReLU6 saturated)
+#: has a finite gradient (the loss and the reward differentiate through this)
+VARIANCE_EPS = 1e-6
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -60,6 +74,11 @@ class MBConvBlock(nn.Module):
         return x + y if self.skip else y
 
 
+def _stage_blocks(stages: tuple[tuple[int, int, int, int, int, int], ...]) -> list[MBConvBlock]:
+    return [MBConvBlock(kernel, stride if index == 0 else 1, expand, inp if index == 0 else out, out)
+            for repeats, kernel, stride, expand, inp, out in stages for index in range(repeats)]
+
+
 class EfficientNetLite0(nn.Module):
     """Returns the globally pooled 1280-d features (the classifier ``_fc`` is kept only to load the file)."""
 
@@ -67,11 +86,7 @@ class EfficientNetLite0(nn.Module):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self._bn0 = _bn(32)
-        blocks = []
-        for repeats, kernel, stride, expand, inp, out in LITE0_STAGES:
-            for index in range(repeats):
-                blocks.append(MBConvBlock(kernel, stride if index == 0 else 1, expand, inp if index == 0 else out, out))
-        self._blocks = nn.ModuleList(blocks)
+        self._blocks = nn.ModuleList(_stage_blocks(LITE0_STAGES))
         self._conv_head = nn.Conv2d(320, FEATURE_DIM, 1, bias=False)
         self._bn1 = _bn(FEATURE_DIM)
         self._fc = nn.Linear(FEATURE_DIM, 1000)
@@ -86,6 +101,34 @@ class EfficientNetLite0(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits; used only to check that the weights are the pretrained ones."""
         return self._fc(self.forward(x))
+
+
+class StageStatistics(nn.Module):
+    """The stem and the first :data:`STATISTICS_STAGES` stages of EfficientNet-Lite0, returning
+    [B, :data:`STATISTICS_DIM`]: per stage, each channel's mean over positions, then each channel's standard
+    deviation (population, of ``variance + VARIANCE_EPS``).
+
+    Parameter names are the full network's (``_conv_stem``, ``_bn0``, ``_blocks.0`` ... ``_blocks.10``), so it
+    loads the shipped state dict's matching part; the later stages are never computed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+        self._bn0 = _bn(32)
+        stages = LITE0_STAGES[:STATISTICS_STAGES]
+        self._blocks = nn.ModuleList(_stage_blocks(stages))
+        self.stage_ends = tuple(int(sum(stage[0] for stage in stages[: i + 1])) - 1 for i in range(len(stages)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        statistics = []
+        for index, block in enumerate(self._blocks):
+            x = block(x)
+            if index in self.stage_ends:
+                variance, mean = torch.var_mean(x, dim=(2, 3), correction=0)
+                statistics += [mean, torch.sqrt(variance + VARIANCE_EPS)]
+        return torch.cat(statistics, dim=1)
 
 
 def shipped_weights_path() -> Path:
@@ -104,4 +147,12 @@ def shipped_weights_path() -> Path:
 def pretrained_efficientnet_lite0() -> EfficientNetLite0:
     network = EfficientNetLite0()
     network.load_state_dict(torch.load(shipped_weights_path(), map_location="cpu", weights_only=True))
+    return network
+
+
+def pretrained_stage_statistics() -> StageStatistics:
+    """:class:`StageStatistics` with the shipped ImageNet weights of its layers (every one of them is in the file)."""
+    network = StageStatistics()
+    shipped = torch.load(shipped_weights_path(), map_location="cpu", weights_only=True)
+    network.load_state_dict({key: shipped[key] for key in network.state_dict()})
     return network

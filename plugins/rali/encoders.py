@@ -18,10 +18,12 @@ Three implementations:
 * ``open-clip``: an open_clip model by name and ``pretrained`` tag, or a
   ``local-dir:`` folder.
 * ``efficientnet-minilm``: the offline pair shipped in PyPI packages,
-  EfficientNet-Lite0 (ImageNet, pooled 1280-d) and all-MiniLM-L6-v2 (384-d
-  sentence embeddings). Their spaces are unrelated, so a learnable linear
-  projection 1280 -> 384 (part of the vision side, trained by alignment)
-  maps images into the text space; image features are that projection's output.
+  EfficientNet-Lite0 (ImageNet; the mean and standard deviation of each
+  channel of its stages 0-4, 544 values, :class:`~.efficientnet_lite.StageStatistics`)
+  and all-MiniLM-L6-v2 (384-d sentence embeddings). Their spaces are
+  unrelated, so a learnable linear projection 544 -> 384 (part of the vision
+  side, trained by alignment) maps images into the text space; image
+  features are that projection's output.
 
 Each encoder also has a tensor twin of its image transform
 (:meth:`ImageTextEncoder.pixel_transform`, a :class:`PixelResizeCrop`): the
@@ -343,6 +345,19 @@ class ImageTextEncoder(nn.Module, ABC):
         """Vision parameters the pair adds from scratch (not pretrained); they get their own learning rate."""
         return []
 
+    def backbone_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """What the pretrained part of the vision side gives the parameters the pair adds (:meth:`project`).
+
+        ``encode_image(x) == project(backbone_features(x))``. Alignment that trains only the added parameters
+        (the trainer's ``align_backbone: false``) computes these once per image. Pairs that add nothing have no
+        such split.
+        """
+        raise NotImplementedError(f"the {self.kind} pair adds no parameters to its pretrained vision tower")
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """The added parameters' part of :meth:`encode_image`, applied to :meth:`backbone_features`."""
+        raise NotImplementedError(f"the {self.kind} pair adds no parameters to its pretrained vision tower")
+
     def num_vision_parameters(self) -> int:
         return sum(p.numel() for p in self.vision_parameters())
 
@@ -579,8 +594,20 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- offline pair
 
 
+def seeded_projection(in_features: int, out_features: int, seed: int) -> nn.Linear:
+    """A linear layer drawn as torch's default (uniform within 1/sqrt(in)), bias 0, from its own seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    projection = nn.Linear(in_features, out_features)
+    with torch.no_grad():  # independent of the global RNG
+        bound = 1.0 / math.sqrt(in_features)
+        projection.weight.copy_(torch.empty_like(projection.weight).uniform_(-bound, bound, generator=generator))
+        projection.bias.zero_()
+    return projection
+
+
 class EfficientNetMiniLMEncoder(ImageTextEncoder):
-    """EfficientNet-Lite0 (ImageNet) + a learned 1280 -> 384 projection, against frozen all-MiniLM-L6-v2.
+    """EfficientNet-Lite0's stage statistics (ImageNet) + a learned 544 -> 384 projection, against frozen
+    all-MiniLM-L6-v2.
 
     Batch-norm statistics stay those of ImageNet (the tower is kept in eval
     mode): alignment batches are small and would otherwise rewrite them.
@@ -589,6 +616,8 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
     kind = "efficientnet-minilm"
     name = "efficientnet-lite0+all-MiniLM-L6-v2"
     TEXT_DIM = 384
+    #: what the backbone hands the projection; a checkpoint records it, so one made with other features is refused
+    IMAGE_FEATURES = "stage-statistics-0-4"
     transform = ResizeCropNormalize(size=224, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
     def __init__(self, backbone: nn.Module, projection: nn.Linear, with_text: bool = True) -> None:
@@ -601,29 +630,29 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
     @classmethod
     def pretrained(cls, *, with_text: bool = True, seed: int = 0) -> EfficientNetMiniLMEncoder:
         from iqabench_plugins.rali.efficientnet_lite import (
-            FEATURE_DIM,
-            pretrained_efficientnet_lite0,
+            STATISTICS_DIM,
+            pretrained_stage_statistics,
         )
 
-        generator = torch.Generator().manual_seed(seed)
-        projection = nn.Linear(FEATURE_DIM, cls.TEXT_DIM)
-        with torch.no_grad():  # seeded init, independent of the global RNG
-            bound = 1.0 / math.sqrt(FEATURE_DIM)
-            projection.weight.copy_(torch.empty_like(projection.weight).uniform_(-bound, bound, generator=generator))
-            projection.bias.zero_()
-        return cls(pretrained_efficientnet_lite0(), projection, with_text)
+        return cls(pretrained_stage_statistics(), seeded_projection(STATISTICS_DIM, cls.TEXT_DIM, seed), with_text)
 
     @classmethod
-    def load(cls, folder: Path, *, with_text: bool = False) -> EfficientNetMiniLMEncoder:
+    def load(cls, folder: Path, *, with_text: bool = False, spec: dict[str, Any] | None = None) -> EfficientNetMiniLMEncoder:
         from iqabench_plugins.rali.efficientnet_lite import (
-            FEATURE_DIM,
-            EfficientNetLite0,
+            STATISTICS_DIM,
+            StageStatistics,
         )
 
+        features = (spec or {}).get("image_features", "the last layer's pooled 1280-d")
+        if spec is not None and features != cls.IMAGE_FEATURES:
+            raise CheckpointError(
+                f"RALI checkpoint at {folder.parent}: its efficientnet-minilm encoder reads {features} features, "
+                f"this iqabench reads {cls.IMAGE_FEATURES} (docs/rali.md); train the checkpoint again."
+            )
         state = load_file(str(folder / "vision.safetensors"))
-        backbone = EfficientNetLite0()
+        backbone = StageStatistics()
         backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
-        projection = nn.Linear(FEATURE_DIM, cls.TEXT_DIM)
+        projection = nn.Linear(STATISTICS_DIM, cls.TEXT_DIM)
         projection.load_state_dict({k[len("projection."):]: v for k, v in state.items() if k.startswith("projection.")})
         return cls(backbone, projection, with_text)
 
@@ -644,6 +673,12 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.projection(self.backbone(pixels))
+
+    def backbone_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone(pixels)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        return self.projection(features)
 
     def _text(self) -> Any:
         if not self.with_text:
@@ -678,7 +713,8 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
         return self.spec()
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "text_model": MINILM_PACKAGE, "feature_dim": self.feature_dim}
+        return {"kind": self.kind, "name": self.name, "text_model": MINILM_PACKAGE, "feature_dim": self.feature_dim,
+                "image_features": self.IMAGE_FEATURES}
 
 
 # --------------------------------------------------------------------------- factory
@@ -719,11 +755,11 @@ def random_encoder(kind: str, backbone: str | None = None) -> ImageTextEncoder:
         return OpenClipEncoder.create(backbone or DEFAULT_OPEN_CLIP[0], None, with_text=False)
     if kind == "efficientnet-minilm":
         from iqabench_plugins.rali.efficientnet_lite import (
-            FEATURE_DIM,
-            EfficientNetLite0,
+            STATISTICS_DIM,
+            StageStatistics,
         )
 
-        return EfficientNetMiniLMEncoder(EfficientNetLite0(), nn.Linear(FEATURE_DIM, 384), with_text=False)
+        return EfficientNetMiniLMEncoder(StageStatistics(), nn.Linear(STATISTICS_DIM, 384), with_text=False)
     raise ValueError(f"unknown RALI encoder {kind!r}; choose one of {', '.join(ENCODER_KINDS)}.")
 
 
@@ -741,5 +777,5 @@ def load_saved_encoder(folder: Path, spec: dict[str, Any], *, with_text: bool = 
             encoder.text = None
         return encoder
     if kind == "efficientnet-minilm":
-        return EfficientNetMiniLMEncoder.load(folder, with_text=with_text)
+        return EfficientNetMiniLMEncoder.load(folder, with_text=with_text, spec=spec)
     raise CheckpointError(f"RALI checkpoint at {folder.parent}: unknown encoder kind {kind!r} in config.json.")

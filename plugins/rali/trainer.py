@@ -11,6 +11,10 @@
    (seed augmentation) or always the first seed's. Identical texts of
    different images in a batch are all positives of each other (soft
    targets), so a describer that phrases two images alike is not contradicted.
+   With ``align_backbone: false`` only the parameters the encoder pair adds
+   to its pretrained tower (the offline pair's projection) are aligned: the
+   backbone's features are computed once per image and reused by every
+   epoch and by compression, so alignment costs one forward pass.
 3. Compression: the aligned encoder embeds the training images; PCA D -> M;
    bucketed k-means (:mod:`bucketed_kmeans`) gives K prototypes and scores.
 4. Score definition: prototypes and their scores (and tau if ``learn_tau``)
@@ -48,7 +52,7 @@ import hashlib
 import logging
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -146,6 +150,7 @@ class RALITrainer(Trainer):
         num_workers: int = 0,
         precision: str = "auto",
         gradient_checkpointing: bool | str = "auto",
+        align_backbone: bool = True,
     ) -> None:
         if encoder not in ENCODER_KINDS:
             raise IQABenchError(f"rali trainer: encoder must be one of {', '.join(ENCODER_KINDS)}, not {encoder!r}.")
@@ -180,6 +185,7 @@ class RALITrainer(Trainer):
         self.num_workers = num_workers
         self.precision = precision
         self.gradient_checkpointing = gradient_checkpointing
+        self.align_backbone = align_backbone
 
     # ----------------------------------------------------------------- pipeline
 
@@ -200,8 +206,14 @@ class RALITrainer(Trainer):
         notes: list[str] = []
         # the full pair is kept (text tower lazily for the offline pair) so the saved encoder can be re-aligned
         encoder = build_encoder(self.encoder, self.backbone, self.pretrained, with_text=True, seed=seed).to(device)
+        if not self.align_backbone and not encoder.added_parameters():
+            raise IQABenchError(
+                f"rali trainer: align_backbone: false aligns only the parameters an encoder pair adds to its "
+                f"pretrained tower, and the {self.encoder} pair adds none; leave align_backbone at true."
+            )
         texts_info: dict[str, Any] = {"used": False}
         alignment: dict[str, Any] = {"ran": False}
+        pairs: dict[Path, list[str]] = {}
         if self.contrastive_alignment:
             texts_path = self._texts_file(datasets, out_dir, device)
             pairs = match_texts(read_texts(texts_path), datasets)
@@ -213,26 +225,49 @@ class RALITrainer(Trainer):
             if truncated:
                 log.warning("rali trainer: %d of %d distinct reasoning texts exceed the text tower's %s-token window "
                             "and are cut to it (as CLIP was trained)", truncated, len(distinct), window)
-            if checkpointing and not enable_gradient_checkpointing(encoder):
-                notes.append(f"gradient checkpointing is not available for the {self.encoder} vision tower; "
-                             "alignment ran without it")
-                checkpointing = False
-            alignment = {"ran": True, "precision": precision, "gradient_checkpointing": checkpointing,
-                         "processes": state.num_processes, "batch_size": self.align_batch_size}
-            align(encoder, pairs, lr=self.align_lr, projection_lr=self.projection_lr, epochs=self.align_epochs,
-                  batch_size=self.align_batch_size, seed_augmentation=self.seed_augmentation, seed=seed, device=device,
-                  num_workers=self.num_workers, precision=precision)
-        if state.num_processes > 1:
-            state.wait_for_everyone()
-            if not state.is_main_process:  # the main process compresses, fits and saves
-                return {"checkpoint": str(out_dir)}
         paths, labels = [], []
         for dataset in datasets:
             for record in dataset.records:
                 paths.append(dataset.root / record.image)
                 labels.append(record.mos)
-        features, kept = encode_images(encoder, paths, batch_size=self.batch_size, device=device,
-                                       num_workers=self.num_workers)
+        if not self.align_backbone:
+            # the backbone stays as pretrained: its features are computed once, alignment trains the added
+            # projection on them (main process only: it is cheap), and they are reused for compression
+            if state.num_processes > 1:
+                state.wait_for_everyone()
+                if not state.is_main_process:
+                    return {"checkpoint": str(out_dir)}
+            base, kept = encode_images(encoder, paths, batch_size=self.batch_size, device=device,
+                                       num_workers=self.num_workers, forward=encoder.backbone_features)
+            if self.contrastive_alignment:
+                alignment = {"ran": True, "tuned": "added parameters (the backbone stays as pretrained)",
+                             "precision": "fp32", "processes": 1, "batch_size": self.align_batch_size}
+                kept_paths = [paths[i] for i in kept]
+                align_added(encoder, {path: pairs[path] for path in kept_paths if path in pairs},
+                            dict(zip(kept_paths, base, strict=True)), lr=self.projection_lr, epochs=self.align_epochs,
+                            batch_size=self.align_batch_size, seed_augmentation=self.seed_augmentation, seed=seed,
+                            device=device)
+            with torch.no_grad():
+                features = torch.cat([encoder.project(chunk.to(device)).float().cpu()
+                                      for chunk in base.split(self.batch_size)])
+        else:
+            if self.contrastive_alignment:
+                if checkpointing and not enable_gradient_checkpointing(encoder):
+                    notes.append(f"gradient checkpointing is not available for the {self.encoder} vision tower; "
+                                 "alignment ran without it")
+                    checkpointing = False
+                alignment = {"ran": True, "tuned": "the whole vision side", "precision": precision,
+                             "gradient_checkpointing": checkpointing, "processes": state.num_processes,
+                             "batch_size": self.align_batch_size}
+                align(encoder, pairs, lr=self.align_lr, projection_lr=self.projection_lr, epochs=self.align_epochs,
+                      batch_size=self.align_batch_size, seed_augmentation=self.seed_augmentation, seed=seed,
+                      device=device, num_workers=self.num_workers, precision=precision)
+            if state.num_processes > 1:
+                state.wait_for_everyone()
+                if not state.is_main_process:  # the main process compresses, fits and saves
+                    return {"checkpoint": str(out_dir)}
+            features, kept = encode_images(encoder, paths, batch_size=self.batch_size, device=device,
+                                           num_workers=self.num_workers)
         if len(kept) < len(paths):
             notes.append(f"{len(paths) - len(kept)} training images could not be read and were left out")
         labels_array = np.asarray(labels, dtype=np.float64)[kept]
@@ -557,17 +592,59 @@ def align(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], *, lr: float,
         p.requires_grad_(False)
 
 
+def align_added(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], features: dict[Path, torch.Tensor], *,
+                lr: float, epochs: int, batch_size: int, seed_augmentation: bool, seed: int, device: str) -> None:
+    """Contrastive alignment of the parameters the pair adds (:meth:`ImageTextEncoder.project`) on fixed
+    backbone ``features``: the loss, batches and texts of :func:`align` in one process, without a pass through
+    the backbone per step.
+    """
+    paths = sorted(pairs)
+    distinct = sorted({t for texts in pairs.values() for t in texts})
+    text_id = {t: i for i, t in enumerate(distinct)}
+    with torch.no_grad():
+        text_emb = torch.cat([F.normalize(encoder.encode_text(distinct[i:i + 64]).float(), dim=-1)
+                              for i in range(0, len(distinct), 64)]).to(device)
+    params = encoder.added_parameters()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    rng = random.Random(seed)
+    bar = progress.bar(total=epochs, desc="rali: contrastive alignment", unit="epoch")
+    for _ in range(epochs):
+        order = paths[:]
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            ids = [text_id[rng.choice(pairs[path]) if seed_augmentation else pairs[path][0]] for path in batch]
+            if len(batch) < 2:  # no negatives
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            projected = encoder.project(torch.stack([features[path] for path in batch]).to(device))
+            loss = contrastive_loss(projected, torch.tensor(ids, device=device), text_emb,
+                                    encoder.contrastive_logit_scale)
+            loss.backward()
+            optimizer.step()
+        bar.update(1)
+    bar.close()
+    for p in params:
+        p.requires_grad_(False)
+
+
 @torch.no_grad()
 def encode_images(encoder: ImageTextEncoder, paths: Sequence[Path], *, batch_size: int, device: str,
-                  num_workers: int = 0) -> tuple[torch.Tensor, list[int]]:
-    """Features of the readable images and their indices."""
+                  num_workers: int = 0, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  ) -> tuple[torch.Tensor, list[int]]:
+    """Features (``forward``, default the encoder's image features) of the readable images, and their indices."""
     encoder.eval()
+    forward = forward or encoder.encode_image
     chunks, kept = [], []
     bar = progress_bar(total=len(paths), desc="rali: image features", unit="img")
     for batch in iterate_batches(paths, encoder.image_transform(), batch_size=batch_size, num_workers=num_workers):
         ready = [item for item in batch if item.error is None]
         if ready:
-            chunks.append(encoder.encode_image(torch.stack([i.item for i in ready]).to(device)).float().cpu())
+            chunks.append(forward(torch.stack([i.item for i in ready]).to(device)).float().cpu())
             kept.extend(item.index for item in ready)
         bar.update(len(batch))
     bar.close()
