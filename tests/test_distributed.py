@@ -560,11 +560,15 @@ def test_every_process_destroys_its_process_groups_before_it_exits(world):
 
         from iqabench.run.distributed import processes
 
-        atexit.register(lambda: print(f"rank {os.environ['RANK']} initialized at exit: {dist.is_initialized()}"))
+        def report():  # a file per process: the two processes' stdout may interleave
+            with open(f"exit-{os.environ['RANK']}.txt", "w") as handle:
+                handle.write(f"initialized at exit: {dist.is_initialized()}")
+
+        atexit.register(report)
         group = processes()
         assert dist.is_initialized() and group.gather(group.index) == [0, 1]
     """))
     done = launch(world, str(script), module=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(line for line in done.stdout.splitlines() if "at exit" in line) == [
-        "rank 0 initialized at exit: False", "rank 1 initialized at exit: False"]
+    assert [(world["root"] / f"exit-{rank}.txt").read_text() for rank in (0, 1)] == [
+        "initialized at exit: False", "initialized at exit: False"]
