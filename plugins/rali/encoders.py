@@ -637,7 +637,8 @@ class EfficientNetMiniLMEncoder(ImageTextEncoder):
         return cls(pretrained_stage_statistics(), seeded_projection(STATISTICS_DIM, cls.TEXT_DIM, seed), with_text)
 
     @classmethod
-    def load(cls, folder: Path, *, with_text: bool = False, spec: dict[str, Any] | None = None) -> EfficientNetMiniLMEncoder:
+    def load(cls, folder: Path, *, with_text: bool = False,
+             spec: dict[str, Any] | None = None) -> EfficientNetMiniLMEncoder:
         from iqabench_plugins.rali.efficientnet_lite import (
             STATISTICS_DIM,
             StageStatistics,

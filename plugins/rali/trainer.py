@@ -611,7 +611,7 @@ def align_added(encoder: ImageTextEncoder, pairs: dict[Path, list[str]], feature
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=lr)
     rng = random.Random(seed)
-    bar = progress.bar(total=epochs, desc="rali: contrastive alignment", unit="epoch")
+    bar = progress_bar(total=epochs, desc="rali: contrastive alignment", unit="epoch")
     for _ in range(epochs):
         order = paths[:]
         rng.shuffle(order)
