@@ -22,7 +22,7 @@ from iqabench.provenance import portable, run_provenance
 from iqabench.reports import metrics
 from iqabench.reports.groups import group_results, read_test_labels, write_test_labels
 from iqabench.reports.leaderboard import write_leaderboard
-from iqabench.reports.schema import LaunchRecord, PairResult, Results
+from iqabench.reports.schema import InputRecord, LaunchRecord, PairResult, Results
 from iqabench.reports.significance import significance_record
 from iqabench.run.predictions import PredictionStore
 
@@ -216,7 +216,7 @@ def build_results(plan: RunPlan, outcomes: list[ModelOutcome], *, elapsed: float
                                  labels=layout.test_labels(test.slug))
             if result.status == "failed":
                 result.traceback = str(layout.failure(model.slug, test.slug))
-            result.input = plan.test_for(model, test).input
+            result.input = InputRecord.model_validate(plan.test_for(model, test).input)
             pairs.append(result)
     models = []
     for outcome in outcomes:
