@@ -46,7 +46,8 @@ def test_ci_runs_the_readme_command_verbatim(heading, variable):
 def test_ci_runs_both_commands_then_the_wheel_check():
     script = (REPO / ".ci" / "run").read_text()
     steps = re.search(r"^STEPS=\((.*)\)$", script, re.M).group(1).split()
-    assert steps[:4] == ["quickstart", "quickstart_matches_leaderboard", "tests", "wheel_check"]
+    assert steps[:2] == ["quickstart", "quickstart_matches_leaderboard"]
+    assert steps.index("tests") < steps.index("wheel_check") == len(steps) - 1
     # each command runs as written, through bash -c, in its own step
     assert re.search(r'^step_quickstart\(\) \{\n(?:.*\n)*?.*bash -c "\$QUICKSTART_COMMAND"', script, re.M)
     assert re.search(r'^step_tests\(\) \{\n(?:.*\n)*?.*bash -c "\$TEST_COMMAND"', script, re.M)
