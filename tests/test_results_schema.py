@@ -33,10 +33,21 @@ def test_the_committed_quickstart_results_read_and_write_back_unchanged():
     pair = results.pair("niqe", "synthetic-test")
     assert pair.metric("srcc") == raw["results"][0]["metrics"]["srcc"]["value"]
     assert results.models[0].efficiency.parameters == raw["models"][0]["efficiency"]["parameters"]
-    written = results.to_json()
-    # every field of the file is kept; what the file lacks (sections added since) is written empty
-    added = contained(written, raw)
-    assert added and all(value in (None, []) for value in added.values()), added
+    # every field of the file is kept and nothing is added
+    assert contained(results.to_json(), raw) == {}
+
+
+def test_a_results_file_from_before_the_analysis_sections_reads_and_gets_them_empty(tmp_path):
+    raw = json.loads(QUICKSTART.read_text())
+    del raw["significance"]
+    for pair in raw["results"]:
+        del pair["groups"], pair["input"]
+    older = tmp_path / "results.json"
+    older.write_text(json.dumps(raw))
+    added = contained(read_results(older).to_json(), raw)
+    assert set(added) == {"/significance", *(f"/results[{i}]/{key}" for i in range(len(raw["results"]))
+                                              for key in ("groups", "input"))}
+    assert all(value in (None, []) for value in added.values()), added
 
 
 def contained(new, old, path="") -> dict:
