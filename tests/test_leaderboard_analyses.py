@@ -131,3 +131,33 @@ def test_the_scatter_points_carry_the_prediction_file(run_dir):
         (i, float(r["mos"]), float(r["prediction"])) for i, r in enumerate(rows)]
     assert len(re.findall(r'<circle class="pt"', text)) == sum(len(s["points"]) for s in data["scatters"])
     assert np.all([p[6] == len(rows) for p in scatter["points"]])
+
+
+def test_the_page_shows_each_rows_weights_and_each_pairs_input_as_the_markdown_does(tmp_path):
+    from iqabench.reports.html import render_html
+    from iqabench.reports.leaderboard import render_leaderboard
+
+    pair = {"test_set": "a", "status": "ok", "count": 3, "scored": 3,
+            "metrics": {"plcc": {"value": 0.5}, "srcc": {"value": 0.4}}}
+    raw = {
+        "suite": {"name": "t"},
+        "test_sets": [{"key": "a", "label": "A", "dataset": "a"}],
+        "models": [{"key": "mine", "label": "Mine", "weights": {"kind": "trained here"}},
+                   {"key": "peer", "label": "Peer", "weights": {"kind": "released checkpoint",
+                                                                "note": "remote code <mPLUG-Owl2>"}}],
+        "results": [{**pair, "model": "mine", "input": {"dataset_options": {"resolution": "512x384"},
+                                                        "source": "Q-Insight's max_prompt_length"}},
+                    {**pair, "model": "peer", "input": {"resize": {"shorter_side": 512}}}],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(raw))
+    results = read_results(tmp_path / "results.json")
+    page = render_html(results, tmp_path, {})
+    rows = re.findall(r'<tr data-model="(\w+)"><td class="label">\w+</td>'
+                      r'<td class="weights" title="([^"]*)">([^<]*)</td>', page)
+    assert rows == [("mine", "", "trained here"), ("peer", "remote code &lt;mPLUG-Owl2&gt;", "released checkpoint")]
+    inputs = page[page.index("<h2>Inputs and weights</h2>"):]
+    assert "<td>resolution=512x384 [1]</td>" in inputs and "<td>shorter side 512</td>" in inputs
+    assert "<li>[1] Q-Insight&#x27;s max_prompt_length</li>" in inputs
+    assert "<li>Peer: remote code &lt;mPLUG-Owl2&gt;</li>" in inputs
+    board = render_leaderboard(results)
+    assert "resolution=512x384 [1]" in board and "- Peer: remote code <mPLUG-Owl2>" in board

@@ -8,6 +8,7 @@ independent numpy computation of the formula with transformers' own CLIP.
 import json
 import shutil
 import string
+import warnings
 from pathlib import Path
 
 import joblib
@@ -506,10 +507,13 @@ def test_pca_switch():
 
 def test_pca_dim_above_the_feature_dim_is_clamped_and_recorded():
     features, labels = _features_and_labels(n=30, dim=5)
-    notes = []
-    with pytest.warns(UserWarning, match="clamped"):
-        head = RALITrainer(pca_dim=512, num_prototypes=5,
-                           score_definition=False).fit_head(features, labels, notes=notes)
+    trainer = RALITrainer(pca_dim=512, num_prototypes=5, score_definition=False)
+    with pytest.warns(UserWarning, match="clamped to 5"):
+        assert trainer.fit_head(features, labels).pca_dim == 5
+    notes = []  # train() collects notes and logs them once: no second warning for the same fact
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head = trainer.fit_head(features, labels, notes=notes)
     assert head.pca_dim == 5 and "clamped to 5" in notes[0]
 
 

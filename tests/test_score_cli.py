@@ -152,6 +152,46 @@ def test_a_batch_cut_short_by_a_kill_is_dropped_and_scored_again(album, tmp_path
     assert "dropped 12 bytes after the last complete batch" in capsys.readouterr().out
 
 
+def test_an_image_changed_in_place_after_its_row_was_written_is_named_not_kept(album, tmp_path, capsys):
+    folder, out = tmp_path / "photos", tmp_path / "scores.csv"
+    command = ["score", "counted", str(folder), "--output", str(out), "--no-progress"]
+    assert main(command) == 0
+    capsys.readouterr()
+    written = out.read_text()
+    # another image under the same name, as a re-encode or an edit in place leaves it
+    album[str(folder / "trip" / "c.tif")] = write_image(folder / "trip" / "c.tif", 50, size=(21, 16))
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert f"1 of the 5 images already scored in {out} changed" in error and f"the first {folder}/trip/c.tif" in error
+    assert out.read_text() == written  # nothing written, nothing lost
+    # an image deleted since is no stale score: the re-run goes on
+    (folder / "b.png").unlink()
+    del album[str(folder / "b.png")]
+    assert main([*command, "--force"]) == 0
+    (folder / "a.png").unlink()
+    SCORED.clear()
+    assert main(command) == 0 and SCORED == []
+    rows = {r["image"]: r["score"] for r in rows_of(out)}
+    assert rows[str(folder / "trip" / "c.tif")] == pytest.approx(album[str(folder / "trip" / "c.tif")])
+
+
+def test_an_output_written_before_image_states_were_kept_still_resumes(album, tmp_path):
+    folder, out = str(tmp_path / "photos"), tmp_path / "scores.jsonl"
+    assert main(["score", "counted", folder, "--batch-size", "2", "--output", str(out), "--no-progress"]) == 0
+    meta_path = Path(f"{out}.meta.json")
+    meta = json.loads(meta_path.read_text())
+    text = out.read_text()
+    kept = "".join(text.splitlines(keepends=True)[:2])  # a version-1 file: two rows, no image states beside them
+    meta.update(version=1, rows=2, bytes=len(kept.encode()), sha256=hashlib.sha256(kept.encode()).hexdigest())
+    meta_path.write_text(json.dumps(meta))
+    out.write_text(kept)
+    Path(f"{out}.images.tsv").unlink()
+    SCORED.clear()
+    assert main(["score", "counted", folder, "--batch-size", "2", "--output", str(out), "--no-progress"]) == 0
+    assert SCORED == [2, 1] and out.read_text() == text
+    assert json.loads(meta_path.read_text())["version"] == 1 and not Path(f"{out}.images.tsv").exists()
+
+
 def test_a_damaged_foreign_or_differently_made_output_is_left_untouched(album, tmp_path, capsys):
     folder, out = str(tmp_path / "photos"), tmp_path / "scores.csv"
     assert main(["score", "counted", folder, "--output", str(out), "--no-progress"]) == 0

@@ -27,6 +27,7 @@ from scipy import stats
 
 from iqabench.reports import figures as figs
 from iqabench.reports import gallery
+from iqabench.reports.inputs import inputs_table
 from iqabench.reports.schema import Results
 from iqabench.reports.significance import PLCC_TESTS, TIED, significance_legend, tied_models
 from iqabench.run.predictions import Prediction
@@ -81,7 +82,10 @@ def _accuracy(results: Results) -> str:
             best[(test.key, metric)] = {results.models[i].key for i in _rank_best(values)}
     rows = []
     for model in results.models:
-        cells = [f'<td class="label">{_e(model.label)}</td>']
+        weights = model.weights
+        cells = [f'<td class="label">{_e(model.label)}</td>',
+                 f'<td class="weights" title="{_e(weights.note if weights and weights.note else "")}">'
+                 f'{_e(weights.kind if weights else "—")}</td>']
         for test in tests:
             pair = results.pair(model.key, test.key)
             ties = tied_models(results, test.key)
@@ -109,7 +113,8 @@ def _accuracy(results: Results) -> str:
                 cells.append(f'<td class="num" data-value="{_sort_value(value)}">{_num(value)}</td>')
         rows.append(f'<tr data-model="{_e(model.key)}">' + "".join(cells) + "</tr>")
     legend = significance_legend(results)
-    return (f'<table class="sortable" id="accuracy"><thead><tr><th data-sort="text">Model</th>{head}</tr></thead>'
+    return (f'<table class="sortable" id="accuracy"><thead><tr><th data-sort="text">Model</th>'
+            f'<th data-sort="text">Weights</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>'
             + (f'<p class="legend">{_e(legend)}</p>' if legend else "")
             + '<p class="legend">Bold: best of its column. Click a column header to sort.</p>')
@@ -273,6 +278,20 @@ def _figures(run_dir: Path, names: Sequence[tuple[str, str]]) -> str:
     return "".join(shown)
 
 
+def _inputs(results: Results) -> str:
+    table = inputs_table(results)
+    if table is None:
+        return ""
+    head = "".join(f'<th data-sort="text">{_e(h)}</th>' for h in table.headers)
+    rows = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in table.rows)
+    notes = "".join(f"<li>{_e(note)}</li>" for note in table.notes)
+    return ("<h2>Inputs and weights</h2><p class=\"legend\">Each model's images per test set (the dataset options "
+            "and resize in force, before the model's own preprocessing), the source of each choice, and why a "
+            "released checkpoint is not retrained.</p>"
+            f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+            + (f"<ul class=\"legend\">{notes}</ul>" if notes else ""))
+
+
 def _efficiency(results: Results) -> str:
     rows = []
     for model in results.models:
@@ -349,6 +368,7 @@ def render_html(results: Results, run_dir: str | Path, predictions: dict[str, di
         + (f"<h2>Predictions against MOS</h2><p class=\"legend\">One dot per image; hover a dot for the image and "
            f"its numbers.</p>{scatter_section}" if scatter_section else "")
         + _galleries(results, misses)
+        + _inputs(results)
         + _efficiency(results)
         + _figures(run_dir, [("figures/accuracy-cost.png", "Accuracy against cost"),
                              ("figures/measured-vs-reported.png", "Measured against reported")])

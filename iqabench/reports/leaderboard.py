@@ -27,6 +27,7 @@ from tabulate import tabulate
 from iqabench.reports import figures as figs
 from iqabench.reports import gallery
 from iqabench.reports.html import write_html
+from iqabench.reports.inputs import inputs_table
 from iqabench.reports.schema import PairResult, Results, read_results
 from iqabench.reports.significance import TIED, significance_legend, tied_models
 from iqabench.run.predictions import atomic_write_text
@@ -143,38 +144,11 @@ def _accuracy_table(results: Results) -> str:
 
 
 def _inputs_table(results: Results) -> str | None:
-    """How each model got each test set's images (dataset options, resize), with the sources the suite gives."""
-    pairs = {(p.model, p.test_set): p.input for p in results.results}
-    chosen = any(given is not None and (given.source or given.dataset_options or any(given.resize.values()))
-                 for given in pairs.values())
-    notes_of = {m.key: m.weights.note for m in results.models if m.weights is not None and m.weights.note}
-    if not chosen and not notes_of:
+    table = inputs_table(results)
+    if table is None:
         return None
-    sources: list[str] = []
-    rows = []
-    for model in results.models:
-        row = [model.label]
-        for test in results.test_sets:
-            given = pairs.get((model.key, test.key))
-            if given is None:
-                row.append("—")
-                continue
-            parts = [f"{key}={value}" for key, value in given.dataset_options.items()]
-            if given.resize.get("shorter_side"):
-                parts.append(f"shorter side {given.resize['shorter_side']}")
-            if given.resize.get("max_side"):
-                parts.append(f"max side {given.resize['max_side']}")
-            cell = ", ".join(parts) or "as distributed"
-            if given.source:
-                if given.source not in sources:
-                    sources.append(given.source)
-                cell += f" [{sources.index(given.source) + 1}]"
-            row.append(cell)
-        rows.append(row)
-    notes = [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
-    notes += [f"{m.label}: {notes_of[m.key]}" for m in results.models if m.key in notes_of]
-    table = tabulate(rows, headers=["Model"] + [t.label for t in results.test_sets], tablefmt="github")
-    return table + ("\n\n" + "\n".join(f"- {note}" for note in notes) if notes else "")
+    text = tabulate(table.rows, headers=table.headers, tablefmt="github")
+    return text + ("\n\n" + "\n".join(f"- {note}" for note in table.notes) if table.notes else "")
 
 
 def _efficiency_table(results: Results) -> str | None:

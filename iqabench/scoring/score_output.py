@@ -17,7 +17,11 @@ exactly those:
 * other settings than the recorded ones are an error too, so one file never
   mixes scores of two models or two option sets;
 * an existing output without its record was not written by this command and
-  is not touched.
+  is not touched;
+* ``<output>.images.tsv`` holds, line by line with the rows, each image's size
+  and modification time when its score was written: an image changed in place
+  since (re-encoded, edited) makes the re-run an error naming it, rather than
+  keep a score of the old file beside scores of new ones.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from iqabench.errors import IQABenchError
 from iqabench.files import atomic_write_json, read_json
 
 FORMAT = "iqabench-scores"
-VERSION = 1
+VERSION = 2  # 2: the image states beside the rows (a version-1 file resumes without them)
 SUFFIXES = (".csv", ".jsonl")
 FIELDS = ("image", "score", "error")
 
@@ -71,6 +75,7 @@ class ScoresFile:
     def __init__(self, path: str | os.PathLike, settings: dict[str, Any], *, force: bool = False) -> None:
         self.path = _checked(path)
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
+        self.states_path = self.path.with_name(self.path.name + ".images.tsv")
         self.csv = self.path.suffix.lower() == ".csv"
         self.settings = json.loads(json.dumps(settings, default=str))  # as it will read back
         self._open(force)
@@ -79,15 +84,18 @@ class ScoresFile:
         if force:
             self.path.unlink(missing_ok=True)
             self.meta_path.unlink(missing_ok=True)
+            self.states_path.unlink(missing_ok=True)
         self.done: set[str] = set()
         self.rows = 0
         self.size = 0
         self.cut_bytes = 0
+        self.version = VERSION
         self._digest = hashlib.sha256()
         if self.path.exists():
             self._resume()
         else:
             self._record()  # the record first: an output never exists without one
+            self.states_path.write_bytes(b"")
             self.path.write_bytes(b"")
         if self.csv and self.size == 0:
             self._append(_csv_text([FIELDS]).encode("utf-8"), rows=0)
@@ -121,7 +129,33 @@ class ScoresFile:
             self.cut_bytes = len(data) - size
         self._digest.update(data[:size])
         self.size, self.rows = size, int(meta["rows"])
-        self.done = {row[0] for row in self._parse(data[:size].decode("utf-8"))}
+        images = [row[0] for row in self._parse(data[:size].decode("utf-8"))]
+        self.version = int(meta.get("version", 1))
+        if self.version >= 2:
+            self._check_states(images)
+        self.done = set(images)
+
+    def _check_states(self, images: list[str]) -> None:
+        """Refuse a resume where an image already scored has changed since; keep the states of the rows kept."""
+        try:
+            lines = self.states_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        if len(lines) < len(images):
+            raise IQABenchError(
+                f"{self.states_path} (the state of each image when its score was written) is missing or cut short, "
+                f"so {self.path} cannot be resumed safely. It is left untouched: move it away, or pass --force to "
+                "start it over."
+            )
+        lines = lines[: len(images)]  # beyond: a batch whose write was cut by a kill, scored again
+        changed = [image for image, then in zip(images, lines) if _state(image) not in (then, None)]
+        if changed:
+            raise IQABenchError(
+                f"{len(changed)} of the {len(images)} images already scored in {self.path} changed since their "
+                f"scores were written (size or modification time), the first {changed[0]}: those scores describe "
+                "the old files. Pass --force to score every image again, or choose another --output."
+            )
+        self.states_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     def _parse(self, text: str) -> list[Row]:
         if self.csv:
@@ -140,6 +174,9 @@ class ScoresFile:
         else:
             text = "".join(json.dumps({"image": image, "score": score, "error": error}, ensure_ascii=False) + "\n"
                            for image, score, error in rows)
+        if self.version >= 2:
+            with self.states_path.open("a", encoding="utf-8") as handle:  # before the rows: a kill leaves extra lines
+                handle.write("".join(f"{_state(image) or 'missing'}\n" for image, _, _ in rows))
         self._append(text.encode("utf-8"), rows=len(rows))
         self.done.update(image for image, _, _ in rows)
 
@@ -155,13 +192,22 @@ class ScoresFile:
 
     def _record(self) -> None:
         atomic_write_json(self.meta_path, {
-            "format": FORMAT, "version": VERSION, "settings": self.settings, "rows": self.rows,
+            "format": FORMAT, "version": self.version, "settings": self.settings, "rows": self.rows,
             "bytes": self.size, "sha256": self._digest.hexdigest(),
         })
 
     def read(self) -> list[Row]:
         """Every row written so far."""
         return self._parse(self.path.read_text(encoding="utf-8"))
+
+
+def _state(image: str) -> str | None:
+    """An image file's size and modification time (None: not there now, so nothing of it can be stale)."""
+    try:
+        info = os.stat(image)
+    except OSError:
+        return None
+    return f"{info.st_size}\t{info.st_mtime_ns}"
 
 
 def _csv_text(rows: Iterable[Iterable[Any]]) -> str:

@@ -294,7 +294,8 @@ class RALITrainer(Trainer):
 
         The returned head lives on ``device``.
         """
-        notes = notes if notes is not None else []
+        collected = notes is not None  # train() logs what it collects; a direct call gets a warning instead
+        notes = notes if collected else []
         x = features.double().numpy()
         dim = x.shape[1]
         if self.pca:
@@ -304,7 +305,8 @@ class RALITrainer(Trainer):
             if m > min(dim, len(x)):
                 m = min(dim, len(x))
                 notes.append(f"pca_dim {self.pca_dim} exceeds min(feature dim {dim}, samples {len(x)}); clamped to {m}")
-                warnings.warn(f"rali: pca_dim {self.pca_dim} clamped to {m}", stacklevel=2)
+                if not collected:
+                    warnings.warn(f"rali: pca_dim {self.pca_dim} clamped to {m}", stacklevel=2)
             fitted = PCA(n_components=m, svd_solver="full", random_state=seed).fit(x)
             mean, components = fitted.mean_, fitted.components_
         else:  # the raw features, as in the official code's identity fallback
