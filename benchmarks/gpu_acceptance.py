@@ -61,7 +61,7 @@ REPORT_FILES = ("report.md", "report.json", "acceptance.png", "logs.txt", "effic
 MIN_STEP_SECONDS = 20
 #: the torch build a GPU machine already has is kept: these distributions are pinned at their installed versions
 TORCH_STACK = re.compile(r"^(torch|torchvision|torchaudio|triton|pytorch-triton.*|nvidia-.*|cuda-.*)$")
-#: packages the device machines of this workplace have (/work/.library/device/KINDS.md, read on 2026-11-17): the
+#: packages the device machines of this workplace have (the device tool's list of kinds, read on 2026-11-17): the
 #: wheels to carry there are iqabench[train]'s requirements outside this list
 MACHINE_PACKAGES = REPO / "benchmarks" / "gpu_machine_packages.txt"
 
